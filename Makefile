@@ -1,0 +1,47 @@
+# mmdiode: one-command set-up, the bundled benchmark, teachers and tests.
+# `make help` lists the targets.
+PYTHON ?= .venv/bin/python
+DATA ?= data/digits
+PROXY ?= data/digits_proxy
+WORK ?= work_dirs
+export PYTHONUNBUFFERED := 1
+
+.PHONY: help install data teachers yolov3-teacher faster-rcnn-teacher \
+        eval-teachers demo test clean-venv
+
+help:
+	@echo "make install   create .venv with the pinned stack (tools/install.sh; CUDA=1 for CUDA ops)"
+	@echo "make demo      install, build the benchmark, train (or reuse) the teachers, evaluate them"
+	@echo "make data      build digits-on-photos ($(DATA)) and its proxy set ($(PROXY))"
+	@echo "make teachers  train the YOLOv3 and Faster R-CNN teachers into $(WORK)/"
+	@echo "make test      run the test suite"
+
+install:
+	bash tools/install.sh
+
+$(DATA)/meta.json:
+	$(PYTHON) tools/make_digits_dataset.py --out $(DATA) --seed 0 --viz
+$(PROXY)/meta.json:
+	$(PYTHON) tools/make_digits_dataset.py --proxy --out $(PROXY) --seed 0 --num-proxy 3000 --viz
+data: $(DATA)/meta.json $(PROXY)/meta.json
+
+# A teacher is trained once; `final.pth` is the last checkpoint of the run and
+# later steps reuse it. Delete it (or the work dir) to retrain.
+$(WORK)/%_teacher/final.pth: configs/digits/%_teacher.py | $(DATA)/meta.json
+	$(PYTHON) tools/train.py $< --work-dir $(WORK)/$*_teacher
+	cp "$$(cat $(WORK)/$*_teacher/last_checkpoint)" $@.tmp && mv $@.tmp $@
+yolov3-teacher: $(WORK)/yolov3_teacher/final.pth
+faster-rcnn-teacher: $(WORK)/faster-rcnn_teacher/final.pth
+teachers: yolov3-teacher faster-rcnn-teacher
+
+eval-teachers: teachers
+	$(PYTHON) tools/test.py configs/digits/yolov3_teacher.py $(WORK)/yolov3_teacher/final.pth --work-dir $(WORK)/yolov3_teacher/test
+	$(PYTHON) tools/test.py configs/digits/faster-rcnn_teacher.py $(WORK)/faster-rcnn_teacher/final.pth --work-dir $(WORK)/faster-rcnn_teacher/test
+
+demo: install data eval-teachers
+
+test:
+	$(PYTHON) -m pytest tests -q -p no:cacheprovider
+
+clean-venv:
+	rm -rf .venv

@@ -1,0 +1,1 @@
+"""The bundled digits-on-photos benchmark."""

@@ -1,0 +1,1 @@
+"""mmdiode.hooks (components register on import)."""

@@ -1,0 +1,18 @@
+"""Image synthesis by inverting a frozen mmdet teacher (DIODE, MOI).
+
+Importing this package registers ``DeepInversion`` and
+``MultiObjectImpressions`` in ``mmdet.registry.TASK_UTILS``.
+"""
+from .augment import BoxConsistentAugment
+from .bn_prior import BNStatisticsPrior
+from .engine import DeepInversion, SynthesisResult
+from .fp_sampling import FalsePositiveSampler
+from .image_priors import l2_prior, tv_l1, tv_l2
+from .input_space import PixelSpace
+from .moi import MultiObjectImpressions
+
+__all__ = [
+    'BoxConsistentAugment', 'BNStatisticsPrior', 'DeepInversion',
+    'FalsePositiveSampler', 'MultiObjectImpressions', 'PixelSpace',
+    'SynthesisResult', 'l2_prior', 'tv_l1', 'tv_l2'
+]

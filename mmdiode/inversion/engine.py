@@ -1,0 +1,575 @@
+"""DeepInversion for object detection (DIODE): images from a frozen teacher.
+
+A batch of images is optimised, in the teacher's own input space, so that the
+teacher detects given target boxes in them (its own ``loss()``), while a
+BatchNorm-statistics prior and image priors keep them close to natural
+images. Differentiable augmentations, a multi-resolution schedule and
+false-positive sampling follow the DIODE recipe.
+"""
+import contextlib
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmdet.registry import TASK_UTILS
+from mmdet.structures import DetDataSample
+from mmengine.structures import InstanceData
+from torch import Tensor, nn
+
+from .augment import BoxConsistentAugment
+from .bn_prior import BNStatisticsPrior
+from .fp_sampling import FalsePositiveSampler
+from .image_priors import l2_prior, tv_l1, tv_l2
+from .input_space import PixelSpace
+
+Layout = Tuple[Tensor, Tensor]
+LossCallback = Callable[[int, int, Dict[str, Tensor]], None]
+
+#: Defaults of the dict arguments of :class:`DeepInversion` (DIODE recipe).
+BN_PRIOR_DEFAULTS = dict(weight=0.1, p=2, first_bn_multiplier=2.0,
+                         layer_pattern='.*')
+IMAGE_PRIOR_DEFAULTS = dict(tv_l1=75.0, tv_l2=0.0, l2=0.0)
+TASK_LOSS_DEFAULTS = dict(weight=1.0, term_weights=None)
+AUGMENT_DEFAULTS = dict(jitter_mode='roll', flip_prob=0.5, brightness=0.2,
+                        contrast=0.1, erase_prob=0.5, erase_scale=(0.02, 0.2))
+STAGES_DEFAULT = (
+    dict(size=160, iterations=2500, lr=0.2, min_lr=0.0, jitter=20),
+    dict(size=320, iterations=1500, lr=0.002, min_lr=0.0005, jitter=40))
+OPTIMIZER_DEFAULTS = dict(betas=(0.0, 0.0), eps=1e-8)
+FP_SAMPLING_DEFAULTS = dict(enable=True, start=800, end=2800, interval=100,
+                            score_thr=0.2, iou_thr=0.35, min_area=0.01,
+                            max_area=0.85)
+
+_STAGE_DEFAULTS = dict(min_lr=0.0, jitter=0)
+_STAGE_KEYS = {'size', 'iterations', 'lr', 'min_lr', 'jitter'}
+_INITS = ('noise', 'mean')
+
+
+@dataclass
+class SynthesisResult:
+    """What :meth:`DeepInversion.synthesize` returns (on the CPU).
+
+    Attributes:
+        images (Tensor): (N, H, W, 3) uint8 RGB images at the final size.
+        boxes (list[Tensor]): Per image (K_i, 4) float xyxy targets in
+            pixels of the final size, FP-sampled ones included (last).
+        labels (list[Tensor]): Per image (K_i,) int64 target labels.
+        valid (Tensor): (N,) bool, False for images whose pixels were not
+            finite at the end (their ``images`` entries are meaningless).
+        loss_history (dict[str, tuple[float, float]]): For every loss term
+            (``'loss'`` the total, ``'loss_task'``, ``'loss_bn'``,
+            ``'loss_tv_l1'``, ... and the teacher's own terms such as
+            ``'loss_cls'``, unweighted) its value at the first and at the
+            last optimisation step.
+        restarts (int): How many times non-finite losses re-initialised
+            images.
+    """
+    images: Tensor
+    boxes: List[Tensor]
+    labels: List[Tensor]
+    valid: Tensor
+    loss_history: Dict[str, Tuple[float, float]]
+    restarts: int
+
+
+@TASK_UTILS.register_module()
+class DeepInversion:
+    """Synthesizes images for given box layouts by inverting a detector.
+
+    The loss of one step, on an augmented view of the images (model space)::
+
+        loss = task.weight * sum_t term_weights[t] * teacher.loss(...)[t]
+             + bn.weight * BN statistics prior
+             + tv_l1 * TV_L1 + tv_l2 * TV_L2 + l2 * L2
+
+    The task terms are every entry of the teacher's ``loss()`` dict whose key
+    contains ``'loss'`` (as mmengine's ``parse_losses``), towards the
+    (augmented) target boxes. The image priors see the un-augmented images,
+    TV ones in [0, 1] intensity units (so DIODE's weights carry over to any
+    preprocessor) and L2 in model space (0 is the mean colour). Adam updates
+    the pixels with a cosine learning rate per stage; pixels are clamped to
+    the valid range after every step. Between stages the images are
+    upsampled (bilinear) and the boxes scaled with them. The teacher is put
+    in eval mode with frozen parameters while synthesizing; both are
+    restored afterwards.
+
+    A step whose total loss is not finite is skipped: images with non-finite
+    pixels (all images if none is) get fresh noise, their Adam state and
+    their targets (FP-sampled ones dropped) are reset, and a restart is
+    counted. More than ``max_restarts`` restarts raise ``RuntimeError``.
+
+    Dict arguments are merged into their defaults (the module constants
+    ``BN_PRIOR_DEFAULTS`` etc.): keys not given keep the values shown.
+
+    Args:
+        teacher (nn.Module): Built mmdet detector (any with ``loss()`` and
+            ``predict()``, e.g. YOLOv3, Faster R-CNN, RetinaNet).
+        bn_prior (dict): ``weight`` (0 switches the prior off) and the
+            :class:`BNStatisticsPrior` arguments ``p``,
+            ``first_bn_multiplier`` and ``layer_pattern``. Defaults to
+            ``dict(weight=0.1, p=2, first_bn_multiplier=2.0,
+            layer_pattern='.*')`` (DIODE, but on every BN layer).
+        image_prior (dict): Weights ``tv_l1``, ``tv_l2`` and ``l2`` (0 is
+            off). Defaults to ``dict(tv_l1=75.0, tv_l2=0.0, l2=0.0)`` (DIODE).
+        task_loss (dict): ``weight`` of the teacher's loss and
+            ``term_weights``, a dict from the teacher's loss keys (e.g.
+            ``'loss_cls'``) to multipliers (others: 1). Defaults to
+            ``dict(weight=1.0, term_weights=None)``.
+        augment (dict): :class:`BoxConsistentAugment` arguments, except
+            ``jitter`` (set per stage). Defaults to DIODE's
+            ``dict(jitter_mode='roll', flip_prob=0.5, brightness=0.2,
+            contrast=0.1, erase_prob=0.5, erase_scale=(0.02, 0.2))``.
+        stages (list[dict]): The resolution schedule, each with ``size``
+            (int or (h, w)), ``iterations``, ``lr``, ``min_lr`` (default 0)
+            and ``jitter`` (pixels, default 0). Defaults to DIODE's 2500
+            iterations at 160 px (lr 0.2, jitter 20), then 1500 at 320 px
+            (lr 0.002 -> 0.0005, jitter 40).
+        optimizer (dict): Further ``torch.optim.Adam`` arguments. Defaults
+            to ``dict(betas=(0.0, 0.0), eps=1e-8)`` (DIODE).
+        fp_sampling (dict): :class:`FalsePositiveSampler` arguments; its
+            iterations count globally over the stages. Defaults to DIODE's
+            ``dict(enable=True, start=800, end=2800, interval=100,
+            score_thr=0.2, iou_thr=0.35, min_area=0.01, max_area=0.85)``.
+        amp (bool): Run the teacher under ``torch.autocast`` (float16) with
+            a ``GradScaler``; CUDA only, ignored with a warning on the CPU.
+            Defaults to False.
+        channels_last (bool): Use the channels-last memory format for the
+            images and (while synthesizing) the teacher. Defaults to False.
+        max_restarts (int): Restarts allowed per :meth:`synthesize` call.
+            Defaults to 3.
+        init (str): ``'noise'`` (standard normal in model space, clamped)
+            or ``'mean'`` (the mean colour, model-space 0). Defaults to
+            'noise'.
+    """
+
+    def __init__(self,
+                 teacher: nn.Module,
+                 bn_prior: dict = BN_PRIOR_DEFAULTS,
+                 image_prior: dict = IMAGE_PRIOR_DEFAULTS,
+                 task_loss: dict = TASK_LOSS_DEFAULTS,
+                 augment: dict = AUGMENT_DEFAULTS,
+                 stages: Sequence[dict] = STAGES_DEFAULT,
+                 optimizer: dict = OPTIMIZER_DEFAULTS,
+                 fp_sampling: dict = FP_SAMPLING_DEFAULTS,
+                 amp: bool = False,
+                 channels_last: bool = False,
+                 max_restarts: int = 3,
+                 init: str = 'noise') -> None:
+        if not hasattr(teacher, 'loss') or not hasattr(teacher, 'predict'):
+            raise TypeError('teacher must be a built mmdet detector with '
+                            f'loss() and predict(), got {type(teacher)}')
+        if init not in _INITS:
+            raise ValueError(f'init must be one of {_INITS}, got {init!r}')
+        if max_restarts < 0:
+            raise ValueError(f'max_restarts must be >= 0, got {max_restarts}')
+        self.teacher = teacher
+        self.pixel_space = PixelSpace.from_preprocessor(
+            teacher.data_preprocessor)
+
+        self.bn_cfg = {**BN_PRIOR_DEFAULTS, **bn_prior}
+        self.bn_weight = float(self.bn_cfg.pop('weight'))
+        if self.bn_weight > 0:
+            # Fail now, not at synthesis time, for a teacher without BN.
+            BNStatisticsPrior(teacher, **self.bn_cfg).remove()
+
+        prior = {**IMAGE_PRIOR_DEFAULTS, **image_prior}
+        self.image_prior_weights = {
+            'loss_tv_l1': float(prior.pop('tv_l1')),
+            'loss_tv_l2': float(prior.pop('tv_l2')),
+            'loss_l2': float(prior.pop('l2')),
+        }
+        _no_extra_keys('image_prior', prior)
+
+        task = {**TASK_LOSS_DEFAULTS, **task_loss}
+        self.task_weight = float(task.pop('weight'))
+        self.term_weights = dict(task.pop('term_weights') or {})
+        _no_extra_keys('task_loss', task)
+
+        if 'jitter' in augment:
+            raise ValueError('augment: set jitter per stage (stages[i]'
+                             "['jitter']), not in augment")
+        self.augment_cfg = {**AUGMENT_DEFAULTS, **augment}
+        self.stages = [self._checked_stage(i, s) for i, s in enumerate(stages)]
+        if not self.stages:
+            raise ValueError('stages must hold at least one stage')
+        self.optimizer_cfg = {**OPTIMIZER_DEFAULTS, **optimizer}
+        if 'lr' in self.optimizer_cfg:
+            raise ValueError('optimizer: set lr per stage, not in optimizer')
+        self.fp_sampler = FalsePositiveSampler(**{
+            **FP_SAMPLING_DEFAULTS,
+            **fp_sampling
+        })
+        self.amp = amp
+        self.channels_last = channels_last
+        self.max_restarts = max_restarts
+        self.init = init
+
+    @staticmethod
+    def _checked_stage(index: int, stage: dict) -> dict:
+        unknown = set(stage) - _STAGE_KEYS
+        missing = {'size', 'iterations', 'lr'} - set(stage)
+        if unknown or missing:
+            raise ValueError(
+                f'stages[{index}]: unknown keys {sorted(unknown)}, missing '
+                f'keys {sorted(missing)} (allowed: {sorted(_STAGE_KEYS)})')
+        stage = {**_STAGE_DEFAULTS, **stage}
+        size = stage['size']
+        stage['size'] = ((int(size), int(size)) if isinstance(size, int) else
+                         tuple(int(s) for s in size))
+        if len(stage['size']) != 2 or min(stage['size']) < 2:
+            raise ValueError(f'stages[{index}]: size must be an int or '
+                             f'(h, w) of at least 2, got {size}')
+        if stage['iterations'] < 1:
+            raise ValueError(f'stages[{index}]: iterations must be >= 1')
+        return stage
+
+    # ------------------------------------------------------------------
+    # Public API
+
+    @property
+    def final_size(self) -> Tuple[int, int]:
+        """(h, w) of the synthesized images (the last stage's size)."""
+        return self.stages[-1]['size']
+
+    def synthesize(self,
+                   layouts: Sequence[Layout],
+                   generator: Optional[torch.Generator] = None,
+                   callback: Optional[LossCallback] = None
+                   ) -> SynthesisResult:
+        """Optimises one batch of images, one per layout.
+
+        Args:
+            layouts (Sequence[tuple[Tensor, Tensor]]): Per image the target
+                boxes, float (K, 4) xyxy in pixels of the final size, and
+                their int64 labels (K,).
+            generator (torch.Generator, optional): CPU generator for every
+                random choice (initial noise, augmentations, restarts; it
+                also seeds torch's global generator for the teacher's own
+                samplers within the call). With the same seed, the result
+                is reproducible on the same device. Defaults to None (torch's
+                global generator).
+            callback (callable, optional): Called after every iteration as
+                ``callback(iteration, stage, losses)``; ``iteration`` counts
+                globally from 0, ``losses`` maps term names to detached 0-dim
+                tensors (no device sync is forced).
+
+        Returns:
+            SynthesisResult: Images, final targets, validity and losses.
+        """
+        boxes, labels = self._checked_layouts(layouts)
+        device = next(self.teacher.parameters()).device
+        use_amp = self.amp and device.type == 'cuda'
+        if self.amp and not use_amp:
+            warnings.warn('DeepInversion: amp=True is ignored on the '
+                          f'{device.type} device (CUDA only)')
+        with contextlib.ExitStack() as stack:
+            if generator is not None:
+                stack.enter_context(self._global_rng_from(generator, device))
+            stack.enter_context(self._frozen_teacher())
+            bn = (stack.enter_context(
+                BNStatisticsPrior(self.teacher, **self.bn_cfg))
+                  if self.bn_weight > 0 else None)
+            run = _Run(self, bn, device, use_amp, generator, callback)
+            return run.execute([b.to(device) for b in boxes],
+                               [lb.to(device) for lb in labels])
+
+    # ------------------------------------------------------------------
+    # Helpers
+
+    def _checked_layouts(self, layouts: Sequence[Layout]
+                         ) -> Tuple[List[Tensor], List[Tensor]]:
+        if len(layouts) == 0:
+            raise ValueError('synthesize() needs at least one layout')
+        h, w = self.final_size
+        boxes, labels = [], []
+        for i, layout in enumerate(layouts):
+            if len(layout) != 2:
+                raise ValueError(f'layouts[{i}] must be (boxes, labels)')
+            b = torch.as_tensor(layout[0], dtype=torch.float32).reshape(-1, 4)
+            lb = torch.as_tensor(layout[1])
+            if lb.dtype != torch.int64 or lb.shape != (len(b), ):
+                raise ValueError(
+                    f'layouts[{i}]: labels must be int64 of shape '
+                    f'({len(b)},), got {lb.dtype} {tuple(lb.shape)}')
+            inside = ((b[:, 0] >= 0) & (b[:, 1] >= 0) & (b[:, 2] <= w) &
+                      (b[:, 3] <= h) & (b[:, 2] > b[:, 0]) &
+                      (b[:, 3] > b[:, 1]))
+            if not bool(inside.all()):
+                raise ValueError(
+                    f'layouts[{i}]: boxes must be non-empty xyxy inside the '
+                    f'final {w}x{h} image, got {b[~inside].tolist()}')
+            boxes.append(b)
+            labels.append(lb)
+        return boxes, labels
+
+    @contextlib.contextmanager
+    def _frozen_teacher(self) -> Iterator[None]:
+        teacher = self.teacher
+        was_training = teacher.training
+        grad_flags = [(p, p.requires_grad) for p in teacher.parameters()]
+        teacher.eval()
+        teacher.requires_grad_(False)
+        if self.channels_last:
+            teacher.to(memory_format=torch.channels_last)
+        try:
+            yield
+        finally:
+            if self.channels_last:
+                teacher.to(memory_format=torch.contiguous_format)
+            for p, flag in grad_flags:
+                p.requires_grad_(flag)
+            teacher.train(was_training)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _global_rng_from(generator: torch.Generator,
+                         device: torch.device) -> Iterator[None]:
+        """Seeds torch's global RNG from ``generator``, restoring it after.
+
+        The teacher's own samplers (e.g. the RoI sampler of two-stage
+        detectors) draw from the global generator.
+        """
+        seed = int(torch.randint(0, 2**62, (1, ), generator=generator))
+        devices = [device.index or 0] if device.type == 'cuda' else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            yield
+
+
+class _Run:
+    """State of one :meth:`DeepInversion.synthesize` call (the hot loop)."""
+
+    def __init__(self, engine: DeepInversion,
+                 bn: Optional[BNStatisticsPrior], device: torch.device,
+                 use_amp: bool, generator: Optional[torch.Generator],
+                 callback: Optional[LossCallback]) -> None:
+        self.engine = engine
+        self.teacher = engine.teacher
+        self.bn = bn
+        self.device = device
+        self.use_amp = use_amp
+        self.generator = generator
+        self.callback = callback
+        self.space = engine.pixel_space.to(device)
+        self.memory_format = (torch.channels_last if engine.channels_last
+                              else torch.contiguous_format)
+        self.scaler = torch.amp.GradScaler('cuda', enabled=use_amp)
+        self.term_weights = engine.term_weights
+        # Only the priors that are on are computed in the loop. TV works in
+        # [0, 1] intensity units (per-channel scale; differences drop the
+        # offset), L2 in model space.
+        unit = self.space.model_to_unit
+        self.image_priors = [
+            (name, fn, weight, scale) for (name, weight), (fn, scale) in zip(
+                engine.image_prior_weights.items(),
+                ((tv_l1, unit), (tv_l2, unit), (l2_prior, None)))
+            if weight > 0
+        ]
+        self.autocast = ((lambda: torch.autocast('cuda', dtype=torch.float16))
+                         if use_amp else contextlib.nullcontext)
+        self.restarts = 0
+        self.initial_losses: Optional[Dict[str, Tensor]] = None
+        self.final_losses: Optional[Dict[str, Tensor]] = None
+
+    def execute(self, boxes: List[Tensor],
+                labels: List[Tensor]) -> SynthesisResult:
+        engine = self.engine
+        final_h, final_w = engine.final_size
+        # Targets of the layouts at the final size, kept to reset restarts.
+        self.layout_boxes, self.layout_labels = boxes, labels
+        self.stage_scale = boxes[0].new_ones(4)
+        x = None
+        iteration = 0
+        for index, stage in enumerate(engine.stages):
+            h, w = stage['size']
+            if x is None:
+                x = self._initial_images(len(boxes), h, w)
+            else:
+                x = F.interpolate(x.detach(), size=(h, w), mode='bilinear',
+                                  align_corners=False)
+                self.space.clamp_(x)
+            x = x.contiguous(memory_format=self.memory_format)
+            x.requires_grad_(True)
+            # Boxes go from the previous stage's (first: the final) size to
+            # this one's.
+            scale = x.new_tensor([w / final_w, h / final_h] * 2)
+            boxes = [b * (scale / self.stage_scale) for b in boxes]
+            self.stage_scale = scale
+            boxes, labels, iteration = self._run_stage(
+                index, stage, x, boxes, labels, iteration)
+        return self._result(x.detach(), boxes, labels)
+
+    def _run_stage(self, index: int, stage: dict, x: Tensor,
+                   boxes: List[Tensor], labels: List[Tensor],
+                   iteration: int) -> Tuple[List[Tensor], List[Tensor], int]:
+        engine = self.engine
+        h, w = stage['size']
+        metainfo = dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w),
+                        batch_input_shape=(h, w), scale_factor=(1.0, 1.0))
+        augment = BoxConsistentAugment(jitter=stage['jitter'],
+                                       pixel_space=self.space,
+                                       **engine.augment_cfg)
+        optimizer = torch.optim.Adam([x], lr=stage['lr'],
+                                     **engine.optimizer_cfg)
+        lr, min_lr, total = stage['lr'], stage['min_lr'], stage['iterations']
+        for step in range(total):
+            optimizer.param_groups[0]['lr'] = min_lr + 0.5 * (lr - min_lr) * (
+                1 + math.cos(math.pi * step / total))
+            losses = self._losses(x, boxes, labels, augment, metainfo)
+            loss = losses['loss']
+            if bool(torch.isfinite(loss)):
+                optimizer.zero_grad(set_to_none=True)
+                self.scaler.scale(loss).backward()
+                self.scaler.step(optimizer)
+                self.scaler.update()
+                with torch.no_grad():
+                    self.space.clamp_(x)
+                losses = {k: v.detach() for k, v in losses.items()}
+                if self.initial_losses is None:
+                    self.initial_losses = losses
+                self.final_losses = losses
+            else:
+                losses = {k: v.detach() for k, v in losses.items()}
+                boxes, labels = self._restart(x, optimizer, boxes, labels,
+                                              losses, iteration)
+            if self.callback is not None:
+                self.callback(iteration, index, losses)
+            if engine.fp_sampler.is_due(iteration):
+                boxes, labels = self._sample_false_positives(
+                    x, boxes, labels, metainfo)
+            iteration += 1
+        return boxes, labels, iteration
+
+    def _losses(self, x: Tensor, boxes: List[Tensor], labels: List[Tensor],
+                augment: BoxConsistentAugment,
+                metainfo: dict) -> Dict[str, Tensor]:
+        """Every loss term of one step; ``'loss'`` is the weighted total."""
+        inputs, aug_boxes, aug_labels = augment(x, boxes, labels,
+                                                self.generator)
+        samples = _data_samples(metainfo, aug_boxes, aug_labels)
+        if self.bn is not None:
+            self.bn.reset()
+        with self.autocast():
+            task_terms = self.teacher.loss(inputs, samples)
+        losses = {}
+        task = 0.0
+        for name, value in task_terms.items():
+            if 'loss' not in name:
+                continue
+            value = (value.mean() if isinstance(value, Tensor) else sum(
+                v.mean() for v in value))
+            losses[name] = value
+            task = task + value * self.term_weights.get(name, 1.0)
+        if self.initial_losses is None:
+            self._check_task_terms(losses)
+        losses['loss_task'] = task
+        total = self.engine.task_weight * task
+        if self.bn is not None:
+            losses['loss_bn'] = self.bn.loss()
+            total = total + self.engine.bn_weight * losses['loss_bn']
+        for name, fn, weight, scale in self.image_priors:
+            losses[name] = fn(x if scale is None else x * scale)
+            total = total + weight * losses[name]
+        losses['loss'] = total
+        return losses
+
+    def _check_task_terms(self, task_losses: Dict[str, Tensor]) -> None:
+        if not task_losses:
+            raise ValueError("teacher.loss() returned no term containing "
+                             "'loss'")
+        unknown = set(self.term_weights) - set(task_losses)
+        if unknown:
+            raise ValueError(
+                f'task_loss.term_weights names {sorted(unknown)}, which the '
+                f'teacher does not return; its loss terms are '
+                f'{sorted(task_losses)}')
+
+    def _initial_images(self, n: int, h: int, w: int) -> Tensor:
+        if self.engine.init == 'mean':
+            return torch.zeros(n, 3, h, w, device=self.device)
+        return self._noise(n, h, w)
+
+    def _noise(self, n: int, h: int, w: int) -> Tensor:
+        noise = torch.randn(n, 3, h, w, generator=self.generator)
+        return self.space.clamp_(noise.to(self.device))
+
+    @torch.no_grad()
+    def _restart(self, x: Tensor, optimizer: torch.optim.Optimizer,
+                 boxes: List[Tensor], labels: List[Tensor],
+                 losses: Dict[str, Tensor],
+                 iteration: int) -> Tuple[List[Tensor], List[Tensor]]:
+        """Re-initialises the images that broke the loss (skipped step)."""
+        self.restarts += 1
+        bad_terms = sorted(k for k, v in losses.items()
+                           if not bool(torch.isfinite(v)))
+        if self.restarts > self.engine.max_restarts:
+            raise RuntimeError(
+                f'DeepInversion: non-finite loss terms {bad_terms} at '
+                f'iteration {iteration}, after {self.engine.max_restarts} '
+                'restarts (max_restarts); lower the learning rate or the '
+                'prior weights, or disable amp')
+        bad = ~torch.isfinite(x).flatten(1).all(1)
+        if not bool(bad.any()):
+            bad[:] = True
+        indices = bad.nonzero().flatten()
+        x[indices] = self._noise(len(indices), *x.shape[-2:]).to(x)
+        state = optimizer.state.get(x, {})
+        for key in ('exp_avg', 'exp_avg_sq', 'max_exp_avg_sq'):
+            if key in state:
+                state[key][indices] = 0
+        # FP-sampled targets came from the discarded pixels.
+        for i in indices.tolist():
+            boxes[i] = self.layout_boxes[i] * self.stage_scale
+            labels[i] = self.layout_labels[i]
+        return boxes, labels
+
+    def _sample_false_positives(
+            self, x: Tensor, boxes: List[Tensor], labels: List[Tensor],
+            metainfo: dict) -> Tuple[List[Tensor], List[Tensor]]:
+        samples = [DetDataSample(metainfo=metainfo) for _ in boxes]
+        if self.bn is not None:
+            self.bn.enabled = False
+        try:
+            with self.autocast():
+                return self.engine.fp_sampler.sample(
+                    self.teacher, x.detach(), samples, boxes, labels)
+        finally:
+            if self.bn is not None:
+                self.bn.enabled = True
+
+    def _result(self, x: Tensor, boxes: List[Tensor],
+                labels: List[Tensor]) -> SynthesisResult:
+        valid = torch.isfinite(x).flatten(1).all(1).cpu()
+        history = {}
+        if self.final_losses is not None:
+            history = {
+                name: (float(self.initial_losses.get(name, math.nan)),
+                       float(value))
+                for name, value in self.final_losses.items()
+            }
+        return SynthesisResult(
+            images=self.space.to_uint8(x),
+            boxes=[b.detach().float().cpu() for b in boxes],
+            labels=[lb.cpu() for lb in labels],
+            valid=valid,
+            loss_history=history,
+            restarts=self.restarts)
+
+
+def _data_samples(metainfo: dict, boxes: List[Tensor],
+                  labels: List[Tensor]) -> List[DetDataSample]:
+    """DetDataSamples with the given targets as ``gt_instances``."""
+    samples = []
+    for b, lb in zip(boxes, labels):
+        sample = DetDataSample(metainfo=metainfo)
+        sample.gt_instances = InstanceData(bboxes=b, labels=lb)
+        samples.append(sample)
+    return samples
+
+
+def _no_extra_keys(name: str, leftover: dict) -> None:
+    if leftover:
+        raise ValueError(f'{name}: unknown keys {sorted(leftover)}')

@@ -1,0 +1,10 @@
+"""mmdiode.models: the KD detector wrapper and distillation losses."""
+from .distill_base import BaseDistillLoss, DistillContext
+from .detectors import KDDetector, TeacherEvalHook
+from .losses import (DenseHeadKDLoss, OutputMSELoss, RoIHeadKDLoss,
+                     YOLOv3OutputKDLoss)
+
+__all__ = [
+    'BaseDistillLoss', 'DistillContext', 'KDDetector', 'TeacherEvalHook',
+    'OutputMSELoss', 'YOLOv3OutputKDLoss', 'DenseHeadKDLoss', 'RoIHeadKDLoss'
+]

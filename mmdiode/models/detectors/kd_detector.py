@@ -1,0 +1,466 @@
+"""A detector wrapper that trains a student with a frozen teacher.
+
+``KDDetector`` wraps any mmdet detector (the student) and any mmdet detector
+(the teacher, built from its own config and checkpoint). Training runs the
+student's own ``loss()`` on the batch's targets (ground truth and/or the
+teacher's pseudo-labels) and adds the distillation losses of
+``distill_losses`` (see :mod:`mmdiode.models.distill_base`). Prediction and
+``tensor`` mode are the student's alone, with the student's data
+preprocessor, so mmdet's test tools evaluate the student unchanged.
+
+The teacher is a plain attribute, not a registered submodule: it does not
+appear in ``parameters()``, ``state_dict()`` or DDP's parameter list, is
+always in eval mode with ``requires_grad=False``, and follows the wrapper's
+device and dtype changes. The teacher sees the images through its own
+preprocessor's normalisation (see :mod:`.teacher_input`).
+
+Example config::
+
+    model = dict(
+        type='KDDetector',
+        student=dict(type='YOLOV3', ...),
+        teacher=dict(config='configs/digits/yolov3_teacher.py',
+                     checkpoint='work_dirs/yolov3_teacher/epoch_24.pth'),
+        distill_losses=dict(
+            out=dict(type='OutputMSELoss', module='bbox_head')),
+        gt_loss_weight=0.0)
+"""
+import importlib.util
+import os.path as osp
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+from mmdet.models.detectors.base import BaseDetector
+from mmdet.models.utils import rename_loss_dict, reweight_loss_dict
+from mmdet.registry import MODELS
+from mmdet.structures import OptSampleList, SampleList
+from mmengine.config import Config, ConfigDict
+from mmengine.runner import CheckpointLoader, load_state_dict
+from mmengine.structures import InstanceData
+from torch import Tensor, nn
+
+from mmdiode.utils import CheckpointError, load_checkpoint_file
+from ..distill_base import BaseDistillLoss, DistillContext
+from .recorder import check_recording_names, record, split_recording_name
+from .teacher_input import (PixelNormalisation, map_to_teacher_inputs,
+                            teacher_data_samples)
+
+# Recorded teacher modules under these top-level names only need
+# ``extract_feat``; anything else needs the full ``_forward``.
+_FEATURE_MODULES = ('backbone', 'neck')
+_TEACHER_KEYS = {'config', 'checkpoint'}
+_PSEUDO_LABEL_DEFAULTS = dict(score_thr=0.3, replace_gt=False)
+
+
+def load_teacher_model_config(
+        config: Union[dict, Config, str]) -> Tuple[dict, Optional[list]]:
+    """Returns the teacher's model config and, if present, its class names.
+
+    Args:
+        config (dict | str): A model config dict (with ``type``), a full
+            config dict (with ``model``), a config file path, or an
+            ``'mmdet::path/to/config.py'`` package path.
+
+    Returns:
+        tuple[dict, list[str] | None]: The model config and the classes of
+        the config's dataset ``metainfo`` (None when it names none).
+    """
+    if isinstance(config, str):
+        if '::' in config:
+            cfg = _package_config(config)
+        elif not osp.isfile(config):
+            raise FileNotFoundError(f'teacher config not found: {config}')
+        else:
+            cfg = Config.fromfile(config)
+    elif isinstance(config, (dict, Config)):
+        cfg = config
+    else:
+        raise TypeError('teacher config must be a dict or a path, got '
+                        f'{type(config).__name__}')
+    if 'model' in cfg:
+        return dict(cfg['model']), _classes_in_config(cfg)
+    if 'type' in cfg:
+        return dict(cfg), None
+    raise ValueError('teacher config has neither "model" (a full config) '
+                     'nor "type" (a model config)')
+
+
+def _package_config(path: str) -> Config:
+    """Loads ``'package::rel/path.py'`` from an installed OpenMMLab package.
+
+    mmengine's ``get_config`` would pip-install a missing package; refuse
+    instead.
+    """
+    from mmengine.hub import get_config
+    package = path.split('::', 1)[0]
+    if importlib.util.find_spec(package) is None:
+        raise ValueError(f'teacher config {path}: package "{package}" is '
+                         'not installed')
+    return get_config(path)
+
+
+def _classes_in_config(cfg: dict) -> Optional[list]:
+    """The dataset ``metainfo['classes']`` a full config declares."""
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        node = (cfg.get(key) or {}).get('dataset')
+        while isinstance(node, dict):  # dataset wrappers nest 'dataset'
+            classes = (node.get('metainfo') or {}).get('classes')
+            if classes:
+                return list(classes)
+            node = node.get('dataset')
+    classes = (cfg.get('metainfo') or {}).get('classes')
+    return list(classes) if classes else None
+
+
+def load_teacher_weights(model: nn.Module,
+                         checkpoint: Optional[str]) -> Optional[list]:
+    """Loads the teacher's weights strictly; returns the checkpoint's classes.
+
+    Args:
+        model (nn.Module): The built teacher.
+        checkpoint (str, optional): Local path, or a URL / mmengine scheme
+            (``https://``, ``open-mmlab://``...) loaded by mmengine's
+            ``CheckpointLoader``. None keeps the initial weights.
+
+    Returns:
+        list[str] | None: ``meta['dataset_meta']['classes']`` if saved.
+
+    Raises:
+        CheckpointError: The file cannot be read or does not fit the model.
+    """
+    if checkpoint is None:
+        return None
+    if '://' in checkpoint:
+        ckpt = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
+    else:
+        ckpt = load_checkpoint_file(checkpoint)
+    state_dict = ckpt.get('state_dict', ckpt)
+    state_dict = {
+        (k[len('module.'):] if k.startswith('module.') else k): v
+        for k, v in state_dict.items()
+    }
+    try:
+        load_state_dict(model, state_dict, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(
+            f'teacher checkpoint {checkpoint} does not fit the teacher '
+            f'config: {e}') from e
+    meta = ckpt.get('meta') or {}
+    classes = (meta.get('dataset_meta') or {}).get('classes')
+    return list(classes) if classes else None
+
+
+def head_num_classes(detector: nn.Module) -> Optional[int]:
+    """``num_classes`` of the detector's final box head, if it has one."""
+    roi_head = getattr(detector, 'roi_head', None)
+    if roi_head is not None and getattr(roi_head, 'bbox_head', None):
+        return roi_head.bbox_head.num_classes
+    return getattr(getattr(detector, 'bbox_head', None), 'num_classes', None)
+
+
+@MODELS.register_module()
+class KDDetector(BaseDetector):
+    """Knowledge distillation from a frozen teacher detector to a student.
+
+    One training step:
+
+    1. The student's batch is re-normalised for the teacher (exact, see
+       :mod:`.teacher_input`) and the teacher runs without gradients:
+       ``predict()`` when pseudo-labels are on, else only as far as the
+       recorded teacher modules need (``extract_feat`` for backbone/neck,
+       otherwise ``_forward``).
+    2. With ``pseudo_label``, the teacher's detections (after its NMS) with
+       score > ``score_thr`` become ``gt_instances``: of every image when
+       ``replace_gt=True``, else only of images that carry no ground truth
+       (ground truth beats the teacher's guess).
+    3. The student runs its own ``loss()`` on those targets, weighted by
+       ``gt_loss_weight``; with ``gt_loss_weight=0`` (data-free, no targets)
+       it runs ``_forward`` instead and no detection loss is computed.
+    4. Every distillation loss gets a :class:`DistillContext` with the
+       recorded outputs; its terms are added as ``'<name>.<term>'``.
+
+    Args:
+        student (dict): The student's mmdet detector config, including its
+            ``data_preprocessor``, which becomes the wrapper's.
+        teacher (dict): ``config`` (model or full config dict, file path or
+            ``'mmdet::...'`` path) and ``checkpoint`` (local path, URL, or
+            None for the config's initial weights).
+        distill_losses (dict, optional): Name -> config of a
+            :class:`BaseDistillLoss` registered in ``MODELS``. Names must not
+            contain dots. Defaults to None (no distillation loss).
+        pseudo_label (dict, optional): ``score_thr`` (float, 0.3) and
+            ``replace_gt`` (bool, False), see step 2. Defaults to None (the
+            batch's own targets only).
+        gt_loss_weight (float): Weight of the student's detection loss on
+            its targets. 0 for data-free distillation without targets.
+            Defaults to 1.0.
+        classes (Sequence[str], optional): The student's class names
+            (usually the training set's ``metainfo['classes']``); compared
+            with the teacher's classes from its checkpoint meta or config
+            when those are known. Defaults to None.
+    """
+
+    def __init__(self,
+                 student: dict,
+                 teacher: dict,
+                 distill_losses: Optional[Dict[str, dict]] = None,
+                 pseudo_label: Optional[dict] = None,
+                 gt_loss_weight: float = 1.0,
+                 classes: Optional[Sequence[str]] = None) -> None:
+        super().__init__()
+        # ConfigDict: mmdet's heads read train/test cfgs by attribute.
+        self.student = MODELS.build(ConfigDict(student))
+        # The student's preprocessor prepares every batch: predict/tensor
+        # modes are then exactly the student's.
+        self.data_preprocessor = self.student.data_preprocessor
+        self.teacher = self._build_teacher(teacher, classes)
+        self.distill_losses = nn.ModuleDict()
+        for name, cfg in (distill_losses or {}).items():
+            self.distill_losses[name] = self._build_distill_loss(name, cfg)
+        self.pseudo_label = self._check_pseudo_label(pseudo_label)
+        if gt_loss_weight < 0:
+            raise ValueError(f'gt_loss_weight must be >= 0, got '
+                             f'{gt_loss_weight}')
+        if gt_loss_weight == 0 and self.pseudo_label is not None:
+            raise ValueError('pseudo_label needs gt_loss_weight > 0: the '
+                             'pseudo-labels are targets of the student\'s '
+                             'detection loss, which gt_loss_weight weights')
+        if gt_loss_weight == 0 and not self.distill_losses:
+            raise ValueError('nothing to train: gt_loss_weight is 0 and no '
+                             'distill_losses are given')
+        self.gt_loss_weight = gt_loss_weight
+        self._student_names = self._recording_names('student_modules')
+        self._teacher_names = self._recording_names('teacher_modules')
+        check_recording_names(self.student, self._student_names, 'student')
+        check_recording_names(self.teacher, self._teacher_names, 'teacher')
+
+    # --- construction -----------------------------------------------------
+
+    def _build_teacher(self, teacher: dict,
+                       student_classes: Optional[Sequence[str]]) -> nn.Module:
+        """Builds, loads, checks and freezes the teacher."""
+        if not isinstance(teacher, dict) or 'config' not in teacher:
+            raise ValueError(
+                'teacher must be dict(config=..., checkpoint=...)')
+        unknown = set(teacher) - _TEACHER_KEYS
+        if unknown:
+            raise ValueError(f'unknown teacher keys {sorted(unknown)}; '
+                             f'allowed: {sorted(_TEACHER_KEYS)}')
+        model_cfg, cfg_classes = load_teacher_model_config(teacher['config'])
+        model = MODELS.build(ConfigDict(model_cfg))
+        ckpt_classes = load_teacher_weights(model, teacher.get('checkpoint'))
+        self._check_classes(model, ckpt_classes or cfg_classes,
+                            student_classes)
+        model.eval()
+        for param in model.parameters():
+            param.requires_grad = False
+        return model
+
+    def _check_classes(self, teacher: nn.Module,
+                       teacher_classes: Optional[list],
+                       student_classes: Optional[Sequence[str]]) -> None:
+        """Refuses a teacher that predicts other classes than the student."""
+        n_student = head_num_classes(self.student)
+        n_teacher = head_num_classes(teacher)
+        if None not in (n_student, n_teacher) and n_student != n_teacher:
+            raise ValueError(
+                f'class count mismatch: the student head has {n_student} '
+                f'classes, the teacher head {n_teacher}')
+        if teacher_classes and student_classes and \
+                list(student_classes) != list(teacher_classes):
+            raise ValueError(
+                f'class name mismatch: student classes {list(student_classes)}'
+                f' != teacher classes {list(teacher_classes)}')
+
+    @staticmethod
+    def _build_distill_loss(name: str, cfg: dict) -> BaseDistillLoss:
+        if '.' in name or not name:
+            raise ValueError(f'distill loss name "{name}" must be non-empty '
+                             'and contain no dots')
+        loss = MODELS.build(cfg)
+        if not isinstance(loss, BaseDistillLoss):
+            raise TypeError(f'distill loss "{name}" ({type(loss).__name__}) '
+                            'is not a BaseDistillLoss')
+        return loss
+
+    @staticmethod
+    def _check_pseudo_label(cfg: Optional[dict]) -> Optional[dict]:
+        if cfg is None:
+            return None
+        unknown = set(cfg) - set(_PSEUDO_LABEL_DEFAULTS)
+        if unknown:
+            raise ValueError(f'unknown pseudo_label keys {sorted(unknown)}; '
+                             f'allowed: {sorted(_PSEUDO_LABEL_DEFAULTS)}')
+        return {**_PSEUDO_LABEL_DEFAULTS, **cfg}
+
+    def _recording_names(self, attr: str) -> List[str]:
+        names = [
+            n for loss in self.distill_losses.values()
+            for n in getattr(loss, attr)
+        ]
+        return list(dict.fromkeys(names))
+
+    # --- the hidden teacher -----------------------------------------------
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # A plain attribute: the teacher stays out of parameters(),
+        # state_dict(), children() and therefore out of DDP and optimizers.
+        if name == 'teacher':
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
+    def _apply(self, fn, *args, **kwargs):
+        # to()/cuda()/cpu()/half() all go through _apply.
+        self.teacher._apply(fn, *args, **kwargs)
+        return super()._apply(fn, *args, **kwargs)
+
+    def train(self, mode: bool = True) -> 'KDDetector':
+        """Sets the student's mode; the teacher stays in eval mode."""
+        super().train(mode)
+        self.teacher.train(False)
+        return self
+
+    # --- teacher inputs and predictions -----------------------------------
+
+    def teacher_inputs(self, batch_inputs: Tensor,
+                       batch_data_samples: OptSampleList) -> Tensor:
+        """The student batch re-normalised for the teacher, (N, C, H', W')."""
+        return map_to_teacher_inputs(
+            batch_inputs, batch_data_samples,
+            PixelNormalisation.of(self.data_preprocessor),
+            PixelNormalisation.of(self.teacher.data_preprocessor))
+
+    def _teacher_batch(
+            self, batch_inputs: Tensor,
+            batch_data_samples: SampleList) -> Tuple[Tensor, SampleList]:
+        inputs = self.teacher_inputs(batch_inputs, batch_data_samples)
+        divisor = PixelNormalisation.of(
+            self.teacher.data_preprocessor).pad_size_divisor
+        return inputs, teacher_data_samples(batch_data_samples, inputs,
+                                            divisor)
+
+    @torch.no_grad()
+    def predict_teacher(self,
+                        batch_inputs: Tensor,
+                        batch_data_samples: SampleList,
+                        rescale: bool = True) -> SampleList:
+        """The teacher's detections on a student batch.
+
+        Args:
+            batch_inputs (Tensor): Student-normalised batch, (N, C, H, W).
+            batch_data_samples (list[DetDataSample]): The batch's samples;
+                they receive the teacher's ``pred_instances``.
+            rescale (bool): Rescale boxes to the original image size.
+
+        Returns:
+            list[DetDataSample]: ``batch_data_samples`` with predictions.
+        """
+        inputs, samples = self._teacher_batch(batch_inputs, batch_data_samples)
+        results = self.teacher.predict(inputs, samples, rescale=rescale)
+        for sample, result in zip(batch_data_samples, results):
+            sample.pred_instances = result.pred_instances
+        return batch_data_samples
+
+    # --- training -----------------------------------------------------------
+
+    def loss(self, batch_inputs: Tensor,
+             batch_data_samples: SampleList) -> Dict[str, Tensor]:
+        """Student detection loss plus the distillation losses.
+
+        Args:
+            batch_inputs (Tensor): Student-normalised batch, (N, C, H, W).
+            batch_data_samples (list[DetDataSample]): Samples with
+                ``gt_instances`` (may be empty with pseudo-labels or
+                ``gt_loss_weight=0``).
+
+        Returns:
+            dict[str, Tensor]: The student's weighted loss terms and
+            ``'<distill name>.<term>'`` for every distillation term.
+        """
+        teacher_inputs, teacher_samples = self._teacher_batch(
+            batch_inputs, batch_data_samples)
+        with torch.no_grad(), \
+                record(self.teacher, self._teacher_names) as teacher_outs:
+            teacher_results = self._run_teacher(teacher_inputs,
+                                                teacher_samples)
+        if self.pseudo_label is not None:
+            self._set_pseudo_labels(batch_data_samples, teacher_results)
+        with record(self.student, self._student_names) as student_outs:
+            losses = self._student_losses(batch_inputs, batch_data_samples)
+        ctx = DistillContext(
+            student_outs=student_outs,
+            teacher_outs=teacher_outs,
+            data_samples=batch_data_samples,
+            student=self.student,
+            teacher=self.teacher,
+            student_inputs=batch_inputs,
+            teacher_inputs=teacher_inputs)
+        for name, distill_loss in self.distill_losses.items():
+            terms = rename_loss_dict(f'{name}.', distill_loss(ctx))
+            clash = set(terms) & set(losses)
+            if clash:
+                raise KeyError(f'distill loss "{name}" returns terms that '
+                               f'already exist: {sorted(clash)}')
+            losses.update(terms)
+        return losses
+
+    def _run_teacher(self, inputs: Tensor,
+                     samples: SampleList) -> Optional[SampleList]:
+        """Runs the teacher as far as needed; returns its predictions when
+        pseudo-labels are on."""
+        if self.pseudo_label is not None:
+            return self.teacher.predict(inputs, samples, rescale=False)
+        if not self._teacher_names:
+            return None
+        roots = {
+            split_recording_name(n)[0].split('.')[0]
+            for n in self._teacher_names
+        }
+        if roots <= set(_FEATURE_MODULES):
+            self.teacher.extract_feat(inputs)
+        else:
+            self.teacher._forward(inputs, samples)
+        return None
+
+    def _set_pseudo_labels(self, samples: SampleList,
+                           results: SampleList) -> None:
+        """Writes the teacher's confident detections into ``gt_instances``."""
+        score_thr = self.pseudo_label['score_thr']
+        for sample, result in zip(samples, results):
+            has_gt = 'gt_instances' in sample and len(sample.gt_instances)
+            if has_gt and not self.pseudo_label['replace_gt']:
+                continue
+            pred = result.pred_instances
+            keep = pred.scores > score_thr
+            sample.gt_instances = InstanceData(
+                bboxes=pred.bboxes[keep], labels=pred.labels[keep])
+
+    def _student_losses(self, inputs: Tensor,
+                        samples: SampleList) -> Dict[str, Tensor]:
+        if self.gt_loss_weight == 0:
+            # Data-free: no targets; the forward only feeds the recordings.
+            self.student._forward(inputs, samples)
+            return {}
+        return reweight_loss_dict(
+            self.student.loss(inputs, samples), self.gt_loss_weight)
+
+    # --- inference: the student's -------------------------------------------
+
+    def predict(self,
+                batch_inputs: Tensor,
+                batch_data_samples: SampleList,
+                rescale: bool = True) -> SampleList:
+        """The student's ``predict``."""
+        return self.student.predict(
+            batch_inputs, batch_data_samples, rescale=rescale)
+
+    def _forward(self,
+                 batch_inputs: Tensor,
+                 batch_data_samples: OptSampleList = None):
+        """The student's ``_forward`` (``tensor`` mode)."""
+        return self.student._forward(batch_inputs, batch_data_samples)
+
+    def extract_feat(self, batch_inputs: Tensor):
+        """The student's features."""
+        return self.student.extract_feat(batch_inputs)

@@ -1,0 +1,84 @@
+"""Loading Runner checkpoints on torch >= 2.6 without trusting arbitrary pickles.
+
+torch >= 2.6 loads with ``weights_only=True`` by default, and mmengine 0.10.7
+calls ``torch.load`` without changing that. A Runner checkpoint carries
+mmengine's ``message_hub`` (``HistoryBuffer`` objects holding numpy arrays),
+so it fails with ``Unsupported global: ...HistoryBuffer``.
+
+Decision: keep torch's safe loader and allow-list exactly the classes that
+mmengine and mmdet put into their own checkpoints (``HistoryBuffer`` and the
+builtin ``getattr`` it pickles its methods with, numpy arrays, dtypes and
+scalars). Any other global in a pickle is still refused by
+torch, so an untrusted checkpoint cannot run code on load. We never set
+``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``. Importing :mod:`mmdiode` registers the
+allow-list, so mmdet's own tools work too once a config has
+``custom_imports=dict(imports=['mmdiode'])``.
+"""
+import os.path as osp
+from typing import Any, List
+
+import numpy as np
+import torch
+
+
+def _numpy_globals() -> List[Any]:
+    """numpy classes and functions that pickled arrays and scalars refer to."""
+    try:  # numpy >= 2
+        from numpy._core.multiarray import _reconstruct, scalar
+    except ImportError:  # numpy 1.x
+        from numpy.core.multiarray import _reconstruct, scalar
+    dtype_classes = [
+        type(np.dtype(t)) for t in (np.float16, np.float32, np.float64,
+                                    np.int8, np.int16, np.int32, np.int64,
+                                    np.uint8, np.bool_)
+    ]
+    return [_reconstruct, scalar, np.ndarray, np.dtype] + dtype_classes
+
+
+def register_safe_globals() -> None:
+    """Allow-lists the classes found in mmengine/mmdet Runner checkpoints."""
+    if not hasattr(torch.serialization, 'add_safe_globals'):
+        return  # torch < 2.4 loads everything anyway
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    # HistoryBuffer pickles its statistics methods as
+    # ``getattr(HistoryBuffer, 'min')``. Allowing ``getattr`` only lets the
+    # loader look attributes up: torch's safe unpickler still refuses to call
+    # any function that is not itself on the allow-list.
+    torch.serialization.add_safe_globals([HistoryBuffer, getattr] +
+                                         _numpy_globals())
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is missing, corrupt or holds unexpected content."""
+
+
+def load_checkpoint_file(path: str, map_location: str = 'cpu') -> dict:
+    """Loads a checkpoint with torch's safe loader and explains failures.
+
+    Args:
+        path (str): Local checkpoint path.
+        map_location (str): Where tensors go.
+
+    Returns:
+        dict: The checkpoint (with a ``state_dict`` key, or a bare state
+        dict).
+
+    Raises:
+        CheckpointError: The file does not exist, is truncated or corrupt,
+            or holds objects outside the safe allow-list.
+    """
+    if not osp.isfile(path):
+        raise CheckpointError(f'checkpoint not found: {path}')
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises several types for a bad file
+        raise CheckpointError(
+            f'cannot load checkpoint {path}: {type(e).__name__}: '
+            f'{str(e).splitlines()[0] if str(e) else ""} (corrupt, truncated '
+            'or not a torch checkpoint; objects outside the safe allow-list '
+            'are refused on purpose)') from e
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(
+            f'checkpoint {path} holds a {type(ckpt).__name__}, not a dict')
+    return ckpt

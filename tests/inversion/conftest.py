@@ -1,0 +1,34 @@
+"""Fixtures of the inversion tests: registries, one thread, tiny teachers."""
+import pytest
+import torch
+
+
+@pytest.fixture(scope='session', autouse=True)
+def _registered():
+    """mmdet's and mmdiode's modules in the registries, one torch thread."""
+    torch.set_num_threads(1)
+    from mmdet.utils import register_all_modules
+    register_all_modules()
+    import mmdiode  # noqa: F401
+
+
+def build_teacher(name: str, seed: int = 0, **kwargs):
+    """A tiny real mmdet detector from ``mmdiode.testing`` (eval mode).
+
+    The config is wrapped in a ``ConfigDict`` as ``Config.fromfile`` would
+    do: mmdet's heads read ``test_cfg`` by attribute.
+    """
+    from mmdet.registry import MODELS
+    from mmengine.config import ConfigDict
+
+    from mmdiode import testing
+    torch.manual_seed(seed)
+    cfg = getattr(testing, f'tiny_{name}')(**kwargs)
+    return MODELS.build(ConfigDict(cfg)).eval()
+
+
+@pytest.fixture(scope='session')
+def teachers(_registered):
+    """One tiny YOLOv3, Faster R-CNN and RetinaNet teacher each."""
+    return {name: build_teacher(name)
+            for name in ('yolov3', 'faster_rcnn', 'retinanet')}

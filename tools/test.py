@@ -1,0 +1,95 @@
+#!/usr/bin/env python
+"""Evaluate a checkpoint with mmdet's test harness (CocoMetric etc.).
+
+Same flags as mmdet's ``tools/test.py``::
+
+    python tools/test.py configs/digits/yolov3_teacher.py \
+        work_dirs/yolov3_teacher/epoch_24.pth --out results.pkl --show-dir viz
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import mmdiode  # noqa: E402,F401
+from mmdiode.utils import (CheckpointError, ConfigError, default_work_dir,  # noqa
+                           load_checkpoint_file, load_config)
+from mmengine.config import DictAction  # noqa: E402
+from mmengine.registry import RUNNERS  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Test (and eval) a model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='the dir to save the metrics')
+    parser.add_argument('--out', help='dump predictions to a pickle file')
+    parser.add_argument('--show', action='store_true',
+                        help='show prediction results in a window')
+    parser.add_argument('--show-dir',
+                        help='dir (inside the work dir) to save drawings')
+    parser.add_argument('--wait-time', type=float, default=2)
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings in the config, key=value')
+    parser.add_argument('--launcher',
+                        choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def enable_visualization(cfg, args):
+    """Turns on mmdet's DetVisualizationHook for --show / --show-dir."""
+    hooks = cfg.default_hooks
+    if 'visualization' not in hooks:
+        raise ConfigError('--show/--show-dir need default_hooks.'
+                          'visualization=dict(type="DetVisualizationHook")')
+    hooks.visualization.draw = True
+    if args.show:
+        hooks.visualization.show = True
+        hooks.visualization.wait_time = args.wait_time
+    if args.show_dir:
+        hooks.visualization.test_out_dir = args.show_dir
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        cfg = load_config(args.config, args.cfg_options)
+        load_checkpoint_file(args.checkpoint)  # a clear error before building
+        cfg.launcher = args.launcher
+        cfg.work_dir = args.work_dir or cfg.get('work_dir') or \
+            default_work_dir(args.config)
+        cfg.load_from = args.checkpoint
+        if args.show or args.show_dir:
+            enable_visualization(cfg, args)
+    except (ConfigError, CheckpointError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else \
+        Runner.from_cfg(cfg)
+    if args.out is not None:
+        if not args.out.endswith(('.pkl', '.pickle')):
+            print('error: --out must end with .pkl or .pickle',
+                  file=sys.stderr)
+            return 2
+        from mmdet.evaluation import DumpDetResults
+        runner.test_evaluator.metrics.append(
+            DumpDetResults(out_file_path=args.out))
+    metrics = runner.test()
+    # One machine-readable line, for scripts that collect results.
+    print('metrics_json=' + json.dumps(
+        {k: float(v) for k, v in metrics.items()
+         if isinstance(v, (int, float))}, sort_keys=True))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
