@@ -22,7 +22,7 @@ class _ChannelSums(torch.autograd.Function):
     CPU (about 10x a plain sum) and its autograd backward takes several
     passes over the activation; the hook runs on every BatchNorm layer of
     every synthesis step. Here the forward is a plain sum plus per-(image,
-    channel) dot products, accumulated in at least float32, and the backward
+    channel) norms, accumulated in at least float32, and the backward
     (``g_sum + 2 g_sum_sq x``) is one fused per-channel affine map of ``x``.
     """
 
@@ -33,13 +33,15 @@ class _ChannelSums(torch.autograd.Function):
         # Accumulate half-precision (amp) activations in float32.
         acc = torch.promote_types(x.dtype, torch.float32)
         total = x.sum(dims, dtype=acc)
-        if x.dtype == acc and x.is_contiguous():
-            # Dot products need no (N, C, ...) temporary for x * x.
-            rows = x.reshape(n * c, 1, -1)
-            total_sq = torch.bmm(rows, rows.transpose(1, 2)).view(n, c).sum(0)
+        if x.is_contiguous():
+            # Norms of contiguous (image, channel) rows: one reduction pass,
+            # no (N, C, ...) temporary for x * x.
+            row_norms = torch.linalg.vector_norm(
+                x.reshape(n * c, -1), dim=1, dtype=acc)
+            total_sq = row_norms.square().view(n, c).sum(0)
         else:
-            x_acc = x.to(acc)
-            total_sq = (x_acc * x_acc).sum(dims)
+            total_sq = torch.linalg.vector_norm(
+                x, dim=dims, dtype=acc).square()
         ctx.save_for_backward(x)
         return total, total_sq
 
@@ -55,7 +57,8 @@ class _ChannelSums(torch.autograd.Function):
                                 0.0, 0.0)
         shape = (1, -1) + (1, ) * (x.dim() - 2)
         return torch.addcmul(
-            shift.to(x.dtype).view(shape), x, scale.to(x.dtype).view(shape))
+            shift.to(x.dtype).view(shape), x,
+            scale.to(x.dtype).view(shape))
 
 
 @dataclass
@@ -132,8 +135,7 @@ class BNStatisticsPrior:
                        pattern: str) -> List[Tuple[str, _BatchNorm]]:
         regex = re.compile(pattern)
         all_bn = [(name, m) for name, m in model.named_modules()
-                  if isinstance(m, _BatchNorm)
-                  and m.running_mean is not None]
+                  if isinstance(m, _BatchNorm) and m.running_mean is not None]
         selected = [(name, m) for name, m in all_bn if regex.search(name)]
         if not selected:
             what = (f'none of its {len(all_bn)} BatchNorm layers matches '
@@ -187,8 +189,7 @@ class BNStatisticsPrior:
         mean = torch.cat([r[1] for r in records]) / counts
         var = (torch.cat([r[2] for r in records]) / counts -
                mean * mean).clamp(min=0)
-        diffs = torch.stack([mean - plan.running_mean,
-                             var - plan.running_var])
+        diffs = torch.stack([mean - plan.running_mean, var - plan.running_var])
         # Zero padding leaves every layer's p-norm unchanged.
         num_calls, width = plan.grid
         grid = diffs.new_zeros(2, num_calls * width).index_copy(
@@ -205,8 +206,10 @@ class BNStatisticsPrior:
             return torch.cat(values).to(device=device, dtype=torch.float32)
 
         return _Plan(
-            counts=cat([torch.full((m.num_features, ), float(count))
-                        for m, (_, count) in zip(modules, key)]),
+            counts=cat([
+                torch.full((m.num_features, ), float(count))
+                for m, (_, count) in zip(modules, key)
+            ]),
             running_mean=cat([m.running_mean.detach() for m in modules]),
             running_var=cat([m.running_var.detach() for m in modules]),
             slots=torch.cat([
@@ -215,8 +218,8 @@ class BNStatisticsPrior:
             ]).to(device),
             grid=(len(modules), width),
             multipliers=cat([
-                torch.tensor([self.first_bn_multiplier if index == 0 else 1.0
-                              ]) for index, _ in key
+                torch.tensor([self.first_bn_multiplier if index == 0 else 1.0])
+                for index, _ in key
             ]))
 
     def remove(self) -> None:

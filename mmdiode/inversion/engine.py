@@ -25,23 +25,40 @@ from .fp_sampling import FalsePositiveSampler
 from .image_priors import l2_prior, tv_l1, tv_l2
 from .input_space import PixelSpace
 
-Layout = Tuple[Tensor, Tensor]
+#: (boxes (K, 4), labels (K,)); also accepts numpy arrays or a NamedTuple.
+LayoutLike = Tuple[Tensor, Tensor]
 LossCallback = Callable[[int, int, Dict[str, Tensor]], None]
 
 #: Defaults of the dict arguments of :class:`DeepInversion` (DIODE recipe).
-BN_PRIOR_DEFAULTS = dict(weight=0.1, p=2, first_bn_multiplier=2.0,
-                         layer_pattern='.*')
+BN_PRIOR_DEFAULTS = dict(
+    weight=0.1, p=2, first_bn_multiplier=2.0, layer_pattern='.*')
 IMAGE_PRIOR_DEFAULTS = dict(tv_l1=75.0, tv_l2=0.0, l2=0.0)
 TASK_LOSS_DEFAULTS = dict(weight=1.0, term_weights=None)
-AUGMENT_DEFAULTS = dict(jitter_mode='roll', flip_prob=0.5, brightness=0.2,
-                        contrast=0.1, erase_prob=0.5, erase_scale=(0.02, 0.2))
-STAGES_DEFAULT = (
-    dict(size=160, iterations=2500, lr=0.2, min_lr=0.0, jitter=20),
-    dict(size=320, iterations=1500, lr=0.002, min_lr=0.0005, jitter=40))
+AUGMENT_DEFAULTS = dict(
+    jitter_mode='roll',
+    flip_prob=0.5,
+    brightness=0.2,
+    contrast=0.1,
+    erase_prob=0.5,
+    erase_scale=(0.02, 0.2))
+STAGES_DEFAULT = (dict(
+    size=160, iterations=2500, lr=0.2, min_lr=0.0, jitter=20),
+                  dict(
+                      size=320,
+                      iterations=1500,
+                      lr=0.002,
+                      min_lr=0.0005,
+                      jitter=40))
 OPTIMIZER_DEFAULTS = dict(betas=(0.0, 0.0), eps=1e-8)
-FP_SAMPLING_DEFAULTS = dict(enable=True, start=800, end=2800, interval=100,
-                            score_thr=0.2, iou_thr=0.35, min_area=0.01,
-                            max_area=0.85)
+FP_SAMPLING_DEFAULTS = dict(
+    enable=True,
+    start=800,
+    end=2800,
+    interval=100,
+    score_thr=0.2,
+    iou_thr=0.35,
+    min_area=0.01,
+    max_area=0.85)
 
 _STAGE_DEFAULTS = dict(min_lr=0.0, jitter=0)
 _STAGE_KEYS = {'size', 'iterations', 'lr', 'min_lr', 'jitter'}
@@ -192,16 +209,15 @@ class DeepInversion:
             raise ValueError('augment: set jitter per stage (stages[i]'
                              "['jitter']), not in augment")
         self.augment_cfg = {**AUGMENT_DEFAULTS, **augment}
+        BoxConsistentAugment(**self.augment_cfg)  # fail early on bad keys
         self.stages = [self._checked_stage(i, s) for i, s in enumerate(stages)]
         if not self.stages:
             raise ValueError('stages must hold at least one stage')
         self.optimizer_cfg = {**OPTIMIZER_DEFAULTS, **optimizer}
         if 'lr' in self.optimizer_cfg:
             raise ValueError('optimizer: set lr per stage, not in optimizer')
-        self.fp_sampler = FalsePositiveSampler(**{
-            **FP_SAMPLING_DEFAULTS,
-            **fp_sampling
-        })
+        fp_cfg = {**FP_SAMPLING_DEFAULTS, **fp_sampling}
+        self.fp_sampler = FalsePositiveSampler(**fp_cfg)
         self.amp = amp
         self.channels_last = channels_last
         self.max_restarts = max_restarts
@@ -217,8 +233,8 @@ class DeepInversion:
                 f'keys {sorted(missing)} (allowed: {sorted(_STAGE_KEYS)})')
         stage = {**_STAGE_DEFAULTS, **stage}
         size = stage['size']
-        stage['size'] = ((int(size), int(size)) if isinstance(size, int) else
-                         tuple(int(s) for s in size))
+        stage['size'] = tuple(
+            int(s) for s in ((size, size) if isinstance(size, int) else size))
         if len(stage['size']) != 2 or min(stage['size']) < 2:
             raise ValueError(f'stages[{index}]: size must be an int or '
                              f'(h, w) of at least 2, got {size}')
@@ -235,10 +251,9 @@ class DeepInversion:
         return self.stages[-1]['size']
 
     def synthesize(self,
-                   layouts: Sequence[Layout],
+                   layouts: Sequence[LayoutLike],
                    generator: Optional[torch.Generator] = None,
-                   callback: Optional[LossCallback] = None
-                   ) -> SynthesisResult:
+                   callback: Optional[LossCallback] = None) -> SynthesisResult:
         """Optimises one batch of images, one per layout.
 
         Args:
@@ -269,9 +284,10 @@ class DeepInversion:
             if generator is not None:
                 stack.enter_context(self._global_rng_from(generator, device))
             stack.enter_context(self._frozen_teacher())
-            bn = (stack.enter_context(
-                BNStatisticsPrior(self.teacher, **self.bn_cfg))
-                  if self.bn_weight > 0 else None)
+            bn = (
+                stack.enter_context(
+                    BNStatisticsPrior(self.teacher, **self.bn_cfg))
+                if self.bn_weight > 0 else None)
             run = _Run(self, bn, device, use_amp, generator, callback)
             return run.execute([b.to(device) for b in boxes],
                                [lb.to(device) for lb in labels])
@@ -279,8 +295,9 @@ class DeepInversion:
     # ------------------------------------------------------------------
     # Helpers
 
-    def _checked_layouts(self, layouts: Sequence[Layout]
-                         ) -> Tuple[List[Tensor], List[Tensor]]:
+    def _checked_layouts(
+            self, layouts: Sequence[LayoutLike]
+    ) -> Tuple[List[Tensor], List[Tensor]]:
         if len(layouts) == 0:
             raise ValueError('synthesize() needs at least one layout')
         h, w = self.final_size
@@ -342,9 +359,9 @@ class DeepInversion:
 class _Run:
     """State of one :meth:`DeepInversion.synthesize` call (the hot loop)."""
 
-    def __init__(self, engine: DeepInversion,
-                 bn: Optional[BNStatisticsPrior], device: torch.device,
-                 use_amp: bool, generator: Optional[torch.Generator],
+    def __init__(self, engine: DeepInversion, bn: Optional[BNStatisticsPrior],
+                 device: torch.device, use_amp: bool,
+                 generator: Optional[torch.Generator],
                  callback: Optional[LossCallback]) -> None:
         self.engine = engine
         self.teacher = engine.teacher
@@ -354,8 +371,9 @@ class _Run:
         self.generator = generator
         self.callback = callback
         self.space = engine.pixel_space.to(device)
-        self.memory_format = (torch.channels_last if engine.channels_last
-                              else torch.contiguous_format)
+        self.memory_format = (
+            torch.channels_last
+            if engine.channels_last else torch.contiguous_format)
         self.scaler = torch.amp.GradScaler('cuda', enabled=use_amp)
         self.term_weights = engine.term_weights
         # Only the priors that are on are computed in the loop. TV works in
@@ -363,9 +381,11 @@ class _Run:
         # offset), L2 in model space.
         unit = self.space.model_to_unit
         self.image_priors = [
-            (name, fn, weight, scale) for (name, weight), (fn, scale) in zip(
-                engine.image_prior_weights.items(),
-                ((tv_l1, unit), (tv_l2, unit), (l2_prior, None)))
+            (name, fn, weight, scale)
+            for (name,
+                 weight), (fn,
+                           scale) in zip(engine.image_prior_weights.items(), (
+                               (tv_l1, unit), (tv_l2, unit), (l2_prior, None)))
             if weight > 0
         ]
         self.autocast = ((lambda: torch.autocast('cuda', dtype=torch.float16))
@@ -388,8 +408,11 @@ class _Run:
             if x is None:
                 x = self._initial_images(len(boxes), h, w)
             else:
-                x = F.interpolate(x.detach(), size=(h, w), mode='bilinear',
-                                  align_corners=False)
+                x = F.interpolate(
+                    x.detach(),
+                    size=(h, w),
+                    mode='bilinear',
+                    align_corners=False)
                 self.space.clamp_(x)
             x = x.contiguous(memory_format=self.memory_format)
             x.requires_grad_(True)
@@ -398,8 +421,8 @@ class _Run:
             scale = x.new_tensor([w / final_w, h / final_h] * 2)
             boxes = [b * (scale / self.stage_scale) for b in boxes]
             self.stage_scale = scale
-            boxes, labels, iteration = self._run_stage(
-                index, stage, x, boxes, labels, iteration)
+            boxes, labels, iteration = self._run_stage(index, stage, x, boxes,
+                                                       labels, iteration)
         return self._result(x.detach(), boxes, labels)
 
     def _run_stage(self, index: int, stage: dict, x: Tensor,
@@ -407,32 +430,42 @@ class _Run:
                    iteration: int) -> Tuple[List[Tensor], List[Tensor], int]:
         engine = self.engine
         h, w = stage['size']
-        metainfo = dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w),
-                        batch_input_shape=(h, w), scale_factor=(1.0, 1.0))
-        augment = BoxConsistentAugment(jitter=stage['jitter'],
-                                       pixel_space=self.space,
-                                       **engine.augment_cfg)
-        optimizer = torch.optim.Adam([x], lr=stage['lr'],
+        metainfo = dict(
+            img_shape=(h, w),
+            ori_shape=(h, w),
+            pad_shape=(h, w),
+            batch_input_shape=(h, w),
+            scale_factor=(1.0, 1.0))
+        augment = BoxConsistentAugment(
+            jitter=stage['jitter'],
+            pixel_space=self.space,
+            **engine.augment_cfg)
+        # Built once per stage; each step only replaces their targets.
+        samples = [DetDataSample(metainfo=metainfo) for _ in boxes]
+        optimizer = torch.optim.Adam([x],
+                                     lr=stage['lr'],
                                      **engine.optimizer_cfg)
         lr, min_lr, total = stage['lr'], stage['min_lr'], stage['iterations']
         for step in range(total):
             optimizer.param_groups[0]['lr'] = min_lr + 0.5 * (lr - min_lr) * (
                 1 + math.cos(math.pi * step / total))
-            losses = self._losses(x, boxes, labels, augment, metainfo)
+            losses = self._losses(x, boxes, labels, augment, samples)
             loss = losses['loss']
-            if bool(torch.isfinite(loss)):
+            finite = bool(torch.isfinite(loss))
+            if finite:
                 optimizer.zero_grad(set_to_none=True)
                 self.scaler.scale(loss).backward()
                 self.scaler.step(optimizer)
                 self.scaler.update()
                 with torch.no_grad():
                     self.space.clamp_(x)
-                losses = {k: v.detach() for k, v in losses.items()}
+            # Detached: no graph outlives its step.
+            losses = {k: v.detach() for k, v in losses.items()}
+            if finite:
                 if self.initial_losses is None:
                     self.initial_losses = losses
                 self.final_losses = losses
             else:
-                losses = {k: v.detach() for k, v in losses.items()}
                 boxes, labels = self._restart(x, optimizer, boxes, labels,
                                               losses, iteration)
             if self.callback is not None:
@@ -445,11 +478,12 @@ class _Run:
 
     def _losses(self, x: Tensor, boxes: List[Tensor], labels: List[Tensor],
                 augment: BoxConsistentAugment,
-                metainfo: dict) -> Dict[str, Tensor]:
+                samples: List[DetDataSample]) -> Dict[str, Tensor]:
         """Every loss term of one step; ``'loss'`` is the weighted total."""
         inputs, aug_boxes, aug_labels = augment(x, boxes, labels,
                                                 self.generator)
-        samples = _data_samples(metainfo, aug_boxes, aug_labels)
+        for sample, b, lb in zip(samples, aug_boxes, aug_labels):
+            sample.gt_instances = InstanceData(bboxes=b, labels=lb)
         if self.bn is not None:
             self.bn.reset()
         with self.autocast():
@@ -459,8 +493,9 @@ class _Run:
         for name, value in task_terms.items():
             if 'loss' not in name:
                 continue
-            value = (value.mean() if isinstance(value, Tensor) else sum(
-                v.mean() for v in value))
+            value = (
+                value.mean() if isinstance(value, Tensor) else sum(
+                    v.mean() for v in value))
             losses[name] = value
             task = task + value * self.term_weights.get(name, 1.0)
         if self.initial_losses is None:
@@ -534,8 +569,8 @@ class _Run:
             self.bn.enabled = False
         try:
             with self.autocast():
-                return self.engine.fp_sampler.sample(
-                    self.teacher, x.detach(), samples, boxes, labels)
+                return self.engine.fp_sampler.sample(self.teacher, x.detach(),
+                                                     samples, boxes, labels)
         finally:
             if self.bn is not None:
                 self.bn.enabled = True
@@ -546,8 +581,8 @@ class _Run:
         history = {}
         if self.final_losses is not None:
             history = {
-                name: (float(self.initial_losses.get(name, math.nan)),
-                       float(value))
+                name: (float(self.initial_losses.get(name,
+                                                     math.nan)), float(value))
                 for name, value in self.final_losses.items()
             }
         return SynthesisResult(
@@ -557,17 +592,6 @@ class _Run:
             valid=valid,
             loss_history=history,
             restarts=self.restarts)
-
-
-def _data_samples(metainfo: dict, boxes: List[Tensor],
-                  labels: List[Tensor]) -> List[DetDataSample]:
-    """DetDataSamples with the given targets as ``gt_instances``."""
-    samples = []
-    for b, lb in zip(boxes, labels):
-        sample = DetDataSample(metainfo=metainfo)
-        sample.gt_instances = InstanceData(bboxes=b, labels=lb)
-        samples.append(sample)
-    return samples
 
 
 def _no_extra_keys(name: str, leftover: dict) -> None:

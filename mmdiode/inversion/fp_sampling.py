@@ -86,34 +86,40 @@ class FalsePositiveSampler:
             tuple[list[Tensor], list[Tensor]]: Per image (K_i + F_i, 4) boxes
             and (K_i + F_i,) labels; the new targets come last.
         """
-        h, w = images.shape[-2:]
+        img_shape = tuple(images.shape[-2:])
         results = teacher.predict(images, list(data_samples), rescale=False)
         new_boxes, new_labels = [], []
         for result, tgt_boxes, tgt_labels in zip(results, boxes, labels):
-            found = self.select(result.pred_instances, tgt_boxes, h * w)
-            new_boxes.append(torch.cat([tgt_boxes,
-                                        found.bboxes.to(tgt_boxes)]))
-            new_labels.append(torch.cat([tgt_labels,
-                                         found.labels.to(tgt_labels)]))
+            found = self.select(result.pred_instances, tgt_boxes, img_shape)
+            new_boxes.append(
+                torch.cat([tgt_boxes, found.bboxes.to(tgt_boxes)]))
+            new_labels.append(
+                torch.cat([tgt_labels, found.labels.to(tgt_labels)]))
         return new_boxes, new_labels
 
     def select(self, preds: InstanceData, targets: Tensor,
-               image_area: float) -> InstanceData:
+               img_shape: Tuple[int, int]) -> InstanceData:
         """The predictions of one image that qualify as new targets.
 
         Args:
             preds (InstanceData): ``bboxes`` (P, 4) xyxy, ``scores`` (P,),
                 ``labels`` (P,).
             targets (Tensor): (K, 4) xyxy boxes of the existing targets.
-            image_area (float): Image area in pixels.
+            img_shape (tuple[int, int]): (h, w) of the image.
 
         Returns:
-            InstanceData: The qualifying subset of ``preds``.
+            InstanceData: The qualifying subset of ``preds``, with boxes
+            clipped to the image (some heads do not clip).
         """
+        h, w = img_shape
         preds = preds[preds.scores > self.score_thr]
-        bboxes = preds.bboxes.float()
-        area = ((bboxes[:, 2] - bboxes[:, 0]).clamp(min=0) *
-                (bboxes[:, 3] - bboxes[:, 1]).clamp(min=0)) / image_area
+        bboxes = preds.bboxes.float().clamp(
+            min=preds.bboxes.new_zeros(4).float(),
+            max=preds.bboxes.new_tensor([w, h, w, h]).float())
+        preds.bboxes = bboxes
+        area = ((bboxes[:, 2] - bboxes[:, 0]) *
+                (bboxes[:, 3] - bboxes[:, 1])) / (
+                    h * w)
         keep = (area > self.min_area) & (area < self.max_area)
         if len(targets) and len(bboxes):
             max_iou = bbox_overlaps(bboxes, targets.to(bboxes)).max(1).values

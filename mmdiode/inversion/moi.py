@@ -10,7 +10,7 @@ import torch
 from mmdet.registry import TASK_UTILS
 from torch import Tensor, nn
 
-from .engine import DeepInversion, Layout, LossCallback, SynthesisResult
+from .engine import DeepInversion, LayoutLike, LossCallback, SynthesisResult
 
 
 @TASK_UTILS.register_module()
@@ -106,10 +106,10 @@ class MultiObjectImpressions(DeepInversion):
         unit = torch.nn.functional.normalize(prototypes, dim=1)
         return torch.softmax(unit @ unit.t() / temperature, dim=1)
 
-    def relabel_layouts(self,
-                        layouts: Sequence[Layout],
-                        generator: Optional[torch.Generator] = None
-                        ) -> List[Layout]:
+    def relabel_layouts(
+            self,
+            layouts: Sequence[LayoutLike],
+            generator: Optional[torch.Generator] = None) -> List[LayoutLike]:
         """New labels for the objects of each layout from class similarity.
 
         Args:
@@ -133,16 +133,17 @@ class MultiObjectImpressions(DeepInversion):
                 new[0] = first
                 if k > 1:
                     new[1:] = torch.multinomial(
-                        self.class_probs[int(first)], k - 1,
-                        replacement=True, generator=generator)
+                        self.class_probs[int(first)],
+                        k - 1,
+                        replacement=True,
+                        generator=generator)
             relabelled.append((boxes, new.to(torch.as_tensor(labels).device)))
         return relabelled
 
     def synthesize(self,
-                   layouts: Sequence[Layout],
+                   layouts: Sequence[LayoutLike],
                    generator: Optional[torch.Generator] = None,
-                   callback: Optional[LossCallback] = None
-                   ) -> SynthesisResult:
+                   callback: Optional[LossCallback] = None) -> SynthesisResult:
         """Relabels the layouts (:meth:`relabel_layouts`), then synthesizes.
 
         See :meth:`DeepInversion.synthesize` for the arguments and result.

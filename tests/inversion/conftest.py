@@ -27,8 +27,22 @@ def build_teacher(name: str, seed: int = 0, **kwargs):
     return MODELS.build(ConfigDict(cfg)).eval()
 
 
+def gn_teacher(name: str):
+    """A tiny detector without any BatchNorm layer (GroupNorm backbone)."""
+    from mmdet.registry import MODELS
+    from mmengine.config import ConfigDict
+
+    from mmdiode import testing
+    cfg = getattr(testing, f'tiny_{name}')()
+    cfg['backbone']['norm_cfg'] = dict(
+        type='GN', num_groups=4, requires_grad=True)
+    return MODELS.build(ConfigDict(cfg)).eval()
+
+
 @pytest.fixture(scope='session')
 def teachers(_registered):
     """One tiny YOLOv3, Faster R-CNN and RetinaNet teacher each."""
-    return {name: build_teacher(name)
-            for name in ('yolov3', 'faster_rcnn', 'retinanet')}
+    return {
+        name: build_teacher(name)
+        for name in ('yolov3', 'faster_rcnn', 'retinanet')
+    }

@@ -4,8 +4,8 @@ import torch
 
 from mmdiode.inversion import BoxConsistentAugment, PixelSpace
 
-_GEOMETRY_ONLY = dict(flip_prob=0.0, brightness=0.0, contrast=0.0,
-                      erase_prob=0.0)
+_GEOMETRY_ONLY = dict(
+    flip_prob=0.0, brightness=0.0, contrast=0.0, erase_prob=0.0)
 
 
 def _painted(boxes, labels, size=64):
@@ -21,8 +21,9 @@ def _painted_extent(channel, value):
     ys, xs = torch.nonzero((channel - value).abs() < 0.5, as_tuple=True)
     if len(xs) == 0:
         return None
-    return torch.tensor([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1],
-                        dtype=torch.float32)
+    return torch.tensor(
+        [xs.min(), ys.min(), xs.max() + 1,
+         ys.max() + 1], dtype=torch.float32)
 
 
 @pytest.mark.parametrize('ops', [
@@ -37,7 +38,8 @@ def test_shifted_and_flipped_boxes_enclose_the_same_pixels(ops):
     augment = BoxConsistentAugment(**{**_GEOMETRY_ONLY, **ops})
     for seed in range(6):
         out, out_boxes, out_labels = augment(
-            image, [boxes], [labels], torch.Generator().manual_seed(seed))
+            image, [boxes], [labels],
+            torch.Generator().manual_seed(seed))
         assert out.shape == image.shape
         for box, label in zip(out_boxes[0], out_labels[0]):
             # Exactly the pixels painted with this label lie in its box.
@@ -65,12 +67,13 @@ def test_boxes_pushed_out_are_dropped_with_their_labels():
     boxes = torch.tensor([[0., 0., 3., 3.], [20., 20., 40., 40.]])
     labels = torch.tensor([0, 1])
     image = _painted(boxes, labels)
-    augment = BoxConsistentAugment(jitter=10, jitter_mode='translate',
-                                   min_box_size=1.0, **_GEOMETRY_ONLY)
+    augment = BoxConsistentAugment(
+        jitter=10, jitter_mode='translate', min_box_size=1.0, **_GEOMETRY_ONLY)
     kept_counts = set()
     for seed in range(20):
         out, out_boxes, out_labels = augment(
-            image, [boxes], [labels], torch.Generator().manual_seed(seed))
+            image, [boxes], [labels],
+            torch.Generator().manual_seed(seed))
         small_visible = _painted_extent(out[0, 0], 1) is not None
         assert (0 in out_labels[0].tolist()) == small_visible
         assert 1 in out_labels[0].tolist()
@@ -84,8 +87,8 @@ def test_resized_crop_moves_boxes_with_the_pixels(crop_scale):
     boxes = torch.tensor([[16., 12., 44., 52.]])
     labels = torch.tensor([0])
     image = _painted(boxes, labels)
-    augment = BoxConsistentAugment(crop_prob=1.0, crop_scale=crop_scale,
-                                   **_GEOMETRY_ONLY)
+    augment = BoxConsistentAugment(
+        crop_prob=1.0, crop_scale=crop_scale, **_GEOMETRY_ONLY)
     for seed in range(6):
         out, out_boxes, _ = augment(image, [boxes], [labels],
                                     torch.Generator().manual_seed(seed))
@@ -94,8 +97,7 @@ def test_resized_crop_moves_boxes_with_the_pixels(crop_scale):
             assert extent is None or (extent[2:] - extent[:2]).min() <= 1
             continue
         # Bilinear resampling: the half-intensity edge is within 1 px.
-        torch.testing.assert_close(extent, out_boxes[0][0], atol=1.0,
-                                   rtol=0.0)
+        torch.testing.assert_close(extent, out_boxes[0][0], atol=1.0, rtol=0.0)
 
 
 def test_outputs_are_differentiable_and_reproducible():
@@ -120,16 +122,20 @@ def test_brightness_is_in_intensity_units_and_contrast_scales():
     space = PixelSpace(mean=(0.0, 0.0, 0.0), std=(2.0, 4.0, 8.0))
     boxes, labels = [torch.zeros(0, 4)] * 4, [torch.zeros(0).long()] * 4
     brightness = BoxConsistentAugment(
-        flip_prob=0.0, brightness=0.2, contrast=0.0, erase_prob=0.0,
+        flip_prob=0.0,
+        brightness=0.2,
+        contrast=0.0,
+        erase_prob=0.0,
         pixel_space=space)
-    out, _, _ = brightness(torch.zeros(4, 3, 8, 8), boxes, labels,
-                           torch.Generator().manual_seed(0))
+    out, _, _ = brightness(
+        torch.zeros(4, 3, 8, 8), boxes, labels,
+        torch.Generator().manual_seed(0))
     # The same offset in [0, 1] units is 255 / std model units per channel.
     offset_rgb = out[:, :, 0, 0] * space.std.view(1, 3) / 255
     torch.testing.assert_close(offset_rgb, offset_rgb[:, :1].expand(4, 3))
     assert offset_rgb.abs().min() > 0
-    contrast = BoxConsistentAugment(flip_prob=0.0, brightness=0.0,
-                                    contrast=0.1, erase_prob=0.0)
+    contrast = BoxConsistentAugment(
+        flip_prob=0.0, brightness=0.0, contrast=0.1, erase_prob=0.0)
     x = torch.randn(4, 3, 8, 8)
     out, _, _ = contrast(x, boxes, labels, torch.Generator().manual_seed(0))
     gain = out / x
@@ -137,13 +143,17 @@ def test_brightness_is_in_intensity_units_and_contrast_scales():
 
 
 def test_random_erasing_fills_a_rectangle_with_the_mean_colour():
-    augment = BoxConsistentAugment(flip_prob=0.0, brightness=0.0,
-                                   contrast=0.0, erase_prob=1.0,
-                                   erase_scale=(0.02, 0.2))
+    augment = BoxConsistentAugment(
+        flip_prob=0.0,
+        brightness=0.0,
+        contrast=0.0,
+        erase_prob=1.0,
+        erase_scale=(0.02, 0.2))
     boxes = [torch.tensor([[0., 0., 8., 8.]])] * 4
     labels = [torch.tensor([0])] * 4
-    out, out_boxes, _ = augment(torch.ones(4, 3, 32, 32), boxes, labels,
-                                torch.Generator().manual_seed(0))
+    out, out_boxes, _ = augment(
+        torch.ones(4, 3, 32, 32), boxes, labels,
+        torch.Generator().manual_seed(0))
     erased = (out == 0).all(1).flatten(1).float().mean(1)
     assert bool((erased > 0).all() and (erased < 0.25).all())
     assert all(torch.equal(b, boxes[0]) for b in out_boxes)  # occlusion

@@ -67,8 +67,7 @@ def test_matches_a_var_mean_reference_in_value_and_gradient():
     def reference(x):
         first_in = net.stem[0](x)
         second_in = net.head[1](net.head[0](net.stem[1](first_in)))
-        return 2.0 * term(first_in, net.stem[1]) + term(second_in,
-                                                        net.head[2])
+        return 2.0 * term(first_in, net.stem[1]) + term(second_in, net.head[2])
 
     expected = reference(x)
     expected_grad, = torch.autograd.grad(expected, x)

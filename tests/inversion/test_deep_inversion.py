@@ -1,26 +1,27 @@
 """DeepInversion engine with real tiny YOLOv3, Faster R-CNN and RetinaNet."""
 import pytest
 import torch
-from conftest import build_teacher
+from conftest import build_teacher, gn_teacher
 from mmdet.registry import TASK_UTILS
 
 from mmdiode.inversion import DeepInversion, SynthesisResult
 
-NO_AUGMENT = dict(flip_prob=0.0, brightness=0.0, contrast=0.0,
-                  erase_prob=0.0)
+NO_AUGMENT = dict(flip_prob=0.0, brightness=0.0, contrast=0.0, erase_prob=0.0)
 NO_FP = dict(enable=False)
 
 
 def _layouts():
     return [(torch.tensor([[8., 8., 40., 48.]]), torch.tensor([1])),
-            (torch.tensor([[4., 30., 30., 60.], [34., 4., 62., 28.]]),
-             torch.tensor([0, 2]))]
+            (torch.tensor([[4., 30., 30., 60.], [34., 4., 62.,
+                                                 28.]]), torch.tensor([0, 2]))]
 
 
-def _engine(teacher, stages=(dict(size=64, iterations=6, lr=0.1), ),
-            **kwargs):
-    return DeepInversion(teacher, stages=list(stages),
-                         **{'fp_sampling': NO_FP, **kwargs})
+def _engine(teacher, stages=(dict(size=64, iterations=6, lr=0.1), ), **kwargs):
+    return DeepInversion(
+        teacher, stages=list(stages), **{
+            'fp_sampling': NO_FP,
+            **kwargs
+        })
 
 
 @pytest.mark.parametrize('name', ['yolov3', 'faster_rcnn', 'retinanet'])
@@ -32,56 +33,72 @@ def test_every_teacher_lowers_the_total_loss(teachers, name):
     assert result.images.dtype == torch.uint8
     assert result.valid.tolist() == [True, True]
     history = result.loss_history
-    assert {'loss', 'loss_task', 'loss_bn', 'loss_tv_l1', 'loss_cls'
-            } <= set(history)
+    assert {'loss', 'loss_task', 'loss_bn', 'loss_tv_l1',
+            'loss_cls'} <= set(history)
     assert history['loss'][1] < history['loss'][0]
     assert [len(b) for b in result.boxes] == [1, 2]
 
 
 def test_total_is_the_weighted_sum_of_the_terms(teachers):
     engine = _engine(
-        teachers['retinanet'], stages=[dict(size=64, iterations=1, lr=0.1)],
-        bn_prior=dict(weight=0.5), image_prior=dict(tv_l1=3.0, l2=2.0),
+        teachers['retinanet'],
+        stages=[dict(size=64, iterations=1, lr=0.1)],
+        bn_prior=dict(weight=0.5),
+        image_prior=dict(tv_l1=3.0, l2=2.0),
         task_loss=dict(weight=0.25, term_weights=dict(loss_cls=4.0)))
-    initial = {k: v[0] for k, v in engine.synthesize(
-        _layouts(), torch.Generator().manual_seed(0)).loss_history.items()}
+    initial = {
+        k: v[0]
+        for k, v in engine.synthesize(_layouts(),
+                                      torch.Generator().manual_seed(
+                                          0)).loss_history.items()
+    }
     task = 4.0 * initial['loss_cls'] + initial['loss_bbox']
     assert initial['loss_task'] == pytest.approx(task, rel=1e-5)
     assert initial['loss'] == pytest.approx(
         0.25 * task + 0.5 * initial['loss_bn'] + 3.0 * initial['loss_tv_l1'] +
-        2.0 * initial['loss_l2'], rel=1e-5)
+        2.0 * initial['loss_l2'],
+        rel=1e-5)
     assert 'loss_tv_l2' not in initial  # weight 0: not computed
 
 
 def test_stages_upsample_to_the_final_size(teachers):
     calls = []
-    engine = _engine(teachers['yolov3'], stages=[
-        dict(size=32, iterations=3, lr=0.1, jitter=4),
-        dict(size=64, iterations=2, lr=0.01, min_lr=0.001, jitter=8)
-    ])
+    engine = _engine(
+        teachers['yolov3'],
+        stages=[
+            dict(size=32, iterations=3, lr=0.1, jitter=4),
+            dict(size=64, iterations=2, lr=0.01, min_lr=0.001, jitter=8)
+        ])
     assert engine.final_size == (64, 64)
     result = engine.synthesize(
-        _layouts(), torch.Generator().manual_seed(0),
+        _layouts(),
+        torch.Generator().manual_seed(0),
         callback=lambda it, stage, losses: calls.append(
             (it, stage, losses['loss'].requires_grad)))
     assert calls == [(0, 0, False), (1, 0, False), (2, 0, False),
                      (3, 1, False), (4, 1, False)]
     assert result.images.shape == (2, 64, 64, 3)
     # Boxes went down to 32 px and back up: the layouts come back unchanged.
-    for (boxes, labels), out_boxes, out_labels in zip(
-            _layouts(), result.boxes, result.labels):
+    for (boxes, labels), out_boxes, out_labels in zip(_layouts(), result.boxes,
+                                                      result.labels):
         torch.testing.assert_close(out_boxes, boxes)
         assert torch.equal(out_labels, labels)
 
 
 def test_false_positive_sampling_adds_targets(teachers):
     engine = _engine(
-        teachers['yolov3'], stages=[dict(size=64, iterations=3, lr=0.1)],
-        fp_sampling=dict(start=1, end=1, interval=1, score_thr=0.0,
-                         min_area=0.0, max_area=1.0))
+        teachers['yolov3'],
+        stages=[dict(size=64, iterations=3, lr=0.1)],
+        fp_sampling=dict(
+            start=1,
+            end=1,
+            interval=1,
+            score_thr=0.0,
+            min_area=0.0,
+            max_area=1.0))
     result = engine.synthesize(_layouts(), torch.Generator().manual_seed(0))
-    for (boxes, labels), out_boxes, out_labels in zip(
-            _layouts(), result.boxes, result.labels):
+    for (boxes, labels), out_boxes, out_labels in zip(_layouts(), result.boxes,
+                                                      result.labels):
         assert len(out_boxes) > len(boxes)
         torch.testing.assert_close(out_boxes[:len(boxes)], boxes)
         assert torch.equal(out_labels[:len(labels)], labels)
@@ -105,8 +122,11 @@ def _inject_nan(teacher, at_call, into='input', image=None):
             grad[image] = float('nan')
             return grad
 
-        args[0].register_hook(nan_grad)
-        return None
+        # A non-leaf copy: without augmentation args[0] is the optimised
+        # leaf itself, whose hooks would outlive this step.
+        images = args[0] * 1.0
+        images.register_hook(nan_grad)
+        return (images, ) + args[1:]
 
     return teacher.backbone.register_forward_pre_hook(hook), state
 
@@ -117,13 +137,16 @@ def test_non_finite_loss_restarts_only_the_broken_images(teachers):
     # loss is then NaN: skipped, image 1 re-initialised, image 0 kept.
     handle, state = _inject_nan(teacher, at_call={2}, into='grad', image=1)
     try:
-        result = _engine(teacher, augment=NO_AUGMENT).synthesize(
-            _layouts(), torch.Generator().manual_seed(0))
+        result = _engine(
+            teacher,
+            augment=NO_AUGMENT).synthesize(_layouts(),
+                                           torch.Generator().manual_seed(0))
     finally:
         handle.remove()
     inputs = state['inputs']
     assert result.restarts == 1 and result.valid.tolist() == [True, True]
-    assert torch.isnan(inputs[3][1]).all() and torch.isfinite(inputs[3][0]).all()
+    assert torch.isnan(inputs[3][1]).all() and torch.isfinite(
+        inputs[3][0]).all()
     assert torch.equal(inputs[4][0], inputs[3][0])  # step 3 was skipped
     assert torch.isfinite(inputs[4][1]).all()  # fresh noise
     assert len(result.loss_history) > 0
@@ -157,8 +180,11 @@ def test_seeded_generator_reproduces_and_teacher_is_restored():
     teacher = build_teacher('faster_rcnn').train()
     flags = [p.requires_grad for p in teacher.parameters()]
     engine = _engine(
-        teacher, stages=[dict(size=32, iterations=2, lr=0.1, jitter=4),
-                         dict(size=64, iterations=2, lr=0.01, jitter=8)],
+        teacher,
+        stages=[
+            dict(size=32, iterations=2, lr=0.1, jitter=4),
+            dict(size=64, iterations=2, lr=0.01, jitter=8)
+        ],
         fp_sampling=dict(start=1, end=3, interval=2, score_thr=0.0))
     global_state = torch.get_rng_state()
     first = engine.synthesize(_layouts(), torch.Generator().manual_seed(7))
@@ -176,8 +202,11 @@ def test_seeded_generator_reproduces_and_teacher_is_restored():
 
 def test_channels_last_and_amp_on_cpu(teachers):
     teacher = teachers['retinanet']
-    engine = _engine(teacher, stages=[dict(size=64, iterations=2, lr=0.1)],
-                     channels_last=True, amp=True)
+    engine = _engine(
+        teacher,
+        stages=[dict(size=64, iterations=2, lr=0.1)],
+        channels_last=True,
+        amp=True)
     with pytest.warns(UserWarning, match='amp=True is ignored'):
         result = engine.synthesize(_layouts())
     assert result.valid.all()
@@ -186,8 +215,11 @@ def test_channels_last_and_amp_on_cpu(teachers):
 
 def test_registry_build_and_merged_defaults(teachers):
     engine = TASK_UTILS.build(
-        dict(type='DeepInversion', teacher=teachers['yolov3'],
-             bn_prior=dict(weight=0.05), fp_sampling=dict(start=10)))
+        dict(
+            type='DeepInversion',
+            teacher=teachers['yolov3'],
+            bn_prior=dict(weight=0.05),
+            fp_sampling=dict(start=10)))
     assert isinstance(engine, DeepInversion)
     assert engine.bn_weight == 0.05 and engine.bn_cfg['p'] == 2
     assert engine.bn_cfg['first_bn_multiplier'] == 2.0
@@ -201,35 +233,35 @@ def test_registry_build_and_merged_defaults(teachers):
 def test_bad_configuration_and_layouts(teachers):
     teacher = teachers['yolov3']
     with pytest.raises(ValueError, match='no BatchNorm'):
-        DeepInversion(build_teacher(
-            'retinanet', preprocessor=None) if False else _gn_teacher())
+        DeepInversion(gn_teacher('retinanet'))
     with pytest.raises(ValueError, match='jitter per stage'):
         DeepInversion(teacher, augment=dict(jitter=3))
     with pytest.raises(ValueError, match=r"unknown keys \['sizes'\]"):
-        DeepInversion(teacher, stages=[dict(sizes=3, size=64, iterations=1,
-                                            lr=0.1)])
+        DeepInversion(
+            teacher, stages=[dict(sizes=3, size=64, iterations=1, lr=0.1)])
     with pytest.raises(ValueError, match='image_prior: unknown keys'):
         DeepInversion(teacher, image_prior=dict(tv=1.0))
-    engine = _engine(teacher, stages=[dict(size=64, iterations=1, lr=0.1)],
-                     task_loss=dict(term_weights=dict(loss_typo=2.0)))
+    engine = _engine(
+        teacher,
+        stages=[dict(size=64, iterations=1, lr=0.1)],
+        task_loss=dict(term_weights=dict(loss_typo=2.0)))
     with pytest.raises(ValueError, match=r"loss_typo.*loss_cls"):
         engine.synthesize(_layouts())
     engine = _engine(teacher)
     with pytest.raises(ValueError, match='inside the final 64x64'):
-        engine.synthesize([(torch.tensor([[0., 0., 70., 10.]]),
-                            torch.tensor([0]))])
+        engine.synthesize([(torch.tensor([[0., 0., 70.,
+                                           10.]]), torch.tensor([0]))])
     with pytest.raises(ValueError, match='int64'):
         engine.synthesize([(torch.tensor([[0., 0., 7., 10.]]),
                             torch.tensor([0], dtype=torch.int32))])
 
 
-def _gn_teacher():
-    """A RetinaNet without any BatchNorm layer (GroupNorm backbone)."""
-    from mmdet.registry import MODELS
-    from mmengine.config import ConfigDict
-
-    from mmdiode.testing import tiny_retinanet
-    cfg = tiny_retinanet()
-    cfg['backbone']['norm_cfg'] = dict(type='GN', num_groups=4,
-                                       requires_grad=True)
-    return MODELS.build(ConfigDict(cfg)).eval()
+def test_numpy_layouts_as_the_layout_sampler_writes_them(teachers):
+    import numpy as np
+    layouts = [(np.array([[8., 8., 40., 48.]],
+                         dtype=np.float32), np.array([1], dtype=np.int64))]
+    result = _engine(
+        teachers['retinanet'], stages=[dict(size=64, iterations=1,
+                                            lr=0.1)]).synthesize(layouts)
+    assert result.boxes[0].tolist() == [[8., 8., 40., 48.]]
+    assert result.labels[0].tolist() == [1]

@@ -16,8 +16,8 @@ def test_schedule():
 
 
 def test_selection_rules_on_hand_made_detections():
-    sampler = FalsePositiveSampler(score_thr=0.2, iou_thr=0.35,
-                                   min_area=0.01, max_area=0.85)
+    sampler = FalsePositiveSampler(
+        score_thr=0.2, iou_thr=0.35, min_area=0.01, max_area=0.85)
     targets = torch.tensor([[0., 0., 50., 50.]])
     preds = InstanceData(
         bboxes=torch.tensor([
@@ -27,28 +27,35 @@ def test_selection_rules_on_hand_made_detections():
             [95., 95., 97., 97.],  # area 4 / 10000 < 0.01
             [0., 0., 96., 96.],  # area 0.92 > 0.85
             [40., 60., 70., 99.],  # IoU 0 with the target: kept
+            [70., -20., 120., 20.],  # clipped to 70, 0, 100, 20: kept
         ]),
-        scores=torch.tensor([0.9, 0.1, 0.9, 0.9, 0.9, 0.3]),
-        labels=torch.tensor([1, 1, 2, 0, 0, 2]))
-    found = sampler.select(preds, targets, 100 * 100)
-    assert found.bboxes.tolist() == [[60., 60., 90., 90.], [40., 60., 70., 99.]]
-    assert found.labels.tolist() == [1, 2]
+        scores=torch.tensor([0.9, 0.1, 0.9, 0.9, 0.9, 0.3, 0.5]),
+        labels=torch.tensor([1, 1, 2, 0, 0, 2, 0]))
+    found = sampler.select(preds, targets, (100, 100))
+    assert found.bboxes.tolist() == [[60., 60., 90.,
+                                      90.], [40., 60., 70., 99.],
+                                     [70., 0., 100., 20.]]
+    assert found.labels.tolist() == [1, 2, 0]
     # Without targets only score and area rules apply.
-    assert len(sampler.select(preds, torch.zeros(0, 4), 100 * 100)) == 3
+    assert len(sampler.select(preds, torch.zeros(0, 4), (100, 100))) == 4
 
 
 def test_sample_appends_teacher_detections_after_the_targets(teachers):
     teacher = teachers['retinanet']
-    sampler = FalsePositiveSampler(score_thr=0.0, iou_thr=0.35,
-                                   min_area=0.0, max_area=1.0)
-    meta = dict(img_shape=(64, 64), ori_shape=(64, 64), pad_shape=(64, 64),
-                batch_input_shape=(64, 64), scale_factor=(1.0, 1.0))
+    sampler = FalsePositiveSampler(
+        score_thr=0.0, iou_thr=0.35, min_area=0.0, max_area=1.0)
+    meta = dict(
+        img_shape=(64, 64),
+        ori_shape=(64, 64),
+        pad_shape=(64, 64),
+        batch_input_shape=(64, 64),
+        scale_factor=(1.0, 1.0))
     boxes = [torch.tensor([[8., 8., 40., 40.]]), torch.zeros(0, 4)]
     labels = [torch.tensor([2]), torch.zeros(0, dtype=torch.long)]
     torch.manual_seed(0)
-    new_boxes, new_labels = sampler.sample(
-        teacher, torch.randn(2, 3, 64, 64),
-        [DetDataSample(metainfo=meta) for _ in range(2)], boxes, labels)
+    new_boxes, new_labels = sampler.sample(teacher, torch.randn(
+        2, 3, 64, 64), [DetDataSample(metainfo=meta) for _ in range(2)], boxes,
+                                           labels)
     assert torch.equal(new_boxes[0][:1], boxes[0])
     assert new_labels[0][0] == 2
     assert all(len(b) > len(old) for b, old in zip(new_boxes, boxes))

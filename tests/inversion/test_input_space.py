@@ -11,8 +11,10 @@ def _rgb_batch():
 
 
 def test_matches_the_preprocessor_on_bgr_loaded_images():
-    pre = DetDataPreprocessor(mean=[123.675, 116.28, 103.53],
-                              std=[58.395, 57.12, 57.375], bgr_to_rgb=True)
+    pre = DetDataPreprocessor(
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        bgr_to_rgb=True)
     space = PixelSpace.from_preprocessor(pre)
     rgb = _rgb_batch()
     # mmdet feeds the preprocessor BGR images as loaded by mmcv.
@@ -23,19 +25,19 @@ def test_matches_the_preprocessor_on_bgr_loaded_images():
 
 
 def test_no_channel_swap_means_a_bgr_model():
-    pre = DetDataPreprocessor(mean=[103.53, 116.28, 123.675],
-                              std=[1.0, 1.0, 1.0], bgr_to_rgb=False)
+    pre = DetDataPreprocessor(
+        mean=[103.53, 116.28, 123.675], std=[1.0, 1.0, 1.0], bgr_to_rgb=False)
     space = PixelSpace.from_preprocessor(pre)
     rgb = _rgb_batch()
-    expected = pre(dict(inputs=list(rgb[:, [2, 1, 0]])),
-                   training=False)['inputs']
+    expected = pre(
+        dict(inputs=list(rgb[:, [2, 1, 0]])), training=False)['inputs']
     assert not space.model_rgb
     torch.testing.assert_close(space.to_model(rgb), expected)
 
 
 def test_round_trip_bounds_and_uint8():
-    space = PixelSpace(mean=(10.0, 20.0, 30.0), std=(2.0, 4.0, 5.0),
-                       model_rgb=False)
+    space = PixelSpace(
+        mean=(10.0, 20.0, 30.0), std=(2.0, 4.0, 5.0), model_rgb=False)
     rgb = _rgb_batch()
     x = space.to_model(rgb)
     torch.testing.assert_close(space.to_rgb(x), rgb.float())
@@ -47,8 +49,8 @@ def test_round_trip_bounds_and_uint8():
                                torch.tensor([245 / 2, 235 / 4, 225 / 5]))
     assert bool((x >= space.lower).all() and (x <= space.upper).all())
     out_of_range = space.clamp_(x * 100)
-    torch.testing.assert_close(space.to_rgb(out_of_range).amax(),
-                               torch.tensor(255.0))
+    torch.testing.assert_close(
+        space.to_rgb(out_of_range).amax(), torch.tensor(255.0))
     images = space.to_uint8(x)
     assert images.shape == (2, 8, 8, 3) and images.dtype == torch.uint8
     assert torch.equal(images, rgb.permute(0, 2, 3, 1))

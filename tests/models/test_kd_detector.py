@@ -307,3 +307,27 @@ def test_instance_data_pseudo_labels_keep_only_boxes_and_labels():
     for s in samples:
         assert isinstance(s.gt_instances, InstanceData)
         assert set(s.gt_instances.keys()) == {'bboxes', 'labels'}
+
+
+def test_teacher_runs_only_as_far_as_the_recordings_need():
+    # RPN maps and FPN features: the teacher's RPN proposals and its RoI
+    # head on them are never computed (RoIHeadKDLoss runs the teacher's box
+    # branch itself, on the student's RoIs, inside the loss).
+    student, teacher = tiny_pair('faster_rcnn')
+    model = build_kd(student, teacher, distill_losses=LOSSES['faster_rcnn'])
+    calls = []
+    model.teacher.roi_head.register_forward_hook(
+        lambda *args: calls.append('roi_head'))
+    model.teacher.rpn_head.register_forward_pre_hook(
+        lambda *args: calls.append('rpn_head'))
+    inputs, samples = batch()
+    teacher_inputs, outs, results = model.forward_teacher(inputs, samples)
+    assert calls == ['rpn_head'] and results is None
+    assert set(outs) == {'rpn_head', 'neck'}
+    with torch.no_grad():
+        feats = model.teacher.extract_feat(teacher_inputs)
+        expected = model.teacher.rpn_head(feats)
+    for got, want in zip(outs['rpn_head'][0] + outs['rpn_head'][1],
+                         expected[0] + expected[1]):
+        torch.testing.assert_close(got, want)
+    model.loss(inputs, samples)  # the RoI distillation still works

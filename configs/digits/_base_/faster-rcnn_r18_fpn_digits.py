@@ -93,7 +93,7 @@ test_evaluator = dict(ann_file=data_root + 'annotations/test.json')
 max_epochs = 8
 train_cfg = dict(max_epochs=max_epochs, val_interval=2)
 optim_wrapper = dict(
-    optimizer=dict(_delete_=True, type='AdamW', lr=1e-3, weight_decay=0.05),
+    optimizer=dict(_delete_=True, type='AdamW', lr=1.5e-3, weight_decay=0.05),
     paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0),
     clip_grad=dict(max_norm=35, norm_type=2))
 param_scheduler = [

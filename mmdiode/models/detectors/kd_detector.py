@@ -31,6 +31,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmdet.models.detectors.base import BaseDetector
+from mmdet.models.detectors.single_stage import SingleStageDetector
+from mmdet.models.detectors.two_stage import TwoStageDetector
 from mmdet.models.utils import rename_loss_dict, reweight_loss_dict
 from mmdet.registry import MODELS
 from mmdet.structures import OptSampleList, SampleList
@@ -46,7 +48,8 @@ from .teacher_input import (PixelNormalisation, map_to_teacher_inputs,
                             teacher_data_samples)
 
 # Recorded teacher modules under these top-level names only need
-# ``extract_feat``; anything else needs the full ``_forward``.
+# ``extract_feat``; dense heads (see ``dense_heads``) need their own forward
+# on those features; anything else needs the full ``_forward``.
 _FEATURE_MODULES = ('backbone', 'neck')
 _TEACHER_KEYS = {'config', 'checkpoint'}
 _PSEUDO_LABEL_DEFAULTS = dict(score_thr=0.3, replace_gt=False)
@@ -158,6 +161,21 @@ def head_num_classes(detector: nn.Module) -> Optional[int]:
     return getattr(getattr(detector, 'bbox_head', None), 'num_classes', None)
 
 
+def dense_heads(detector: nn.Module) -> Tuple[str, ...]:
+    """Heads that the detector runs directly on ``extract_feat``'s output.
+
+    ``head(extract_feat(x))`` is then exactly the first thing the detector
+    computes with that head: a single-stage detector's ``bbox_head`` (all of
+    its ``_forward``) and a two-stage detector's ``rpn_head`` (before its
+    proposal decoding and NMS).
+    """
+    if isinstance(detector, SingleStageDetector):
+        return ('bbox_head', )
+    if isinstance(detector, TwoStageDetector) and detector.with_rpn:
+        return ('rpn_head', )
+    return ()
+
+
 @MODELS.register_module()
 class KDDetector(BaseDetector):
     """Knowledge distillation from a frozen teacher detector to a student.
@@ -168,7 +186,8 @@ class KDDetector(BaseDetector):
        :mod:`.teacher_input`) and the teacher runs without gradients:
        ``predict()`` when pseudo-labels are on, else only as far as the
        recorded teacher modules need (``extract_feat`` for backbone/neck,
-       otherwise ``_forward``).
+       plus the head's forward for a single-stage ``bbox_head`` or a
+       two-stage ``rpn_head``, otherwise ``_forward``).
     2. With ``pseudo_label``, the teacher's detections (after its NMS) with
        score > ``score_thr`` become ``gt_instances``: of every image when
        ``replace_gt=True``, else only of images that carry no ground truth
@@ -378,12 +397,8 @@ class KDDetector(BaseDetector):
             dict[str, Tensor]: The student's weighted loss terms and
             ``'<distill name>.<term>'`` for every distillation term.
         """
-        teacher_inputs, teacher_samples = self._teacher_batch(
+        teacher_inputs, teacher_outs, teacher_results = self.forward_teacher(
             batch_inputs, batch_data_samples)
-        with torch.no_grad(), \
-                record(self.teacher, self._teacher_names) as teacher_outs:
-            teacher_results = self._run_teacher(teacher_inputs,
-                                                teacher_samples)
         if self.pseudo_label is not None:
             self._set_pseudo_labels(batch_data_samples, teacher_results)
         with record(self.student, self._student_names) as student_outs:
@@ -405,6 +420,29 @@ class KDDetector(BaseDetector):
             losses.update(terms)
         return losses
 
+    @torch.no_grad()
+    def forward_teacher(
+        self, batch_inputs: Tensor, batch_data_samples: SampleList
+    ) -> Tuple[Tensor, Dict[str, Any], Optional[SampleList]]:
+        """Runs the teacher on a student batch as a training step needs it.
+
+        The teacher runs as far as the distillation losses' recordings and
+        the pseudo-labels need (step 1 of the class docstring).
+
+        Args:
+            batch_inputs (Tensor): Student-normalised batch, (N, C, H, W).
+            batch_data_samples (list[DetDataSample]): The batch's samples.
+
+        Returns:
+            tuple: The teacher-normalised batch (N, C, H', W'), the
+            recorded teacher outputs by recording name, and the teacher's
+            predictions (None unless pseudo-labels are on).
+        """
+        inputs, samples = self._teacher_batch(batch_inputs, batch_data_samples)
+        with record(self.teacher, self._teacher_names) as teacher_outs:
+            results = self._run_teacher(inputs, samples)
+        return inputs, teacher_outs, results
+
     def _run_teacher(self, inputs: Tensor,
                      samples: SampleList) -> Optional[SampleList]:
         """Runs the teacher as far as needed; returns its predictions when
@@ -417,8 +455,14 @@ class KDDetector(BaseDetector):
             split_recording_name(n)[0].split('.')[0]
             for n in self._teacher_names
         }
-        if roots <= set(_FEATURE_MODULES):
-            self.teacher.extract_feat(inputs)
+        heads = dense_heads(self.teacher)
+        if roots <= set(_FEATURE_MODULES + heads):
+            # E.g. a two-stage teacher's RPN maps without its RoI head on
+            # its own proposals, which no recording would read.
+            feats = self.teacher.extract_feat(inputs)
+            for head in heads:
+                if head in roots:
+                    getattr(self.teacher, head)(feats)
         else:
             self.teacher._forward(inputs, samples)
         return None

@@ -121,10 +121,13 @@ def map_to_teacher_inputs(inputs: Tensor,
         if student.swap_channels != teacher.swap_channels:
             raw = raw.flip(1)
         out = (raw - teacher.mean) / teacher.std
-    valid = torch.zeros_like(out[:, :1], dtype=torch.bool)
-    for i, (h, w) in enumerate(_image_shapes(data_samples, inputs)):
-        valid[i, :, :h, :w] = True
-    out = torch.where(valid, out, out.new_tensor(teacher.pad_value))
+    shapes = _image_shapes(data_samples, inputs)
+    if any(shape != tuple(out.shape[-2:]) for shape in shapes):
+        # Only a batch with padding needs it re-set (and a copy).
+        valid = torch.zeros_like(out[:, :1], dtype=torch.bool)
+        for i, (h, w) in enumerate(shapes):
+            valid[i, :, :h, :w] = True
+        out = torch.where(valid, out, out.new_tensor(teacher.pad_value))
     height, width = out.shape[-2:]
     pad_h = _round_up(height, teacher.pad_size_divisor) - height
     pad_w = _round_up(width, teacher.pad_size_divisor) - width

@@ -207,11 +207,12 @@ class HGDLoss(CorrespondenceDistillLoss):
         gt_weights = self.gt_weights(data_samples, (h, w), teacher.device)
         if self.micro_weighting == 'gt':
             return gt_weights
-        has_boxes = torch.tensor(
-            [len(s.gt_instances) > 0 for s in data_samples],
-            device=teacher.device).view(n, 1, 1, 1)
-        return torch.where(has_boxes, gt_weights,
-                           self.attention_weights(teacher))
+        has_boxes = [len(s.gt_instances) > 0 for s in data_samples]
+        if all(has_boxes):  # the usual case with ground truth
+            return gt_weights
+        return torch.where(
+            torch.tensor(has_boxes, device=teacher.device).view(n, 1, 1, 1),
+            gt_weights, self.attention_weights(teacher))
 
     def gt_weights(self, data_samples: Sequence, featmap_size: tuple,
                    device: torch.device) -> Tensor:

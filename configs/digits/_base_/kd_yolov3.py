@@ -1,0 +1,30 @@
+# Shared base of the YOLOv3 distillation configs on digits-on-photos: the
+# student of yolov3_student.py with its own data, pipeline and schedule (so
+# "student alone" and "student + KD" differ only in the teacher), plus the
+# frozen YOLOv3-MobileNetV2 teacher. Leaf configs add `distill_losses`.
+# Train the teacher first: make yolov3-teacher.
+#
+# Loss weights in the leaf configs are 50x their reference values (published
+# or the losses' defaults, which assume mmdet's usual per-object-normalised
+# detection losses): mmdet's YOLOv3 head sums its losses over the batch
+# (reduction='sum'), about 16 images x 3 digits = ~50 objects per batch here.
+_base_ = ['../yolov3_student.py']
+
+model = dict(
+    _delete_=True,
+    type='KDDetector',
+    # The student model exactly as yolov3_student.py defines it.
+    student={{_base_.model}},
+    teacher=dict(
+        # Absolute (from this file's folder): loads from any working dir.
+        config='{{fileDirname}}/../yolov3_teacher.py',
+        # Written by `make yolov3-teacher`; relative to the working dir, like
+        # work_dirs.
+        checkpoint='work_dirs/yolov3_teacher/final.pth'),
+    # Checked against the teacher checkpoint's dataset_meta classes.
+    classes={{_base_.metainfo.classes}},
+    # Ground truth is available: the student's detection loss at full weight.
+    gt_loss_weight=1.0)
+
+# Also logs the frozen teacher's val metrics (once) as teacher/coco/...
+custom_hooks = [dict(type='TeacherEvalHook')]

@@ -1,0 +1,281 @@
+"""A resumable, shardable synthesis job: teacher + layouts -> COCO data set.
+
+The job glues the pieces together; each has its own module:
+
+* the teacher: any mmdet detector, built from its config and checkpoint
+  (:func:`build_teacher`);
+* target layouts: :class:`~mmdiode.datasets.BoxLayoutSampler`, a pure
+  function of ``(seed, index)``, so a restarted or sharded job regenerates
+  exactly the layout of every global image index;
+* the synthesizer: :class:`~mmdiode.inversion.DeepInversion` or
+  :class:`~mmdiode.inversion.MultiObjectImpressions` from ``TASK_UTILS``;
+* the output: :class:`~mmdiode.datasets.SyntheticCocoWriter` (atomic,
+  per-batch records; rank 0 merges);
+* at the end, :func:`~mmdiode.evaluation.fidelity_report` and a picture grid.
+
+A synthesis config holds::
+
+    teacher = dict(config='configs/digits/yolov3_teacher.py',
+                   checkpoint='work_dirs/yolov3_teacher/final.pth',
+                   classes=None)          # None: from checkpoint or config
+    layout_sampler = dict(type='BoxLayoutSampler', img_size=128, ...)
+    synthesizer = dict(type='DeepInversion', stages=[...], ...)
+    synthesis = dict(num_images=1000, batch_size=16, seed=0, max_retries=2)
+    vis_backends = [dict(type='LocalVisBackend'),
+                    dict(type='TensorboardVisBackend')]
+"""
+import copy
+import json
+import os
+import os.path as osp
+import time
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from mmdet.registry import MODELS, TASK_UTILS
+from mmengine.config import Config, ConfigDict
+from mmengine.dist import barrier, get_dist_info
+from mmengine.logging import MMLogger
+from mmengine.utils import ProgressBar
+from mmengine.visualization import Visualizer
+from torch import nn
+
+from mmdiode.datasets import Layout, SyntheticCocoWriter
+from mmdiode.evaluation import fidelity_report
+from mmdiode.models.detectors.kd_detector import (load_teacher_model_config,
+                                                  load_teacher_weights)
+from mmdiode.visualization import coco_grid
+
+SYNTHESIS_DEFAULTS = dict(num_images=1000, batch_size=16, seed=0,
+                          max_retries=2)
+
+
+def build_teacher(teacher_cfg: dict,
+                  device: torch.device) -> Tuple[nn.Module, Tuple[str, ...]]:
+    """Builds a frozen teacher and finds its class names.
+
+    Args:
+        teacher_cfg (dict): ``config`` (path, ``mmdet::`` path or dict),
+            ``checkpoint`` (path/URL or None for random weights, which only
+            makes sense for timing) and optional ``classes``.
+        device (torch.device): Where the teacher runs.
+
+    Returns:
+        tuple: The teacher in eval mode, and its class names (explicit
+        ``classes``, else the checkpoint's ``dataset_meta``, else the
+        config's dataset ``metainfo``).
+    """
+    model_cfg, cfg_classes = load_teacher_model_config(teacher_cfg['config'])
+    model = MODELS.build(ConfigDict(model_cfg))
+    ckpt_classes = load_teacher_weights(model, teacher_cfg.get('checkpoint'))
+    classes = teacher_cfg.get('classes') or ckpt_classes or cfg_classes
+    if not classes:
+        raise ValueError(
+            'the teacher\'s class names are unknown: neither its checkpoint '
+            'meta nor its config names them; set teacher.classes')
+    model.to(device).eval()
+    model.requires_grad_(False)
+    return model, tuple(classes)
+
+
+def scale_schedule(synthesizer_cfg: dict, iterations: int) -> dict:
+    """Rescales the stages (and FP-sampling iterations) to a total length.
+
+    ``--iterations N`` keeps the shape of the schedule: every stage gets a
+    share of N proportional to its configured length (at least 1), and the
+    false-positive sampling window and interval scale by the same factor.
+    """
+    cfg = copy.deepcopy(synthesizer_cfg)
+    stages = cfg.get('stages')
+    if not stages:
+        raise ValueError('--iterations needs synthesizer.stages in the config')
+    total = sum(s['iterations'] for s in stages)
+    factor = iterations / total
+    for stage in stages:
+        stage['iterations'] = max(1, round(stage['iterations'] * factor))
+    fp = cfg.get('fp_sampling')
+    if fp:
+        for key in ('start', 'end', 'interval'):
+            if key in fp:
+                fp[key] = max(1, round(fp[key] * factor))
+    return cfg
+
+
+def batch_seed(seed: int, batch: int, attempt: int) -> int:
+    """Seed of one synthesis call: distinct per batch and retry attempt."""
+    return int(np.random.SeedSequence([seed, batch, attempt]).generate_state(
+        1)[0])
+
+
+class SynthesisJob:
+    """Runs the synthesis of one config on this process's shard.
+
+    Args:
+        cfg (Config): The synthesis config (see module docstring).
+        out_dir (str): Output data root.
+        work_dir (str): Folder for logs and visualizer backends.
+        device (torch.device): Where the teacher runs.
+    """
+
+    def __init__(self, cfg: Config, out_dir: str, work_dir: str,
+                 device: torch.device) -> None:
+        self.cfg = cfg
+        self.out_dir = out_dir
+        self.work_dir = work_dir
+        self.device = device
+        self.rank, self.world_size = get_dist_info()
+        self.job = {**SYNTHESIS_DEFAULTS, **cfg.get('synthesis', {})}
+        self.teacher, self.classes = build_teacher(cfg.teacher, device)
+        sampler_cfg = dict(cfg.layout_sampler)
+        sampler_cfg.setdefault('classes', self.classes)
+        sampler_cfg.setdefault('seed', self.job['seed'])
+        self.sampler = TASK_UTILS.build(sampler_cfg)
+        self.synthesizer = TASK_UTILS.build(
+            dict(cfg.synthesizer, teacher=self.teacher))
+        self._check_sizes()
+        self.writer = SyntheticCocoWriter(
+            out_dir, self.classes, self.job['num_images'],
+            self.job['batch_size'], seed=self.job['seed'],
+            config=json.loads(json.dumps(
+                dict(layout_sampler=cfg.layout_sampler,
+                     synthesizer=cfg.synthesizer), default=str)))
+        os.makedirs(work_dir, exist_ok=True)
+        self.logger = MMLogger.get_instance(
+            'mmdiode.synthesis',
+            log_file=osp.join(work_dir, f'synthesis_rank{self.rank}.log'))
+        self.visualizer = Visualizer(
+            name=f'mmdiode_synthesis_{id(self)}',
+            vis_backends=cfg.get('vis_backends',
+                                 [dict(type='LocalVisBackend')]),
+            save_dir=work_dir) if self.rank == 0 else None
+        self.loss_log = osp.join(work_dir, f'losses_rank{self.rank}.jsonl')
+
+    def _check_sizes(self) -> None:
+        size = self.synthesizer.final_size
+        img = self.sampler.img_size
+        if tuple(size) != (img, img):
+            raise ValueError(
+                f'layout_sampler.img_size={img} but the synthesizer\'s last '
+                f'stage makes {size[1]}x{size[0]} images; make them equal')
+
+    # ------------------------------------------------------------------
+
+    def run(self) -> Optional[dict]:
+        """Synthesizes this rank's pending batches; rank 0 then merges.
+
+        Returns:
+            dict | None: On rank 0, the fidelity report; else None.
+        """
+        self._retry_invalid()
+        pending = self.writer.pending_batches(self.rank, self.world_size)
+        n_images = sum(len(self.writer.batch_indices(b)) for b in pending)
+        done = self.writer.num_batches - len(
+            self.writer.pending_batches(0, 1))
+        self.logger.info(
+            f'rank {self.rank}/{self.world_size}: {len(pending)} batches '
+            f'({n_images} images) to synthesize, {done} already done, '
+            f'output {self.out_dir}')
+        bar = ProgressBar(n_images) if n_images and self.rank == 0 else None
+        for batch in pending:
+            self._synthesize_batch(batch, bar)
+        if bar is not None:
+            print()
+        self._retry_invalid()
+        barrier()
+        if self.rank != 0:
+            return None
+        ann_file = self.writer.merge()
+        self.logger.info(f'wrote {ann_file}')
+        report = fidelity_report(self.teacher, self.out_dir,
+                                 batch_size=self.job['batch_size'],
+                                 device=str(self.device))
+        self.logger.info(
+            'fidelity: teacher mAP {bbox_mAP:.3f}, mAP@0.5 {bbox_mAP_50:.3f} '
+            'on its own synthesized images'.format(**report))
+        return report
+
+    def write_grid(self, num: int = 32) -> str:
+        """A PNG grid of the first images with their boxes."""
+        return coco_grid(self.writer.ann_file, self.out_dir,
+                         osp.join(self.out_dir, 'viz.png'), num=num)
+
+    # ------------------------------------------------------------------
+
+    def _layouts(self, indices: Sequence[int]) -> List[Tuple[torch.Tensor,
+                                                             torch.Tensor]]:
+        layouts = []
+        for i in indices:
+            layout = self.sampler.sample(i)
+            layouts.append((torch.from_numpy(layout.bboxes),
+                            torch.from_numpy(layout.labels)))
+        return layouts
+
+    def _synthesize(self, batch: int, indices: Sequence[int], attempt: int):
+        generator = torch.Generator().manual_seed(
+            batch_seed(self.job['seed'], batch, attempt))
+        start = time.time()
+        result = self.synthesizer.synthesize(
+            self._layouts(indices), generator=generator)
+        seconds = time.time() - start
+        self._log_batch(batch, attempt, len(indices), seconds, result)
+        layouts = [
+            Layout(b.numpy(), lb.numpy())
+            for b, lb in zip(result.boxes, result.labels)
+        ]
+        # The writer takes (N, 3, H, W); the engine gives (N, H, W, 3).
+        return result.images.permute(0, 3, 1, 2), layouts, result.valid
+
+    def _synthesize_batch(self, batch: int, bar: Optional[ProgressBar]):
+        indices = list(self.writer.batch_indices(batch))
+        images, layouts, valid = self._synthesize(batch, indices, attempt=0)
+        self.writer.write_batch(batch, images, layouts, valid=valid,
+                                rank=self.rank)
+        if bar is not None:
+            bar.update(len(indices))
+
+    def _retry_invalid(self) -> None:
+        """Regenerates images that were not finite, with fresh seeds."""
+        for attempt in range(1, self.job['max_retries'] + 1):
+            invalid = self.writer.invalid_indices(self.rank)
+            if not invalid:
+                return
+            by_batch: Dict[int, List[int]] = {}
+            for index in invalid:
+                by_batch.setdefault(index // self.job['batch_size'],
+                                    []).append(index)
+            for batch, indices in by_batch.items():
+                self.logger.warning(
+                    f'batch {batch}: regenerating {len(indices)} invalid '
+                    f'images (attempt {attempt})')
+                images, layouts, valid = self._synthesize(
+                    batch, indices, attempt)
+                self.writer.write_batch(batch, images, layouts, valid=valid,
+                                        rank=self.rank, indices=indices)
+        if self.writer.invalid_indices(self.rank):
+            raise RuntimeError(
+                f'images {self.writer.invalid_indices(self.rank)} stayed '
+                f'non-finite after {self.job["max_retries"]} retries; lower '
+                'the learning rate or the loss weights')
+
+    def _log_batch(self, batch: int, attempt: int, num: int, seconds: float,
+                   result) -> None:
+        """Per-batch loss terms to a json-lines file and the visualizer."""
+        first = {k: v[0] for k, v in result.loss_history.items()}
+        last = {k: v[1] for k, v in result.loss_history.items()}
+        entry = dict(batch=batch, attempt=attempt, images=num,
+                     seconds=round(seconds, 3),
+                     images_per_s=round(num / max(seconds, 1e-9), 4),
+                     restarts=result.restarts,
+                     valid=int(result.valid.sum()), initial=first, final=last)
+        with open(self.loss_log, 'a', encoding='utf-8') as f:
+            f.write(json.dumps(entry) + '\n')
+        self.logger.info(
+            f'batch {batch}: {num / max(seconds, 1e-9):.2f} images/s, ' +
+            ', '.join(f'{k} {first[k]:.4g}->{last[k]:.4g}'
+                      for k in sorted(last)))
+        if self.visualizer is not None:
+            scalars = {f'final/{k}': v for k, v in last.items()}
+            scalars.update({f'initial/{k}': v for k, v in first.items()})
+            scalars['images_per_s'] = entry['images_per_s']
+            self.visualizer.add_scalars(scalars, step=batch)

@@ -1,0 +1,149 @@
+"""tools/synthesize.py: a COCO data set from a tiny teacher, resumable.
+
+The teacher is a tiny, randomly initialised YOLOv3 saved as a checkpoint
+(fidelity numbers are meaningless for it; the bundled benchmark's trained
+teachers are measured by the benchmark scripts, not here).
+"""
+import json
+import os
+import os.path as osp
+import pprint
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from mmdiode.testing import tiny_yolov3
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TOOL = osp.join(ROOT, 'tools', 'synthesize.py')
+CLASSES = ('a', 'b', 'c')
+
+
+def write_teacher(tmp_path):
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    register_all_modules()
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_yolov3(num_classes=3))
+    ckpt = tmp_path / 'teacher.pth'
+    torch.save(
+        dict(state_dict=model.state_dict(),
+             meta=dict(dataset_meta=dict(classes=CLASSES))), ckpt)
+    return ckpt
+
+
+def write_config(tmp_path, ckpt, iterations=(6, 4)):
+    model = pprint.pformat(tiny_yolov3(num_classes=3).to_dict())
+    text = f'''
+custom_imports = dict(imports=['mmdiode'], allow_failed_imports=False)
+default_scope = 'mmdet'
+teacher = dict(config=dict(model={model}), checkpoint={str(ckpt)!r})
+layout_sampler = dict(type='BoxLayoutSampler', img_size=64,
+                      strategy='tiling', tiles_per_side=2, min_size=0.4,
+                      max_size=0.9)
+synthesizer = dict(
+    type='DeepInversion',
+    bn_prior=dict(weight=0.1),
+    image_prior=dict(tv_l1=1.0),
+    augment=dict(flip_prob=0.0),
+    stages=[dict(size=32, iterations={iterations[0]}, lr=0.1, jitter=2),
+            dict(size=64, iterations={iterations[1]}, lr=0.05, jitter=4)],
+    fp_sampling=dict(start=2, end=8, interval=3, score_thr=0.0))
+synthesis = dict(num_images=6, batch_size=2, seed=0)
+vis_backends = [dict(type='LocalVisBackend')]
+'''
+    cfg = tmp_path / 'synth.py'
+    cfg.write_text(text)
+    return cfg
+
+
+def synthesize(cfg, out, work, extra=(), **popen):
+    cmd = [sys.executable, TOOL, str(cfg), '--out', str(out), '--work-dir',
+           str(work), '--device', 'cpu'] + list(extra)
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    if popen:
+        return subprocess.Popen(cmd, env=env, **popen)
+    return subprocess.run(cmd, env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
+def load(out):
+    with open(osp.join(out, 'annotations.json')) as f:
+        return json.load(f)
+
+
+@pytest.fixture(scope='module')
+def setup(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('synth')
+    cfg = write_config(tmp, write_teacher(tmp))
+    out = tmp / 'full'
+    r = synthesize(cfg, out, tmp / 'work_full', ['--viz'])
+    assert r.returncode == 0, r.stderr[-3000:]
+    return tmp, cfg, out, r
+
+
+def test_writes_a_coco_set_mmdet_loads(setup):
+    tmp, cfg, out, r = setup
+    coco = load(out)
+    assert [c['name'] for c in coco['categories']] == list(CLASSES)
+    assert [im['id'] for im in coco['images']] == list(range(1, 7))
+    assert len(coco['annotations']) >= 6 * 4  # 2x2 tiles per image
+    for name in ('fidelity.json', 'class_hist.png', 'box_size_hist.png',
+                 'viz.png'):
+        assert osp.getsize(out / name) > 0
+    assert 'fidelity: teacher bbox_mAP=' in r.stdout
+    losses = [json.loads(line) for line in open(
+        tmp / 'work_full' / 'losses_rank0.jsonl')]
+    assert [e['batch'] for e in losses] == [0, 1, 2]
+    assert {'loss', 'loss_bn', 'loss_task'} <= set(losses[0]['final'])
+    from mmdet.datasets import CocoDataset
+    ds = CocoDataset(data_root=str(out), ann_file='annotations.json',
+                     data_prefix=dict(img=''), metainfo=dict(classes=CLASSES),
+                     pipeline=[], test_mode=True)
+    assert len(ds) == 6
+
+
+def test_killed_and_restarted_run_gives_the_same_data_set(setup):
+    tmp, cfg, out, _ = setup
+    resumed = tmp / 'resumed'
+    proc = synthesize(cfg, resumed, tmp / 'work_resumed',
+                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = resumed / 'shards' / 'rank0' / 'batch_000000.json'
+    deadline = time.time() + 300
+    while not first.exists() and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (resumed / 'annotations.json').exists()
+    r = synthesize(cfg, resumed, tmp / 'work_resumed')
+    assert r.returncode == 0, r.stderr[-3000:]
+    a, b = load(out), load(resumed)
+    assert a['images'] == b['images']
+    assert a['annotations'] == b['annotations']
+    leftovers = [f for d, _, fs in os.walk(resumed) for f in fs
+                 if '.tmp' in f]
+    assert leftovers == []
+
+
+def test_restart_with_other_settings_is_refused(setup):
+    tmp, cfg, out, _ = setup
+    r = synthesize(cfg, out, tmp / 'work_other', ['--num-images', '8'])
+    assert r.returncode != 0
+    assert 'num_images' in r.stderr
+
+
+def test_bad_input_gives_one_clear_error(setup, tmp_path):
+    _, cfg, _, _ = setup
+    r = synthesize(cfg, tmp_path / 'o', tmp_path / 'w',
+                   ['--teacher-ckpt', str(tmp_path / 'missing.pth')])
+    assert r.returncode == 2
+    assert 'teacher checkpoint not found' in r.stderr
+    bad = tmp_path / 'corrupt.pth'
+    bad.write_bytes(b'\x00' * 100)
+    r = synthesize(cfg, tmp_path / 'o', tmp_path / 'w',
+                   ['--teacher-ckpt', str(bad)])
+    assert r.returncode == 2 and 'cannot load checkpoint' in r.stderr

@@ -1,0 +1,97 @@
+"""MultiObjectImpressions: no data statistics, classes from the classifier."""
+import pytest
+import torch
+from conftest import build_teacher, gn_teacher
+from mmdet.registry import TASK_UTILS
+
+from mmdiode.inversion import DeepInversion, MultiObjectImpressions
+
+STAGES = [
+    dict(size=32, iterations=2, lr=0.1, jitter=4),
+    dict(size=64, iterations=2, lr=0.01, jitter=8)
+]
+
+
+def _layouts(n=2, k=3):
+    boxes = torch.tensor([[4., 4., 20., 20.], [30., 30., 60., 60.],
+                          [4., 40., 24., 62.]])[:k]
+    return [(boxes, torch.zeros(k, dtype=torch.long)) for _ in range(n)]
+
+
+def _set_classifier(teacher):
+    """Classes 0 and 1 share a direction, class 2 points the other way."""
+    weight = teacher.roi_head.bbox_head.fc_cls.weight
+    assert weight.shape[0] == 4  # 3 classes + background
+    with torch.no_grad():
+        weight.zero_()
+        weight[0, 0] = weight[1, 0] = 1.0
+        weight[1, 1] = 0.1
+        weight[2, 0] = -1.0
+        weight[3, 5] = 1.0  # background row: must be ignored
+
+
+def test_relabelling_follows_classifier_similarity():
+    teacher = build_teacher('faster_rcnn')
+    _set_classifier(teacher)
+    moi = MultiObjectImpressions(teacher, temperature=0.05, stages=STAGES)
+    assert moi.class_probs.shape == (3, 3)
+    torch.testing.assert_close(moi.class_probs.sum(1), torch.ones(3))
+    # Class 2 is dissimilar to 0 and 1: never drawn with them.
+    assert moi.class_probs[0, 2] < 1e-6 and moi.class_probs[2, 2] > 0.99
+    generator = torch.Generator().manual_seed(0)
+    layouts = moi.relabel_layouts(_layouts(n=60, k=3), generator)
+    firsts = []
+    for (boxes, labels), (old_boxes, _) in zip(layouts, _layouts(60, 3)):
+        assert torch.equal(boxes, old_boxes) and labels.dtype == torch.long
+        first = int(labels[0])
+        firsts.append(first)
+        rest = set(labels[1:].tolist())
+        assert rest <= ({2} if first == 2 else {0, 1})
+    assert set(firsts) == {0, 1, 2}  # the first class is uniform
+
+
+def test_synthesis_uses_no_bn_statistics_and_the_full_two_stage_loss():
+    teacher = build_teacher('faster_rcnn')
+    moi = TASK_UTILS.build(
+        dict(
+            type='MultiObjectImpressions',
+            teacher=teacher,
+            stages=STAGES,
+            fp_sampling=dict(
+                start=1,
+                end=1,
+                interval=1,
+                score_thr=0.0,
+                min_area=0.0,
+                max_area=1.0)))
+    assert isinstance(moi, DeepInversion) and moi.bn_weight == 0
+    result = moi.synthesize(_layouts(), torch.Generator().manual_seed(0))
+    history = result.loss_history
+    assert 'loss_bn' not in history
+    assert {
+        'loss_rpn_cls', 'loss_rpn_bbox', 'loss_cls', 'loss_bbox', 'loss_tv_l1'
+    } <= set(history)
+    assert result.images.shape == (2, 64, 64, 3) and result.valid.all()
+    # Pseudo-targets were refreshed with the teacher's detections.
+    assert all(len(b) > 3 for b in result.boxes)
+    assert all(not m._forward_hooks for m in teacher.modules())
+
+
+def test_works_on_a_teacher_without_batchnorm():
+    teacher = gn_teacher('faster_rcnn')
+    with pytest.raises(ValueError, match='no BatchNorm'):
+        DeepInversion(teacher)
+    moi = MultiObjectImpressions(
+        teacher, stages=STAGES, fp_sampling=dict(enable=False))
+    result = moi.synthesize(_layouts(), torch.Generator().manual_seed(1))
+    assert result.valid.all()
+
+
+def test_bad_arguments():
+    teacher = build_teacher('faster_rcnn')
+    with pytest.raises(ValueError, match='no data statistics'):
+        MultiObjectImpressions(teacher, bn_prior=dict(weight=0.1))
+    with pytest.raises(ValueError, match="'roi_head.fc' is not a parameter"):
+        MultiObjectImpressions(teacher, classifier_weight='roi_head.fc')
+    with pytest.raises(ValueError, match='temperature'):
+        MultiObjectImpressions(teacher, temperature=0.0)

@@ -1,0 +1,192 @@
+#!/usr/bin/env python
+"""Timing benchmarks, one subcommand each.
+
+``synth``: one synthesis iteration against the teacher's bare ``loss()`` +
+backward to the pixels on the same batch, the configured schedule's
+images/s, and resident memory over consecutive batches (see
+:mod:`mmdiode.inversion.synth_benchmark`)::
+
+    python tools/benchmark.py synth --config configs/digits/synth_diode_yolov3.py
+
+``kd``: the overhead of a KD training step over the student's own step plus
+the teacher's forward (see :mod:`mmdiode.models.kd_benchmark`)::
+
+    python tools/benchmark.py kd --config configs/digits/kd_yolov3_hgd.py \\
+        --threads 2 --iters 20 --warmup 3
+
+The last line printed is ``overhead_ratio=<float>``. Time on an otherwise
+idle machine: concurrent jobs oversubscribe the cores.
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import torch  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
+from mmengine.logging import MMLogger  # noqa: E402
+from mmengine.registry import init_default_scope  # noqa: E402
+
+import mmdiode  # noqa: E402,F401  (registers components)
+from mmdiode.models import kd_benchmark  # noqa: E402
+from mmdiode.utils import ConfigError, load_config  # noqa: E402
+
+
+def int_at_least(minimum: int):
+    """An argparse type: an int >= ``minimum``."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f'must be >= {minimum}, got '
+                                             f'{value}')
+        return value
+
+    return parse
+
+
+# --- kd ----------------------------------------------------------------------
+
+def add_kd_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--config', required=True,
+                        help='config whose model is a KDDetector')
+    parser.add_argument('--batch-size', type=int_at_least(1),
+                        help='images per step (default: the config\'s '
+                        'train_dataloader.batch_size)')
+    parser.add_argument('--iters', type=int_at_least(1), default=20,
+                        help='timed KD/baseline step pairs (default: 20)')
+    parser.add_argument('--warmup', type=int_at_least(0), default=3,
+                        help='untimed step pairs first (default: 3)')
+    # One thread by default: timings that do not depend on the core count.
+    parser.add_argument('--threads', type=int_at_least(1), default=1,
+                        help='torch.set_num_threads (default: 1)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value')
+
+
+def run_kd(args: argparse.Namespace) -> int:
+    torch.set_num_threads(args.threads)
+    # mmengine logs every parameter's optimizer options at INFO level.
+    MMLogger.get_instance('benchmark', log_level='WARNING')
+    cfg = load_config(args.config, args.cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    batch_size = args.batch_size or cfg.train_dataloader.batch_size
+    size = kd_benchmark.input_size_of(cfg)
+    model, note = kd_benchmark.build_kd_model(cfg)
+    if note:
+        print(f'note: {note}')
+    batch = kd_benchmark.random_detection_batch(
+        batch_size, size, kd_benchmark.num_classes_of(model))
+    print(f'config: {args.config}')
+    print(f'threads: {torch.get_num_threads()}')
+    print(f'batch: {batch_size} x 3 x {size[0]} x {size[1]}, {args.iters} '
+          f'timed step pairs after {args.warmup} warm-up, interleaved')
+    timings = kd_benchmark.time_kd_overhead(model, batch, cfg.optim_wrapper,
+                                            args.iters, args.warmup)
+    for name, seconds in timings.medians().items():
+        print(f'median {name}: {seconds:.4f} s')
+    print(f'peak_rss: {kd_benchmark.peak_rss_mib():.0f} MiB')
+    print(f'overhead_ratio={timings.overhead_ratio:.4f}')
+    return 0
+
+
+# --- synth -------------------------------------------------------------------
+
+def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--config', required=True,
+                        help='synthesis config (tools/synthesize.py)')
+    parser.add_argument('--batch-size', type=int_at_least(1),
+                        help='images per batch (default: the config\'s '
+                        'synthesis.batch_size)')
+    parser.add_argument('--rounds', type=int_at_least(1), default=3,
+                        help='alternating synthesis/bare blocks (default 3)')
+    parser.add_argument('--iters', type=int_at_least(1), default=8,
+                        help='timed iterations per block (default: 8)')
+    parser.add_argument('--warmup', type=int_at_least(0), default=2,
+                        help='untimed iterations per block (default: 2)')
+    parser.add_argument('--memory-batches', type=int_at_least(0),
+                        default=20, help='consecutive batches of the memory '
+                        'check (default: 20; 0 skips it)')
+    parser.add_argument('--threads', type=int_at_least(1), default=2,
+                        help='torch.set_num_threads (default: 2)')
+    parser.add_argument('--device', default='cpu', help='cpu or cuda')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value')
+
+
+def run_synth(args: argparse.Namespace) -> int:
+    import os.path as osp
+
+    from mmdiode.apis import build_teacher
+    from mmdiode.inversion import synth_benchmark as sb
+    from mmdet.registry import TASK_UTILS
+    torch.set_num_threads(args.threads)
+    cfg = load_config(args.config, args.cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    teacher_cfg = dict(cfg.teacher)
+    ckpt = teacher_cfg.get('checkpoint')
+    if ckpt and '://' not in ckpt and not osp.isfile(ckpt):
+        print(f'note: no teacher checkpoint at {ckpt}: timing a randomly '
+              'initialised teacher (timing does not need trained weights)')
+        teacher_cfg['checkpoint'] = None
+    device = torch.device(args.device)
+    teacher, classes = build_teacher(teacher_cfg, device)
+    batch = args.batch_size or cfg.get('synthesis', {}).get('batch_size', 16)
+    sampler = TASK_UTILS.build(
+        dict(cfg.layout_sampler, classes=classes, seed=0))
+    size = sampler.img_size
+    layouts = [(torch.from_numpy(lo.bboxes), torch.from_numpy(lo.labels))
+               for lo in map(sampler.sample, range(batch))]
+    synth_cfg = dict(cfg.synthesizer)
+    print(f'config: {args.config}')
+    print(f'device: {device}, threads: {torch.get_num_threads()}')
+    print(f'batch: {batch} x 3 x {size} x {size}; {args.rounds} rounds of '
+          f'{args.iters} timed iterations (+{args.warmup} warm-up), '
+          'alternating synthesis and bare blocks')
+    timing = sb.time_overhead(teacher, synth_cfg, layouts, size,
+                              args.rounds, args.iters, args.warmup)
+    seconds = sb.schedule_seconds(teacher, synth_cfg, layouts, size)
+    print(f'median synthesis iteration: {timing["synth_s"]:.4f} s')
+    print(f'median teacher loss()+backward: {timing["bare_s"]:.4f} s')
+    print(f'configured schedule: {seconds:.1f} s per batch of {batch} -> '
+          f'{batch / seconds:.3f} images/s '
+          f'({3600 * batch / seconds:.0f} images/hour)')
+    if args.memory_batches:
+        rss = sb.memory_growth(teacher, synth_cfg, layouts, size,
+                               batches=args.memory_batches)
+        print(f'rss over {len(rss)} consecutive batches: first '
+              f'{rss[0]:.0f} MiB, last {rss[-1]:.0f} MiB, growth after the '
+              f'first {rss[-1] - rss[0]:+.1f} MiB')
+    if device.type == 'cuda':
+        print('peak_cuda_memory: '
+              f'{torch.cuda.max_memory_allocated() / 2**20:.0f} MiB')
+    print(f'peak_rss: {sb.peak_rss_mb():.0f} MiB')
+    print(f'overhead_ratio={timing["overhead_ratio"]:.4f}')
+    return 0
+
+
+# --- subcommands: name -> (help, add its arguments, run it) ------------------
+COMMANDS = {
+    'kd': ('KD step vs student step + teacher forward', add_kd_arguments,
+           run_kd),
+    'synth': ('synthesis iteration vs teacher loss + backward to the pixels',
+              add_synth_arguments, run_synth),
+}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description='mmdiode timing benchmarks')
+    subparsers = parser.add_subparsers(dest='command', required=True)
+    for name, (help_text, add_arguments, _) in COMMANDS.items():
+        add_arguments(subparsers.add_parser(name, help=help_text))
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command][2](args)
+    except ConfigError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+
+
+if __name__ == '__main__':
+    sys.exit(main())
