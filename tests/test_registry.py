@@ -21,6 +21,8 @@ EXPECTED = [
     ('MODELS', 'PKDLoss'),
     ('MODELS', 'HGDLoss'),
     ('HOOKS', 'TeacherEvalHook'),
+    ('HOOKS', 'DeepInversionHook'),
+    ('DATASETS', 'BoxSamplerDataset'),
     ('TASK_UTILS', 'DeepInversion'),
     ('TASK_UTILS', 'MultiObjectImpressions'),
     ('TASK_UTILS', 'BoxLayoutSampler'),

@@ -1,0 +1,103 @@
+# Data-free distillation on COCO, the design's entry point:
+#   python tools/train.py configs/diode_yolov3_kd.py          # 1 GPU
+#   bash tools/dist_train.sh configs/diode_yolov3_kd.py 8     # 8 GPUs
+#
+# Synthesis is the bottleneck (DIODE made ~89 images per GPU-hour with this
+# recipe, REFERENCE.md §4): make most of the pool offline first
+# (tools/synthesize.py with configs/synth/diode_yolov3_d53_coco.py) and set
+# the hook's warm_start to its output; the hook then adds fresh images
+# during training. Each rank synthesizes its own share of the layouts.
+#
+# Teacher: mmdet's COCO YOLOv3-D53 (608, multi-scale; 33.7 AP) from the model
+# zoo. Student: YOLOv3-D53 at 320 px trained from scratch, as in DIODE, on
+# images synthesized from the teacher alone (no COCO image is read), with
+# DIODE's distillation loss (MSE between raw head maps) and no labels.
+_base_ = './_base_/yolov3_d53_320_scratch.py'
+
+custom_imports = dict(imports=['mmdiode'], allow_failed_imports=False)
+
+teacher = dict(
+    config='mmdet::yolo/yolov3_d53_8xb8-ms-608-273e_coco.py',
+    checkpoint='https://download.openmmlab.com/mmdetection/v2.0/yolo/'
+    'yolov3_d53_mstrain-608_273e_coco/'
+    'yolov3_d53_mstrain-608_273e_coco_20210518_115020-a2c3acb8.pth')
+
+model = dict(
+    _delete_=True,
+    type='KDDetector',
+    student={{_base_.model}},
+    teacher=teacher,
+    distill_losses=dict(
+        out=dict(type='OutputMSELoss', module='bbox_head', loss_weight=1.0)),
+    gt_loss_weight=0.0)  # data-free: the images carry no labels
+
+# The teacher's classes (mmdet's CocoDataset order); the data-free train set
+# has no annotation file to read them from.
+coco_classes = (
+    'person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus', 'train',
+    'truck', 'boat', 'traffic light', 'fire hydrant', 'stop sign',
+    'parking meter', 'bench', 'bird', 'cat', 'dog', 'horse', 'sheep', 'cow',
+    'elephant', 'bear', 'zebra', 'giraffe', 'backpack', 'umbrella',
+    'handbag', 'tie', 'suitcase', 'frisbee', 'skis', 'snowboard',
+    'sports ball', 'kite', 'baseball bat', 'baseball glove', 'skateboard',
+    'surfboard', 'tennis racket', 'bottle', 'wine glass', 'cup', 'fork',
+    'knife', 'spoon', 'bowl', 'banana', 'apple', 'sandwich', 'orange',
+    'broccoli', 'carrot', 'hot dog', 'pizza', 'donut', 'cake', 'chair',
+    'couch', 'potted plant', 'bed', 'dining table', 'toilet', 'tv', 'laptop',
+    'mouse', 'remote', 'keyboard', 'cell phone', 'microwave', 'oven',
+    'toaster', 'sink', 'refrigerator', 'book', 'clock', 'vase', 'scissors',
+    'teddy bear', 'hair drier', 'toothbrush')
+
+# Layouts sampled as in DIODE (one box per image, 0.2-0.8 of the side, class
+# uniform); images are synthesized on the fly into a replay pool.
+train_dataloader = dict(
+    _delete_=True,
+    batch_size=64,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(
+        type='BoxSamplerDataset',
+        pool_dir='work_dirs/diode_yolov3_kd/pool',
+        metainfo=dict(classes=coco_classes),
+        num_samples=120000,
+        img_size=320,
+        seed=0,
+        layout_sampler=dict(
+            type='BoxLayoutSampler', strategy='one-box', min_size=0.2,
+            max_size=0.8),
+        pipeline=[
+            dict(type='RandomFlip', prob=0.5),
+            dict(type='PhotoMetricDistortion'),
+            dict(type='PackDetInputs')
+        ]))
+
+custom_hooks = [
+    dict(
+        type='DeepInversionHook',
+        # The recipe of configs/synth/diode_yolov3_d53_coco.py (DIODE's).
+        synthesizer=dict(
+            type='DeepInversion',
+            bn_prior=dict(weight=0.1, p=2, first_bn_multiplier=2.0,
+                          layer_pattern=r'^backbone\.'),
+            image_prior=dict(tv_l1=75.0),
+            stages=[
+                dict(size=160, iterations=2500, lr=0.2, jitter=20),
+                dict(size=320, iterations=1500, lr=0.002, min_lr=0.0005,
+                     jitter=40)
+            ],
+            amp=True,
+            channels_last=True),
+        pool_size=20000,
+        interval=2000,
+        batches_per_round=1,
+        batch_size=32,  # beside the training batch in GPU memory
+        initial_batches=1,
+        warm_start=None,  # e.g. 'data/diode_coco' from tools/synthesize.py
+        seed=0),
+    dict(type='TeacherEvalHook'),
+]
+
+# Validation on real COCO val2017 is optional (data-free users may have
+# none): the base config's val/test loaders stay as they are.
+env_cfg = dict(dist_cfg=dict(backend='nccl'))

@@ -1,0 +1,296 @@
+"""On-the-fly image synthesis during data-free distillation.
+
+The hook inverts the frozen teacher of a distillation model (``KDDetector``)
+while the student trains: every ``interval`` iterations it synthesizes
+``batches_per_round`` batches for new target layouts of the train set (a
+:class:`~mmdiode.datasets.BoxSamplerDataset`) into the data set's
+:class:`~mmdiode.datasets.ReplayPool`, whose images the data loader serves.
+"""
+import math
+import os.path as osp
+import time
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from mmdet.registry import HOOKS, TASK_UTILS
+from mmengine.dist import barrier, get_dist_info
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from torch import Tensor, nn
+
+from mmdiode.datasets import BoxSamplerDataset, ReplayPool
+from mmdiode.models.detectors.kd_detector import load_teacher_model_config
+
+#: Key of the hook's state in mmengine checkpoints.
+CHECKPOINT_KEY = 'deep_inversion_hook'
+
+
+@HOOKS.register_module()
+class DeepInversionHook(Hook):
+    """Synthesizes training images from the teacher during training.
+
+    ``before_train``: the synthesizer is built with the model's teacher
+    (``runner.model.teacher``, unwrapped from DDP), the teacher's classes
+    are recorded in the pool, and an empty pool is filled: with this rank's
+    share of ``warm_start`` if given, else with ``initial_batches``
+    synthesized batches, so training starts on synthesized images.
+
+    ``after_train_iter``: every ``interval`` iterations, ``batches_per_round``
+    batches of ``batch_size`` images per rank. A global counter numbers the
+    layouts: rank ``r`` of ``W`` synthesizes the layouts
+    ``counter + r + j * W`` (``j < batch_size``), then every rank advances
+    the counter by ``batch_size * W``, so each batch is made of new layouts.
+    Each batch's random generator is seeded by ``(seed, counter, rank)``.
+    Images whose pixels were not finite are dropped.
+
+    The teacher runs in eval mode without gradients on its parameters; the
+    synthesizer removes its BatchNorm hooks after each batch; the student
+    is not touched.
+
+    Logged to ``runner.message_hub`` (printed by mmengine's ``LoggerHook``
+    as ``synth/...``): ``synth/pool_size``, ``synth/images_per_s`` and the
+    final value of every synthesis loss term (``synth/loss_task``,
+    ``synth/loss_bn``, ``synth/loss_tv_l1``, the total ``synth/loss`` and the
+    teacher's own terms).
+
+    Resuming: the pool lives in its folder; the counter (and the pool's file
+    counters) are saved in checkpoints under ``CHECKPOINT_KEY``. A resumed
+    run restores the counter of the checkpoint, so rounds after it
+    synthesize exactly the layouts (and seeds) an uninterrupted run would;
+    images synthesized after the checkpoint by the interrupted run stay in
+    the pool (their layouts are synthesized once more). A pool that is not
+    empty is not filled again.
+
+    Args:
+        synthesizer (dict): ``TASK_UTILS`` config of the synthesizer
+            (``DeepInversion``, ``MultiObjectImpressions``) without
+            ``teacher``. Its final stage must make images of the data set's
+            ``img_size``.
+        pool_dir (str, optional): Must equal the train set's ``pool_dir``
+            if given. Defaults to None (the train set's).
+        pool_size (int): Most images in the pool, over all ranks (each rank
+            keeps ``ceil(pool_size / world_size)`` of its own). Defaults to
+            2000.
+        interval (int): Training iterations between synthesis rounds.
+            Defaults to 100.
+        batches_per_round (int): Batches per rank per round. Defaults to 1.
+        batch_size (int): Images per synthesized batch. Defaults to 16.
+        initial_batches (int): Batches per rank synthesized before training
+            when the pool is empty and no ``warm_start`` is given. Defaults
+            to 1.
+        warm_start (str, optional): Output folder of ``tools/synthesize.py``
+            imported into an empty pool (see :meth:`ReplayPool.warm_start`).
+            Defaults to None.
+        seed (int): Seed of the synthesis (initial noise, augmentations).
+            The layouts follow the data set's seed. Defaults to 0.
+    """
+
+    priority = 'NORMAL'
+
+    def __init__(self,
+                 synthesizer: dict,
+                 pool_dir: Optional[str] = None,
+                 pool_size: int = 2000,
+                 interval: int = 100,
+                 batches_per_round: int = 1,
+                 batch_size: int = 16,
+                 initial_batches: int = 1,
+                 warm_start: Optional[str] = None,
+                 seed: int = 0) -> None:
+        if 'teacher' in synthesizer:
+            raise ValueError('synthesizer: do not set teacher; the hook '
+                             'passes the model\'s teacher')
+        positive = dict(pool_size=pool_size,
+                        interval=interval,
+                        batches_per_round=batches_per_round,
+                        batch_size=batch_size)
+        for name, value in positive.items():
+            if value < 1:
+                raise ValueError(f'{name} must be >= 1, got {value}')
+        if initial_batches < 0:
+            raise ValueError(
+                f'initial_batches must be >= 0, got {initial_batches}')
+        self.synthesizer_cfg = dict(synthesizer)
+        self.pool_dir = pool_dir
+        self.pool_size = pool_size
+        self.interval = interval
+        self.batches_per_round = batches_per_round
+        self.batch_size = batch_size
+        self.initial_batches = initial_batches
+        self.warm_start = warm_start
+        self.seed = seed
+        #: Layouts synthesized so far over all ranks (the next layout index).
+        self.counter = 0
+        # Set in before_train, once the process group exists.
+        self.rank, self.world_size = 0, 1
+        self.pool: Optional[ReplayPool] = None
+        self.synthesizer = None
+        self.dataset: Optional[BoxSamplerDataset] = None
+        self._resumed_state: Optional[dict] = None
+
+    # ------------------------------------------------------------------
+    # Hook interface
+
+    def before_train(self, runner) -> None:
+        """Builds the synthesizer and the pool; fills an empty pool."""
+        teacher = self._teacher_of(runner.model)
+        self.dataset = self._train_set(runner)
+        self.rank, self.world_size = get_dist_info()
+        self.pool = ReplayPool(self.dataset.pool_dir,
+                               max_size=math.ceil(self.pool_size /
+                                                  self.world_size),
+                               classes=self._classes(runner))
+        self.synthesizer = TASK_UTILS.build(
+            dict(self.synthesizer_cfg, teacher=teacher))
+        self._check_size()
+        if self._resumed_state is not None:
+            self.counter = int(self._resumed_state['counter'])
+            self.pool.load_state_dict(self._resumed_state['pool'])
+        self.pool.remove_orphans(self.rank)
+        self._fill_empty_pool(runner)
+
+    def after_train_iter(self,
+                         runner,
+                         batch_idx: int,
+                         data_batch=None,
+                         outputs=None) -> None:
+        """Runs a synthesis round every ``interval`` iterations."""
+        if self.every_n_train_iters(runner, self.interval):
+            for _ in range(self.batches_per_round):
+                self._synthesize_batch(runner)
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Saves the layout counter and the pool's file counters."""
+        checkpoint[CHECKPOINT_KEY] = dict(counter=self.counter,
+                                          pool=self.pool.state_dict())
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Keeps the saved state for ``before_train`` (which follows)."""
+        self._resumed_state = checkpoint.get(CHECKPOINT_KEY)
+
+    # ------------------------------------------------------------------
+    # Set-up
+
+    @staticmethod
+    def _teacher_of(model: nn.Module) -> nn.Module:
+        if is_model_wrapper(model):
+            model = model.module
+        teacher = getattr(model, 'teacher', None)
+        if not isinstance(teacher, nn.Module):
+            raise TypeError(
+                'DeepInversionHook needs a distillation model with a frozen '
+                f'teacher (a .teacher module, e.g. KDDetector), got '
+                f'{type(model).__name__}')
+        return teacher
+
+    def _train_set(self, runner) -> BoxSamplerDataset:
+        dataset = runner.train_dataloader.dataset
+        if not isinstance(dataset, BoxSamplerDataset):
+            raise TypeError('DeepInversionHook needs the train set to be a '
+                            'BoxSamplerDataset (it gives the layouts and '
+                            f'reads the pool), got {type(dataset).__name__}')
+        if self.pool_dir is not None and osp.abspath(
+                self.pool_dir) != osp.abspath(dataset.pool_dir):
+            raise ValueError(
+                f'DeepInversionHook pool_dir {self.pool_dir} differs from '
+                f'the train set\'s pool_dir {dataset.pool_dir}')
+        return dataset
+
+    def _classes(self, runner) -> Tuple[str, ...]:
+        """The data set's classes, else the teacher's from the config."""
+        classes = self.dataset.metainfo.get('classes')
+        if not classes:
+            classes = teacher_classes(runner.cfg.get('model') or {})
+        if not classes:
+            raise ValueError(
+                'the teacher\'s class names are unknown: set the train set\'s'
+                ' metainfo=dict(classes=...) (or KDDetector classes=..., or '
+                'a teacher config whose data set metainfo names them)')
+        return tuple(classes)
+
+    def _check_size(self) -> None:
+        size = tuple(self.synthesizer.final_size)
+        img = self.dataset.img_size
+        if size != (img, img):
+            raise ValueError(
+                f'the synthesizer makes {size[1]}x{size[0]} images but the '
+                f'train set\'s img_size is {img}; make them equal')
+
+    def _fill_empty_pool(self, runner) -> None:
+        empty = len(self.pool) == 0
+        # Every rank decides before any rank writes, so all agree (and keep
+        # the same counter).
+        barrier()
+        if empty and self.warm_start is not None:
+            num = self.pool.warm_start(self.warm_start, self.rank,
+                                       self.world_size)
+            runner.logger.info(f'DeepInversionHook: imported {num} images '
+                               f'from {self.warm_start} into the pool')
+        elif empty:
+            for _ in range(self.initial_batches):
+                self._synthesize_batch(runner)
+            runner.logger.info(
+                f'DeepInversionHook: synthesized {self.initial_batches} '
+                f'initial batches of {self.batch_size} images per rank')
+        # Training starts once every rank's images are in the pool.
+        barrier()
+
+    # ------------------------------------------------------------------
+    # Synthesis
+
+    def layout_indices(self) -> List[int]:
+        """Global layout indices of this rank's next batch."""
+        return [
+            self.counter + self.rank + j * self.world_size
+            for j in range(self.batch_size)
+        ]
+
+    def _synthesize_batch(self, runner) -> None:
+        layouts = [
+            self._as_tensors(self.dataset.layout(i))
+            for i in self.layout_indices()
+        ]
+        generator = torch.Generator().manual_seed(
+            synthesis_seed(self.seed, self.counter, self.rank))
+        start = time.perf_counter()
+        result = self.synthesizer.synthesize(layouts, generator=generator)
+        seconds = time.perf_counter() - start
+        self.counter += self.batch_size * self.world_size
+        valid = result.valid.tolist()
+        if not all(valid):
+            runner.logger.warning(
+                f'DeepInversionHook: dropped {valid.count(False)} images '
+                'with non-finite pixels')
+        self.pool.add(
+            result.images[result.valid],
+            [(b, lb)
+             for b, lb, ok in zip(result.boxes, result.labels, valid) if ok],
+            rank=self.rank)
+        hub = runner.message_hub
+        hub.update_scalar('train/synth/pool_size', len(self.pool))
+        hub.update_scalar('train/synth/images_per_s',
+                          len(layouts) / max(seconds, 1e-9))
+        for name, (_, final) in result.loss_history.items():
+            hub.update_scalar(f'train/synth/{name}', final)
+
+    @staticmethod
+    def _as_tensors(layout) -> Tuple[Tensor, Tensor]:
+        return torch.from_numpy(layout.bboxes), torch.from_numpy(layout.labels)
+
+
+def synthesis_seed(seed: int, counter: int, rank: int) -> int:
+    """Seed of one synthesized batch: distinct per counter value and rank."""
+    return int(
+        np.random.SeedSequence([seed, counter, rank]).generate_state(1)[0])
+
+
+def teacher_classes(model_cfg: dict) -> Optional[Sequence[str]]:
+    """Class names a KD model config declares: its ``classes``, else the
+    teacher config's data set ``metainfo``."""
+    if model_cfg.get('classes'):
+        return model_cfg['classes']
+    teacher = model_cfg.get('teacher')
+    if not isinstance(teacher, dict) or 'config' not in teacher:
+        return None
+    return load_teacher_model_config(teacher['config'])[1]
