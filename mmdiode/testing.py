@@ -9,6 +9,8 @@ from typing import Optional
 
 from mmengine.config import ConfigDict
 
+from mmdiode.utils.samples import make_data_samples  # noqa: F401 (re-export)
+
 _PREPROCESSOR = dict(
     type='DetDataPreprocessor',
     mean=[123.675, 116.28, 103.53],
@@ -161,27 +163,3 @@ def tiny_retinanet(num_classes: int = 3, base_channels: int = 8,
                       max_per_img=100))
     model['neck']['start_level'] = 0
     return ConfigDict(model)
-
-
-def make_data_samples(boxes_per_image, labels_per_image, img_size: int):
-    """DetDataSamples with gt_instances for a batch of (img_size)^2 images.
-
-    Args:
-        boxes_per_image (list[Tensor]): (K_i, 4) xyxy boxes in pixels.
-        labels_per_image (list[Tensor]): (K_i,) int64 labels.
-        img_size (int): Side of the square images.
-    """
-    from mmdet.structures import DetDataSample
-    from mmengine.structures import InstanceData
-    samples = []
-    for boxes, labels in zip(boxes_per_image, labels_per_image):
-        s = DetDataSample(
-            metainfo=dict(img_shape=(img_size, img_size),
-                          ori_shape=(img_size, img_size),
-                          pad_shape=(img_size, img_size),
-                          batch_input_shape=(img_size, img_size),
-                          scale_factor=(1.0, 1.0)))
-        s.gt_instances = InstanceData(bboxes=boxes.float(),
-                                      labels=labels.long())
-        samples.append(s)
-    return samples

@@ -18,7 +18,7 @@ import torch
 from mmdet.registry import TASK_UTILS
 from torch import Tensor
 
-from mmdiode.testing import make_data_samples
+from mmdiode.utils.samples import make_data_samples
 
 
 def current_rss_mb() -> float:
