@@ -136,8 +136,7 @@ def run_synth(args: argparse.Namespace) -> int:
     sampler = TASK_UTILS.build(
         dict(cfg.layout_sampler, classes=classes, seed=0))
     size = sampler.img_size
-    layouts = [(torch.from_numpy(lo.bboxes), torch.from_numpy(lo.labels))
-               for lo in map(sampler.sample, range(batch))]
+    layouts = [sampler.sample(i).as_tensors() for i in range(batch)]
     synth_cfg = dict(cfg.synthesizer)
     print(f'config: {args.config}')
     print(f'device: {device}, threads: {torch.get_num_threads()}')

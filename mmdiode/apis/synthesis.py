@@ -31,10 +31,9 @@ import os.path as osp
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import numpy as np
 import torch
-from mmdet.registry import MODELS, TASK_UTILS
-from mmengine.config import Config, ConfigDict
+from mmdet.registry import TASK_UTILS
+from mmengine.config import Config
 from mmengine.dist import barrier, get_dist_info
 from mmengine.logging import MMLogger
 from mmengine.utils import ProgressBar
@@ -43,8 +42,8 @@ from torch import nn
 
 from mmdiode.datasets import Layout, SyntheticCocoWriter
 from mmdiode.evaluation import fidelity_report
-from mmdiode.models.detectors.kd_detector import (load_teacher_model_config,
-                                                  load_teacher_weights)
+from mmdiode.models.detectors.kd_detector import build_frozen_teacher
+from mmdiode.utils.seeding import derive_seed
 from mmdiode.visualization import coco_grid
 
 SYNTHESIS_DEFAULTS = dict(num_images=1000, batch_size=16, seed=0,
@@ -66,17 +65,14 @@ def build_teacher(teacher_cfg: dict,
         ``classes``, else the checkpoint's ``dataset_meta``, else the
         config's dataset ``metainfo``).
     """
-    model_cfg, cfg_classes = load_teacher_model_config(teacher_cfg['config'])
-    model = MODELS.build(ConfigDict(model_cfg))
-    ckpt_classes = load_teacher_weights(model, teacher_cfg.get('checkpoint'))
-    classes = teacher_cfg.get('classes') or ckpt_classes or cfg_classes
+    model, known_classes = build_frozen_teacher(teacher_cfg['config'],
+                                                teacher_cfg.get('checkpoint'))
+    classes = teacher_cfg.get('classes') or known_classes
     if not classes:
         raise ValueError(
             'the teacher\'s class names are unknown: neither its checkpoint '
             'meta nor its config names them; set teacher.classes')
-    model.to(device).eval()
-    model.requires_grad_(False)
-    return model, tuple(classes)
+    return model.to(device), tuple(classes)
 
 
 def scale_schedule(synthesizer_cfg: dict, iterations: int) -> dict:
@@ -100,12 +96,6 @@ def scale_schedule(synthesizer_cfg: dict, iterations: int) -> dict:
             if key in fp:
                 fp[key] = max(1, round(fp[key] * factor))
     return cfg
-
-
-def batch_seed(seed: int, batch: int, attempt: int) -> int:
-    """Seed of one synthesis call: distinct per batch and retry attempt."""
-    return int(np.random.SeedSequence([seed, batch, attempt]).generate_state(
-        1)[0])
 
 
 class SynthesisJob:
@@ -204,16 +194,11 @@ class SynthesisJob:
 
     def _layouts(self, indices: Sequence[int]) -> List[Tuple[torch.Tensor,
                                                              torch.Tensor]]:
-        layouts = []
-        for i in indices:
-            layout = self.sampler.sample(i)
-            layouts.append((torch.from_numpy(layout.bboxes),
-                            torch.from_numpy(layout.labels)))
-        return layouts
+        return [self.sampler.sample(i).as_tensors() for i in indices]
 
     def _synthesize(self, batch: int, indices: Sequence[int], attempt: int):
         generator = torch.Generator().manual_seed(
-            batch_seed(self.job['seed'], batch, attempt))
+            derive_seed(self.job['seed'], batch, attempt))
         start = time.time()
         result = self.synthesizer.synthesize(
             self._layouts(indices), generator=generator)

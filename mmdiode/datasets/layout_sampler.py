@@ -6,9 +6,13 @@ function of ``(seed, index)``, so a resumed or sharded generation job
 regenerates exactly the same layout for a given global image index.
 """
 import json
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import (TYPE_CHECKING, Dict, List, NamedTuple, Optional,
+                    Sequence, Tuple)
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 from mmdet.registry import TASK_UTILS
 
 STRATEGIES = ('one-box', 'multi-box', 'tiling', 'from-annotations')
@@ -30,6 +34,11 @@ class Layout(NamedTuple):
     """
     bboxes: np.ndarray
     labels: np.ndarray
+
+    def as_tensors(self) -> Tuple['torch.Tensor', 'torch.Tensor']:
+        """(boxes, labels) as torch tensors, the synthesizers' layout form."""
+        import torch
+        return torch.from_numpy(self.bboxes), torch.from_numpy(self.labels)
 
 
 def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:

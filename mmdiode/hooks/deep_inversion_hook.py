@@ -11,16 +11,16 @@ import os.path as osp
 import time
 from typing import List, Optional, Sequence, Tuple
 
-import numpy as np
 import torch
 from mmdet.registry import HOOKS, TASK_UTILS
 from mmengine.dist import barrier, get_dist_info
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
-from torch import Tensor, nn
+from torch import nn
 
 from mmdiode.datasets import BoxSamplerDataset, ReplayPool
 from mmdiode.models.detectors.kd_detector import load_teacher_model_config
+from mmdiode.utils.seeding import derive_seed
 
 #: Key of the hook's state in mmengine checkpoints.
 CHECKPOINT_KEY = 'deep_inversion_hook'
@@ -248,11 +248,10 @@ class DeepInversionHook(Hook):
 
     def _synthesize_batch(self, runner) -> None:
         layouts = [
-            self._as_tensors(self.dataset.layout(i))
-            for i in self.layout_indices()
+            self.dataset.layout(i).as_tensors() for i in self.layout_indices()
         ]
         generator = torch.Generator().manual_seed(
-            synthesis_seed(self.seed, self.counter, self.rank))
+            derive_seed(self.seed, self.counter, self.rank))
         start = time.perf_counter()
         result = self.synthesizer.synthesize(layouts, generator=generator)
         seconds = time.perf_counter() - start
@@ -273,16 +272,6 @@ class DeepInversionHook(Hook):
                           len(layouts) / max(seconds, 1e-9))
         for name, (_, final) in result.loss_history.items():
             hub.update_scalar(f'train/synth/{name}', final)
-
-    @staticmethod
-    def _as_tensors(layout) -> Tuple[Tensor, Tensor]:
-        return torch.from_numpy(layout.bboxes), torch.from_numpy(layout.labels)
-
-
-def synthesis_seed(seed: int, counter: int, rank: int) -> int:
-    """Seed of one synthesized batch: distinct per counter value and rank."""
-    return int(
-        np.random.SeedSequence([seed, counter, rank]).generate_state(1)[0])
 
 
 def teacher_classes(model_cfg: dict) -> Optional[Sequence[str]]:

@@ -153,6 +153,27 @@ def load_teacher_weights(model: nn.Module,
     return list(classes) if classes else None
 
 
+def build_frozen_teacher(
+        config: Union[dict, Config, str],
+        checkpoint: Optional[str]) -> Tuple[nn.Module, Optional[list]]:
+    """Builds a teacher, loads its weights and freezes it (eval mode).
+
+    Args:
+        config (dict | str): See :func:`load_teacher_model_config`.
+        checkpoint (str, optional): See :func:`load_teacher_weights`.
+
+    Returns:
+        tuple: The frozen teacher and its class names (the checkpoint's
+        ``dataset_meta``, else the config's dataset ``metainfo``, else None).
+    """
+    model_cfg, cfg_classes = load_teacher_model_config(config)
+    model = MODELS.build(ConfigDict(model_cfg))
+    ckpt_classes = load_teacher_weights(model, checkpoint)
+    model.eval()
+    model.requires_grad_(False)
+    return model, ckpt_classes or cfg_classes
+
+
 def head_num_classes(detector: nn.Module) -> Optional[int]:
     """``num_classes`` of the detector's final box head, if it has one."""
     roi_head = getattr(detector, 'roi_head', None)
@@ -265,14 +286,9 @@ class KDDetector(BaseDetector):
         if unknown:
             raise ValueError(f'unknown teacher keys {sorted(unknown)}; '
                              f'allowed: {sorted(_TEACHER_KEYS)}')
-        model_cfg, cfg_classes = load_teacher_model_config(teacher['config'])
-        model = MODELS.build(ConfigDict(model_cfg))
-        ckpt_classes = load_teacher_weights(model, teacher.get('checkpoint'))
-        self._check_classes(model, ckpt_classes or cfg_classes,
-                            student_classes)
-        model.eval()
-        for param in model.parameters():
-            param.requires_grad = False
+        model, teacher_classes = build_frozen_teacher(
+            teacher['config'], teacher.get('checkpoint'))
+        self._check_classes(model, teacher_classes, student_classes)
         return model
 
     def _check_classes(self, teacher: nn.Module,
