@@ -63,6 +63,16 @@ class BaseDistillLoss(nn.Module):
         self.student_modules: List[str] = []
         self.teacher_modules: List[str] = []
 
+    def teacher_forward(self, ctx: DistillContext) -> None:
+        """Teacher computation that needs the student's outputs.
+
+        Called by the wrapper without gradients, after the student's
+        forward and before :meth:`forward`; results go to ``ctx.extra``.
+        Kept apart from :meth:`forward` so that the teacher's share of a
+        step is known (``tools/benchmark.py kd`` counts it as teacher
+        forward, not as distillation overhead). Default: nothing.
+        """
+
     def forward(self, ctx: DistillContext) -> Dict[str, torch.Tensor]:
         """Returns named, weighted loss terms (keys start with ``loss_``)."""
         raise NotImplementedError

@@ -7,9 +7,12 @@ one process:
   preprocessing, the teacher's forward, the student's loss, the
   distillation losses, backward, optimizer step);
 * the baseline: the same student training step without the distillation
-  losses plus the teacher's forward without gradients, run by the wrapper's
-  own :meth:`~mmdiode.models.KDDetector.forward_teacher`, i.e. the same
-  computation minus the distillation overhead.
+  losses plus all of the teacher's computation without gradients, run by
+  the wrapper's own :meth:`~mmdiode.models.KDDetector.forward_teacher` and
+  :meth:`~mmdiode.models.KDDetector.forward_teacher_on_student` (the
+  teacher's RoI head on the student's RoIs counts as teacher forward), i.e.
+  the same computation minus the distillation overhead (loss terms,
+  correspondence layers and their backward).
 
 The two are timed alternately (KD, baseline, KD, baseline, ...) so that
 drifts of a shared or throttling machine hit both alike. Batches are random
@@ -40,6 +43,8 @@ from mmengine.structures import InstanceData
 
 from mmdiode.utils import ConfigError
 from .detectors.kd_detector import KDDetector, head_num_classes
+from .detectors.recorder import record
+from .distill_base import DistillContext
 
 
 @dataclass
@@ -182,7 +187,13 @@ def student_and_teacher_step(model: KDDetector, data_batch: dict,
     """The baseline step: the student's training step plus the teacher.
 
     Mirrors mmengine's ``BaseModel.train_step`` for the student alone, with
-    the wrapper's teacher forward (no gradients) on the preprocessed batch.
+    all of the KD step's teacher computation (no gradients) on the
+    preprocessed batch: the wrapper's :meth:`~KDDetector.forward_teacher`
+    and the losses' teacher parts that need the student's outputs
+    (:meth:`~KDDetector.forward_teacher_on_student`, e.g. the teacher's RoI
+    head on the student's RoIs). The student records the same outputs as
+    in the KD step, so the recording hooks are not counted as overhead
+    either; what remains between the two steps is the distillation itself.
 
     Args:
         model (KDDetector): The wrapper.
@@ -190,15 +201,26 @@ def student_and_teacher_step(model: KDDetector, data_batch: dict,
         optim_wrapper (OptimWrapper): Over the student's parameters.
 
     Returns:
-        float: Seconds spent in the teacher forward.
+        float: Seconds spent in the teacher's computation.
     """
     student = model.student
     with optim_wrapper.optim_context(student):
         data = student.data_preprocessor(data_batch, True)
+        with record(student, model._student_names) as student_outs:
+            losses = student._run_forward(data, mode='loss')
         start = time.perf_counter()
-        model.forward_teacher(data['inputs'], data['data_samples'])
+        teacher_inputs, teacher_outs, _ = model.forward_teacher(
+            data['inputs'], data['data_samples'])
+        model.forward_teacher_on_student(
+            DistillContext(
+                student_outs=student_outs,
+                teacher_outs=teacher_outs,
+                data_samples=data['data_samples'],
+                student=student,
+                teacher=model.teacher,
+                student_inputs=data['inputs'],
+                teacher_inputs=teacher_inputs))
         teacher_seconds = time.perf_counter() - start
-        losses = student._run_forward(data, mode='loss')
     parsed_losses, _ = student.parse_losses(losses)
     optim_wrapper.update_params(parsed_losses)
     return teacher_seconds

@@ -238,6 +238,10 @@ class KDDetector(BaseDetector):
             (usually the training set's ``metainfo['classes']``); compared
             with the teacher's classes from its checkpoint meta or config
             when those are known. Defaults to None.
+        data_preprocessor (dict, optional): The student's data
+            preprocessor when its config has none (mmengine's Runner
+            passes a config's top-level ``data_preprocessor`` here).
+            Defaults to None.
     """
 
     def __init__(self,
@@ -246,10 +250,17 @@ class KDDetector(BaseDetector):
                  distill_losses: Optional[Dict[str, dict]] = None,
                  pseudo_label: Optional[dict] = None,
                  gt_loss_weight: float = 1.0,
-                 classes: Optional[Sequence[str]] = None) -> None:
+                 classes: Optional[Sequence[str]] = None,
+                 data_preprocessor: Optional[dict] = None) -> None:
         super().__init__()
+        student = ConfigDict(student)
+        # mmengine's Runner passes a config's top-level `data_preprocessor`
+        # (mmdet's YOLO configs define one) to the model it builds: it is
+        # the student's unless the student config names its own.
+        if data_preprocessor is not None and 'data_preprocessor' not in student:
+            student.data_preprocessor = data_preprocessor
         # ConfigDict: mmdet's heads read train/test cfgs by attribute.
-        self.student = MODELS.build(ConfigDict(student))
+        self.student = MODELS.build(student)
         # The student's preprocessor prepares every batch: predict/tensor
         # modes are then exactly the student's.
         self.data_preprocessor = self.student.data_preprocessor
@@ -427,6 +438,7 @@ class KDDetector(BaseDetector):
             teacher=self.teacher,
             student_inputs=batch_inputs,
             teacher_inputs=teacher_inputs)
+        self.forward_teacher_on_student(ctx)
         for name, distill_loss in self.distill_losses.items():
             terms = rename_loss_dict(f'{name}.', distill_loss(ctx))
             clash = set(terms) & set(losses)
@@ -435,6 +447,13 @@ class KDDetector(BaseDetector):
                                f'already exist: {sorted(clash)}')
             losses.update(terms)
         return losses
+
+    @torch.no_grad()
+    def forward_teacher_on_student(self, ctx: DistillContext) -> None:
+        """The losses' teacher computations that need the student's
+        outputs (e.g. the teacher's RoI head on the student's RoIs)."""
+        for distill_loss in self.distill_losses.values():
+            distill_loss.teacher_forward(ctx)
 
     @torch.no_grad()
     def forward_teacher(

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from mmdet.structures.bbox import get_box_tensor
 from torch import Tensor, nn
+from torch.nn.utils.rnn import pad_sequence
 
 from ..distill_base import BaseDistillLoss, DistillContext
 
@@ -248,21 +249,26 @@ def gt_box_masks(data_samples: Sequence[Any], featmap_size: Tuple[int, int],
         Tensor: (N, 1, h, w) float mask of 0/1.
     """
     h, w = featmap_size
-    masks = torch.zeros(len(data_samples), 1, h, w, device=device)
-    for n, sample in enumerate(data_samples):
-        boxes = sample_boxes(sample, device)
-        if boxes.numel() == 0:
-            continue
-        in_h, in_w = batch_input_shape(sample)
-        y_edges = torch.arange(h + 1, device=device) * (in_h / h)
-        x_edges = torch.arange(w + 1, device=device) * (in_w / w)
-        # (K, w) / (K, h): does box k overlap column j / row i?
-        in_x = (boxes[:, :1] < x_edges[None, 1:]) & (
-            boxes[:, 2:3] > x_edges[None, :-1])
-        in_y = (boxes[:, 1:2] < y_edges[None, 1:]) & (
-            boxes[:, 3:4] > y_edges[None, :-1])
-        masks[n, 0] = (in_y[:, :, None] & in_x[:, None, :]).any(0).float()
-    return masks
+    n = len(data_samples)
+    boxes = [sample_boxes(sample, device) for sample in data_samples]
+    counts = torch.tensor([len(b) for b in boxes], device=device)
+    if n == 0 or int(counts.max()) == 0:
+        return torch.zeros(n, 1, h, w, device=device)
+    # One vectorised pass over the batch: boxes padded to (N, K, 4), the
+    # padding masked out by `valid`.
+    padded = pad_sequence(boxes, batch_first=True)
+    valid = torch.arange(padded.size(1), device=device) < counts[:, None]
+    frames = torch.tensor([batch_input_shape(s) for s in data_samples],
+                          dtype=torch.float32, device=device)  # (N, 2)
+    y_edges = torch.arange(h + 1, device=device) * (frames[:, :1] / h)
+    x_edges = torch.arange(w + 1, device=device) * (frames[:, 1:] / w)
+    # (N, K, w) / (N, K, h): does box k of image n overlap column j / row i?
+    in_x = (padded[..., :1] < x_edges[:, None, 1:]) & (
+        padded[..., 2:3] > x_edges[:, None, :-1]) & valid[..., None]
+    in_y = (padded[..., 1:2] < y_edges[:, None, 1:]) & (
+        padded[..., 3:4] > y_edges[:, None, :-1])
+    masks = (in_y[..., :, None] & in_x[..., None, :]).any(1)  # (N, h, w)
+    return masks[:, None].float()
 
 
 def sample_boxes(sample: Any, device: torch.device) -> Tensor:

@@ -159,8 +159,11 @@ class HGDLoss(CorrespondenceDistillLoss):
 
     def forward(self, ctx: DistillContext) -> Dict[str, Tensor]:
         """Returns ``loss_hgd`` and the logging-only stage values."""
+        # GT masks depend only on the map size: FPN levels and backbone
+        # stages of one stride share them.
+        mask_cache: Dict[tuple, Tensor] = {}
         stage_losses = torch.stack([
-            self.stage_loss(student, teacher, ctx.data_samples)
+            self.stage_loss(student, teacher, ctx.data_samples, mask_cache)
             for student, teacher in self.paired_features(ctx)
         ])
         weights = self.macro_weights(stage_losses.detach())
@@ -172,29 +175,44 @@ class HGDLoss(CorrespondenceDistillLoss):
             outputs[f'hgd_weight{k}'] = weight
         return outputs
 
-    def stage_loss(self, student: Tensor, teacher: Tensor,
-                   data_samples: Sequence) -> Tensor:
+    def stage_loss(self,
+                   student: Tensor,
+                   teacher: Tensor,
+                   data_samples: Sequence,
+                   mask_cache: Optional[Dict[tuple, Tensor]] = None
+                   ) -> Tensor:
         """Micro-weighted, variance-normalised imitation loss of one stage.
 
         Args:
             student (Tensor): Adapted student feature, (N, C, h, w).
             teacher (Tensor): Teacher feature, (N, C, h, w).
             data_samples (Sequence[DetDataSample]): The batch's samples.
+            mask_cache (dict, optional): GT weights by (h, w), shared by
+                the stages of one step. Defaults to None (no caching).
 
         Returns:
             Tensor: Scalar ``L_k``.
         """
-        var = teacher.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
+        # Two explicit passes: an order of magnitude faster on CPU than
+        # Tensor.var over dims (0, 2, 3), same value.
+        centred = teacher - teacher.mean(dim=(0, 2, 3), keepdim=True)
+        var = (centred * centred).mean(dim=(0, 2, 3), keepdim=True)
         scale = (var + self.var_eps * var.mean()).clamp(min=1e-12)
-        weights = self.micro_weights(teacher, data_samples)
+        weights = self.micro_weights(teacher, data_samples, mask_cache)
         return (weights * (student - teacher).pow(2) / scale).mean()
 
-    def micro_weights(self, teacher: Tensor, data_samples: Sequence) -> Tensor:
+    def micro_weights(self,
+                      teacher: Tensor,
+                      data_samples: Sequence,
+                      mask_cache: Optional[Dict[tuple, Tensor]] = None
+                      ) -> Tensor:
         """Per-location weights of one stage, each image's summing to h*w.
 
         Args:
             teacher (Tensor): Teacher feature, (N, C, h, w).
             data_samples (Sequence[DetDataSample]): The batch's samples.
+            mask_cache (dict, optional): GT weights by (h, w), shared by
+                the stages of one step. Defaults to None (no caching).
 
         Returns:
             Tensor: (N, 1, h, w) detached weights.
@@ -204,7 +222,8 @@ class HGDLoss(CorrespondenceDistillLoss):
             return teacher.new_ones(n, 1, h, w)
         if self.micro_weighting == 'attention':
             return self.attention_weights(teacher)
-        gt_weights = self.gt_weights(data_samples, (h, w), teacher.device)
+        gt_weights = self.gt_weights(data_samples, (h, w), teacher.device,
+                                     mask_cache)
         if self.micro_weighting == 'gt':
             return gt_weights
         has_boxes = [len(s.gt_instances) > 0 for s in data_samples]
@@ -214,16 +233,25 @@ class HGDLoss(CorrespondenceDistillLoss):
             torch.tensor(has_boxes, device=teacher.device).view(n, 1, 1, 1),
             gt_weights, self.attention_weights(teacher))
 
-    def gt_weights(self, data_samples: Sequence, featmap_size: tuple,
-                   device: torch.device) -> Tensor:
+    def gt_weights(self,
+                   data_samples: Sequence,
+                   featmap_size: tuple,
+                   device: torch.device,
+                   mask_cache: Optional[Dict[tuple, Tensor]] = None
+                   ) -> Tensor:
         """GT-box weights ``alpha``/``beta``, normalised to sum to h*w.
 
         Returns:
             Tensor: (N, 1, h, w).
         """
+        key = tuple(featmap_size)
+        if mask_cache is not None and key in mask_cache:
+            return mask_cache[key]
         mask = gt_box_masks(data_samples, featmap_size, device)
-        raw = self.alpha * mask + self.beta * (1 - mask)
-        return _sum_to_area(raw)
+        weights = _sum_to_area(self.alpha * mask + self.beta * (1 - mask))
+        if mask_cache is not None:
+            mask_cache[key] = weights
+        return weights
 
     def attention_weights(self, teacher: Tensor) -> Tensor:
         """Teacher spatial-attention weights, normalised to sum to h*w.

@@ -448,6 +448,7 @@ class RoIHeadKDLoss(BaseDistillLoss):
         self.reg_loss = reg_loss
         self._rois_name = f'{roi_head}.bbox_roi_extractor:input'
         self._head_name = f'{roi_head}.bbox_head'
+        self._extra_key = f'{roi_head}.teacher_box_branch'
         self.student_modules = [self._rois_name, self._head_name]
         self.teacher_modules = [teacher_feats]
 
@@ -458,14 +459,11 @@ class RoIHeadKDLoss(BaseDistillLoss):
         _check_same_attrs(head, teacher_roi_head.bbox_head,
                           ('num_classes', 'reg_class_agnostic'), what)
         _check_same_box_coding(head, teacher_roi_head.bbox_head, what)
-        rois = recorded(ctx.student_outs, self._rois_name, 'student')[1]
         s_cls, s_reg = recorded(ctx.student_outs, self._head_name,
                                 'student')[:2]
-        with torch.no_grad():
-            t_cls, t_reg = self._teacher_box_branch(
-                teacher_roi_head,
-                recorded(ctx.teacher_outs, self.teacher_feats, 'teacher'),
-                rois.detach())
+        if self._extra_key not in ctx.extra:
+            self.teacher_forward(ctx)
+        t_cls, t_reg = ctx.extra[self._extra_key]
         check_same_shapes([s_cls, s_reg], [t_cls, t_reg], what)
         w = self.loss_weight
         if s_cls.shape[0] == 0:  # no RoIs: nothing to imitate
@@ -487,6 +485,16 @@ class RoIHeadKDLoss(BaseDistillLoss):
         return dict(
             loss_cls=w * self.cls_weight * loss_cls,
             loss_reg=w * self.reg_weight * loss_reg)
+
+    @torch.no_grad()
+    def teacher_forward(self, ctx: DistillContext) -> None:
+        """The teacher's box branch on the student's RoIs, into
+        ``ctx.extra``: (cls_score (R, C+1), bbox_pred)."""
+        rois = recorded(ctx.student_outs, self._rois_name, 'student')[1]
+        ctx.extra[self._extra_key] = self._teacher_box_branch(
+            ctx.teacher.get_submodule(self.roi_head),
+            recorded(ctx.teacher_outs, self.teacher_feats, 'teacher'),
+            rois.detach())
 
     @staticmethod
     def _teacher_box_branch(roi_head: nn.Module, feats: Sequence[Tensor],
