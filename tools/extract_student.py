@@ -20,10 +20,8 @@ file in the same folder and renamed, so an interrupted run never leaves a
 partial file behind.
 """
 import argparse
-import os
 import os.path as osp
 import sys
-import tempfile
 from collections import OrderedDict
 from typing import Dict
 
@@ -32,7 +30,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import torch  # noqa: E402
 
 import mmdiode  # noqa: E402,F401  (registers the safe globals for loading)
-from mmdiode.utils import CheckpointError, load_checkpoint_file  # noqa: E402
+from mmdiode.utils import (CheckpointError, load_checkpoint_file,  # noqa: E402
+                           save_checkpoint_atomic)
 
 STUDENT_PREFIX = 'student.'
 
@@ -73,17 +72,8 @@ def extract_student(src: str, dst: str) -> int:
     """
     ckpt = load_checkpoint_file(src)
     state_dict = student_state_dict(ckpt.get('state_dict', ckpt))
-    out = dict(meta=ckpt.get('meta', {}), state_dict=state_dict)
-    folder = osp.dirname(osp.abspath(dst))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(out, f)
-        os.replace(tmp, dst)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    save_checkpoint_atomic(
+        dict(meta=ckpt.get('meta', {}), state_dict=state_dict), dst)
     return len(state_dict)
 
 

@@ -177,12 +177,22 @@ class SynthesisJob:
             return None
         ann_file = self.writer.merge()
         self.logger.info(f'wrote {ann_file}')
+        # The prior as the synthesizer used it; None when it was off (e.g.
+        # Multi-Object Impressions).
+        bn_prior = (self.synthesizer.bn_cfg
+                    if self.synthesizer.bn_weight > 0 else None)
         report = fidelity_report(self.teacher, self.out_dir,
                                  batch_size=self.job['batch_size'],
-                                 device=str(self.device))
+                                 device=str(self.device),
+                                 bn_prior=bn_prior)
         self.logger.info(
             'fidelity: teacher mAP {bbox_mAP:.3f}, mAP@0.5 {bbox_mAP_50:.3f} '
             'on its own synthesized images'.format(**report))
+        if 'bn_prior' in report:
+            self.logger.info(
+                'fidelity: BN prior {initial:.1f} on initial noise -> '
+                '{final:.1f} on the written images ({drop:.1f}x drop)'.format(
+                    **report['bn_prior']))
         return report
 
     def write_grid(self, num: int = 32) -> str:

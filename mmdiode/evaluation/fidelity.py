@@ -24,6 +24,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..datasets.synthetic_coco import dump_json_atomic
+from ..inversion.bn_prior import BNStatisticsPrior
+from ..inversion.input_space import PixelSpace
 
 # mmdet's test pipeline, without the resize: images are scored at the
 # resolution they were synthesized at. ``Resize(scale_factor=1.0)`` changes
@@ -47,7 +49,8 @@ def fidelity_report(teacher: nn.Module,
                     ann_file: str = 'annotations.json',
                     out_dir: Optional[str] = None,
                     batch_size: int = 8,
-                    device: str = 'cpu') -> Dict:
+                    device: str = 'cpu',
+                    bn_prior: Optional[dict] = None) -> Dict:
     """Scores the teacher on synthesized images against their targets.
 
     Writes ``fidelity.json``, ``class_hist.png`` and ``box_size_hist.png``
@@ -65,10 +68,15 @@ def fidelity_report(teacher: nn.Module,
             ``data_root`` (beside the data set).
         batch_size (int): Images per forward pass. Defaults to 8.
         device (str): Device of the forward passes. Defaults to ``'cpu'``.
+        bn_prior (dict, optional): The synthesizer's ``bn_prior`` config
+            (``p``, ``first_bn_multiplier``, ``layer_pattern``; ``weight``
+            is ignored). When given, the report also has ``bn_prior``: see
+            :func:`bn_prior_drop`. Defaults to None.
 
     Returns:
         dict: ``bbox_mAP`` and ``bbox_mAP_50`` (COCO mAP@[.5:.95] and
         mAP@0.5, in [0, 1]; 0 when the teacher detects nothing),
+        ``bn_prior`` (with ``bn_prior`` given),
         ``num_images``, ``num_boxes``, ``class_counts`` (name -> boxes) and
         ``box_size`` (min/mean/max of box widths and heights in pixels).
     """
@@ -87,6 +95,9 @@ def fidelity_report(teacher: nn.Module,
         num_boxes=len(coco['annotations']),
         class_counts=counts,
         box_size=dict(width=_summary(widths), height=_summary(heights)))
+    if bn_prior is not None:
+        report['bn_prior'] = bn_prior_drop(teacher, data_root, ann_file,
+                                           bn_prior, batch_size, device)
     os.makedirs(out_dir, exist_ok=True)
     dump_json_atomic(report, osp.join(out_dir, 'fidelity.json'))
     plot_class_histogram(counts, osp.join(out_dir, 'class_hist.png'))
@@ -102,6 +113,82 @@ def category_names(coco: dict) -> List[str]:
     return [
         c['name'] for c in sorted(coco['categories'], key=lambda c: c['id'])
     ]
+
+
+def bn_prior_drop(teacher: nn.Module,
+                  data_root: str,
+                  ann_file: str,
+                  bn_prior: dict,
+                  batch_size: int = 8,
+                  device: str = 'cpu',
+                  seed: int = 0) -> Dict[str, float]:
+    """The BN-statistics prior on the written images against initial noise.
+
+    Both sides are scored alike: the teacher's forward (``mode='tensor'``,
+    no augmentation) on batches of ``batch_size`` images at the data set's
+    size, the prior averaged over the batches. The written images are the
+    PNGs as a student will read them (quantised to uint8); the initial
+    images are what :class:`~mmdiode.inversion.DeepInversion` starts from
+    with ``init='noise'``: standard normal noise in the teacher's input
+    space, clamped to valid pixels, one noise batch per image batch.
+
+    Args:
+        teacher (nn.Module): An mmdet detector with BatchNorm layers.
+        data_root (str): Folder of the data set.
+        ann_file (str): COCO json, relative to ``data_root`` or absolute.
+        bn_prior (dict): ``p``, ``first_bn_multiplier``, ``layer_pattern``
+            (defaults as :class:`~mmdiode.inversion.BNStatisticsPrior`);
+            other keys (``weight``) are ignored.
+        batch_size (int): Images per batch. Defaults to 8.
+        device (str): Device of the forward passes. Defaults to ``'cpu'``.
+        seed (int): Seed of the noise. Defaults to 0.
+
+    Returns:
+        dict: ``initial`` and ``final`` (mean prior per batch) and ``drop``
+        (``initial / final``).
+    """
+    prior_cfg = {
+        k: v
+        for k, v in bn_prior.items()
+        if k in ('p', 'first_bn_multiplier', 'layer_pattern')
+    }
+    dataset = DATASETS.build(
+        dict(
+            type='CocoDataset',
+            data_root=data_root,
+            ann_file=ann_file,
+            data_prefix=dict(img=''),
+            test_mode=True,
+            pipeline=TEST_PIPELINE))
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=0,
+        collate_fn=pseudo_collate)
+    generator = torch.Generator().manual_seed(seed)
+    was_training = teacher.training
+    teacher.to(device).eval()
+    space = PixelSpace.from_preprocessor(teacher.data_preprocessor)
+    initial, final = [], []
+    try:
+        with torch.no_grad(), BNStatisticsPrior(teacher, **prior_cfg) as bn:
+            for data in loader:
+                inputs = teacher.data_preprocessor(data, False)['inputs']
+                noise = space.clamp_(
+                    torch.randn(inputs.shape, generator=generator).to(inputs))
+                for images, scores in ((inputs, final), (noise, initial)):
+                    bn.reset()
+                    teacher(images, mode='tensor')
+                    scores.append(float(bn.loss()))
+    finally:
+        teacher.train(was_training)
+    initial_mean = float(np.mean(initial))
+    final_mean = float(np.mean(final))
+    return dict(
+        initial=initial_mean,
+        final=final_mean,
+        drop=initial_mean / max(final_mean, 1e-12))
 
 
 def teacher_map(teacher: nn.Module, data_root: str, ann_file: str,

@@ -14,7 +14,9 @@ torch, so an untrusted checkpoint cannot run code on load. We never set
 allow-list, so mmdet's own tools work too once a config has
 ``custom_imports=dict(imports=['mmdiode'])``.
 """
+import os
 import os.path as osp
+import tempfile
 from typing import Any, List
 
 import numpy as np
@@ -82,3 +84,18 @@ def load_checkpoint_file(path: str, map_location: str = 'cpu') -> dict:
         raise CheckpointError(
             f'checkpoint {path} holds a {type(ckpt).__name__}, not a dict')
     return ckpt
+
+
+def save_checkpoint_atomic(checkpoint: dict, path: str) -> None:
+    """``torch.save`` to a temporary file beside ``path``, then a rename:
+    an interrupted save never leaves a partial checkpoint behind."""
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix='.tmp')
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            torch.save(checkpoint, f)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise

@@ -1,0 +1,423 @@
+"""The data-free distillation benchmark on digits-on-photos: rows and runner.
+
+One row is one way of getting a student (or the teacher itself), scored on
+the real test split with ``tools/test.py``. For each teacher–student pair:
+
+========================  ==================================================
+row                       images the student learns from
+========================  ==================================================
+``teacher``               (the teacher, trained on the real train split)
+``supervised``            real train split with its labels, no teacher
+``kd_real``               real train split, labels ignored (pseudo-labels)
+``kd_synth_offline``      a set written beforehand by ``tools/synthesize.py``
+``kd_synth_online``       synthesized during training (DeepInversionHook)
+``kd_proxy``              photo crops without digits (out of distribution)
+``kd_noise``              uniform noise
+``ablate_no_bn``          offline set synthesized without the BN prior
+``ablate_no_aug``         ... without augmentations (no jitter, colour,
+                          erasing)
+``ablate_no_fp``          ... without false-positive sampling
+``ablate_no_tiling``      ... with one-box layouts instead of the pair's
+                          multi-object ones
+========================  ==================================================
+
+Every ``kd_*`` and ``ablate_*`` row uses the same distillation (the pair's
+data-free config: output KD plus the teacher's pseudo-labels, which replace
+any label) and the same number of iterations: only the images differ.
+``supervised`` trains the same student for as many iterations with the real
+labels. A row that does not apply (``ablate_no_bn`` for Multi-Object
+Impressions, which uses no BN prior) is skipped.
+
+Each row runs the repository's own tools in a subprocess (the commands a
+user would type) and stores ``row.json`` in its work dir, so an interrupted
+benchmark continues where it stopped and the rows of one profile can be run
+in several sittings.
+"""
+import copy
+import json
+import os
+import os.path as osp
+import re
+import subprocess
+import sys
+import time
+from datetime import datetime
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence
+
+from mmengine.config import Config
+
+from mmdiode.datasets.replay_pool import ReplayPool
+from mmdiode.datasets.synthetic_coco import dump_json_atomic
+
+ROWS = ('teacher', 'supervised', 'kd_real', 'kd_synth_offline',
+        'kd_synth_online', 'kd_proxy', 'kd_noise', 'ablate_no_bn',
+        'ablate_no_aug', 'ablate_no_fp', 'ablate_no_tiling')
+
+#: Synthesis overrides (``--cfg-options``) of the ablation rows. ``None``:
+#: the row does not apply to the pair's synthesizer.
+ABLATIONS = {
+    'ablate_no_bn': ['synthesizer.bn_prior.weight=0.0'],
+    'ablate_no_aug': [
+        'synthesizer.augment.flip_prob=0.0',
+        'synthesizer.augment.brightness=0.0',
+        'synthesizer.augment.contrast=0.0',
+        'synthesizer.augment.erase_prob=0.0',
+        'synthesizer.stages.0.jitter=0', 'synthesizer.stages.1.jitter=0'
+    ],
+    'ablate_no_fp': ['synthesizer.fp_sampling.enable=False'],
+    # DIODE's one-box sampler: one object of 20-80 % of the image.
+    'ablate_no_tiling': [
+        'layout_sampler.strategy=one-box', 'layout_sampler.min_size=0.2',
+        'layout_sampler.max_size=0.8'
+    ],
+}
+
+
+@dataclass
+class Pair:
+    """A teacher–student pair of the benchmark and its configs.
+
+    Attributes:
+        name (str): Key in the results json (``yolov3``, ``faster_rcnn``).
+        teacher_config (str): The teacher's training config.
+        teacher_checkpoint (str): Its checkpoint (``make teachers``).
+        student_config (str): The student trained with labels.
+        synth_config (str): ``tools/synthesize.py`` config of the offline
+            rows.
+        kd_configs (dict): Distillation config per image source: ``real``,
+            ``synth`` (an offline set), ``online``, ``proxy``, ``noise``.
+        skip (tuple[str]): Rows that do not apply to this pair.
+    """
+    name: str
+    teacher_config: str
+    teacher_checkpoint: str
+    student_config: str
+    synth_config: str
+    kd_configs: Dict[str, str]
+    skip: Sequence[str] = ()
+
+
+PAIRS = {
+    'yolov3':
+    Pair(
+        name='yolov3',
+        teacher_config='configs/digits/yolov3_teacher.py',
+        teacher_checkpoint='work_dirs/yolov3_teacher/final.pth',
+        student_config='configs/digits/yolov3_student.py',
+        synth_config='configs/digits/synth_diode_yolov3.py',
+        kd_configs=dict(
+            real='configs/digits/datafree/yolov3_kd-real.py',
+            synth='configs/digits/datafree/yolov3_kd-synth.py',
+            online='configs/digits/diode_yolov3_kd.py',
+            proxy='configs/digits/datafree/yolov3_kd-proxy.py',
+            noise='configs/digits/datafree/yolov3_kd-noise.py')),
+    'faster_rcnn':
+    Pair(
+        name='faster_rcnn',
+        teacher_config='configs/digits/faster-rcnn_teacher.py',
+        teacher_checkpoint='work_dirs/faster-rcnn_teacher/final.pth',
+        student_config='configs/digits/faster-rcnn_student.py',
+        synth_config='configs/digits/synth_moi_faster-rcnn.py',
+        kd_configs=dict(
+            real='configs/digits/datafree/faster-rcnn_kd-real.py',
+            synth='configs/digits/datafree/faster-rcnn_kd-synth.py',
+            online='configs/digits/moi_faster-rcnn_kd.py',
+            proxy='configs/digits/datafree/faster-rcnn_kd-proxy.py',
+            noise='configs/digits/datafree/faster-rcnn_kd-noise.py'),
+        # Multi-Object Impressions uses no BN statistics at all.
+        skip=('ablate_no_bn', )),
+}
+
+
+@dataclass
+class Profile:
+    """How long each row trains and how many images are synthesized.
+
+    Attributes:
+        name (str): ``quick`` or ``full``.
+        epochs (dict): Training epochs per pair (3000 images each).
+        synth_images (int): Images of each offline set (a divisor of 3000,
+            which the set is repeated up to).
+        online (dict): ``DeepInversionHook`` overrides of the online row.
+    """
+    name: str
+    epochs: Dict[str, int]
+    synth_images: int
+    online: Dict[str, object] = field(default_factory=dict)
+
+
+PROFILES = {
+    # About 10 min of training per YOLOv3 row on 2 cores.
+    'quick':
+    Profile(
+        name='quick',
+        epochs=dict(yolov3=8, faster_rcnn=3),
+        synth_images=500,
+        online=dict(interval=50, initial_batches=4)),
+    # The students' own schedules.
+    'full':
+    Profile(
+        name='full',
+        epochs=dict(yolov3=24, faster_rcnn=8),
+        synth_images=1000,
+        online=dict(interval=100, initial_batches=8)),
+}
+
+REAL_TRAIN_IMAGES = 3000
+
+
+def set_epochs(cfg: Config, epochs: int) -> None:
+    """Shortens or lengthens a config's epoch-based schedule in place.
+
+    Sets ``train_cfg.max_epochs`` and moves every scheduler bound (``end``,
+    ``T_max``) that equalled the old length; validation runs at the end.
+
+    Args:
+        cfg (Config): A config with an epoch-based ``train_cfg``.
+        epochs (int): The new number of epochs (>= 1).
+    """
+    if epochs < 1:
+        raise ValueError(f'epochs must be >= 1, got {epochs}')
+    old = cfg.train_cfg.max_epochs
+    cfg.train_cfg.max_epochs = epochs
+    cfg.train_cfg.val_interval = epochs
+    for scheduler in cfg.get('param_scheduler', []):
+        for key in ('end', 'T_max'):
+            if scheduler.get(key) == old and scheduler.get('by_epoch', True):
+                scheduler[key] = epochs
+    checkpoint = cfg.get('default_hooks', {}).get('checkpoint')
+    if checkpoint is not None:
+        checkpoint.interval = epochs
+
+
+@dataclass
+class RowPlan:
+    """The commands of one row, in order, and how to score the result."""
+    synth_cmd: Optional[List[str]]
+    train_config: Optional[str]
+    train_options: Dict[str, object]
+    test_config: str
+    images: Optional[int]
+
+
+class DatafreeBenchmark:
+    """Runs the rows of one profile and collects their results.
+
+    Args:
+        profile (Profile): Schedule and synthesis sizes.
+        work_dir (str): Root of the rows' work dirs
+            (``<work_dir>/<profile>/<pair>/<row>``).
+        python (str): Interpreter of the subprocesses. Defaults to the
+            current one.
+        log (callable): Progress messages. Defaults to ``print``.
+    """
+
+    def __init__(self,
+                 profile: Profile,
+                 work_dir: str = 'work_dirs/datafree',
+                 python: str = sys.executable,
+                 log: Callable[[str], None] = print) -> None:
+        self.profile = profile
+        self.root = osp.join(work_dir, profile.name)
+        self.python = python
+        self.log = log
+
+    def row_dir(self, pair: Pair, row: str) -> str:
+        return osp.join(self.root, pair.name, row)
+
+    def result(self, pair: Pair, row: str) -> Optional[dict]:
+        """A finished row's ``row.json`` contents, or None."""
+        path = osp.join(self.row_dir(pair, row), 'row.json')
+        if not osp.isfile(path):
+            return None
+        with open(path, encoding='utf-8') as f:
+            return json.load(f)
+
+    def run_row(self, pair: Pair, row: str, force: bool = False) -> dict:
+        """Runs one row (unless done) and returns its result.
+
+        Returns:
+            dict: ``map``, ``map50``, ``images``, ``seconds``.
+        """
+        if row not in ROWS:
+            raise ValueError(f'unknown row {row!r}; rows: {", ".join(ROWS)}')
+        if row in pair.skip:
+            raise ValueError(f'row {row} does not apply to {pair.name}')
+        done = None if force else self.result(pair, row)
+        if done is not None:
+            self.log(f'[{pair.name}/{row}] done before: {done}')
+            return done
+        row_dir = self.row_dir(pair, row)
+        os.makedirs(row_dir, exist_ok=True)
+        plan = self.plan(pair, row)
+        seconds = 0.0
+        if plan.synth_cmd is not None:
+            seconds += self._run(pair, row, 'synthesize', plan.synth_cmd)
+        checkpoint = pair.teacher_checkpoint
+        if plan.train_config is not None:
+            config = self._scheduled_config(pair, row, plan)
+            seconds += self._run(pair, row, 'train', [
+                'tools/train.py', config, '--work-dir',
+                osp.join(row_dir, 'train')
+            ])
+            checkpoint = self._last_checkpoint(osp.join(row_dir, 'train'))
+        else:
+            seconds = teacher_training_seconds(
+                osp.dirname(pair.teacher_checkpoint))
+        metrics = self._test(pair, row, plan.test_config, checkpoint)
+        images = plan.images
+        if images is None:  # online: what the hook synthesized
+            images = count_pool_images(osp.join(row_dir, 'pool'))
+        result = dict(
+            map=metrics['coco/bbox_mAP'],
+            map50=metrics['coco/bbox_mAP_50'],
+            images=images,
+            seconds=round(seconds, 1))
+        dump_json_atomic(result, osp.join(row_dir, 'row.json'))
+        self.log(f'[{pair.name}/{row}] {result}')
+        return result
+
+    def plan(self, pair: Pair, row: str) -> RowPlan:
+        """The commands of a row (nothing is run)."""
+        row_dir = self.row_dir(pair, row)
+        kd = pair.kd_configs
+        if row == 'teacher':
+            return RowPlan(None, None, {}, pair.teacher_config,
+                           REAL_TRAIN_IMAGES)
+        if row == 'supervised':
+            return RowPlan(None, pair.student_config, {},
+                           pair.student_config, REAL_TRAIN_IMAGES)
+        if row in ('kd_real', 'kd_proxy'):
+            source = row[3:]
+            return RowPlan(None, kd[source], {}, kd[source],
+                           REAL_TRAIN_IMAGES)
+        pool = {'train_dataloader.dataset.pool_dir': osp.join(row_dir, 'pool')}
+        if row == 'kd_noise':
+            return RowPlan(None, kd['noise'], pool, kd['noise'],
+                           REAL_TRAIN_IMAGES)
+        if row == 'kd_synth_online':
+            # custom_hooks.0 is the DeepInversionHook of the online configs.
+            options = dict(pool, **{
+                f'custom_hooks.0.{k}': v
+                for k, v in self.profile.online.items()
+            })
+            return RowPlan(None, kd['online'], options, kd['online'], None)
+        # Offline sets: kd_synth_offline and the ablations.
+        n = self.profile.synth_images
+        if REAL_TRAIN_IMAGES % n:
+            raise ValueError(f'synth_images={n} does not divide '
+                             f'{REAL_TRAIN_IMAGES}')
+        data_dir = osp.join(row_dir, 'data')
+        synth_cmd = [
+            'tools/synthesize.py', pair.synth_config, '--out', data_dir,
+            '--num-images',
+            str(n), '--work-dir',
+            osp.join(row_dir, 'synth'), '--viz'
+        ]
+        if row != 'kd_synth_offline':
+            synth_cmd += ['--cfg-options'] + ABLATIONS[row]
+        return RowPlan(
+            synth_cmd, kd['synth'], {
+                'train_dataloader.dataset.dataset.data_root': data_dir + '/',
+                'train_dataloader.dataset.times': REAL_TRAIN_IMAGES // n
+            }, kd['synth'], n)
+
+    # ------------------------------------------------------------------
+
+    def _scheduled_config(self, pair: Pair, row: str, plan: RowPlan) -> str:
+        """Writes the row's training config: the pair's schedule of this
+        profile, plus the row's options."""
+        cfg = Config.fromfile(plan.train_config)
+        cfg.merge_from_dict(plan.train_options)
+        set_epochs(cfg, self.profile.epochs[pair.name])
+        path = osp.join(self.row_dir(pair, row), f'{row}.py')
+        cfg.dump(path)
+        return path
+
+    def _run(self, pair: Pair, row: str, step: str, args: List[str]) -> float:
+        """Runs one tool; its output goes to ``<step>.out``. Returns the
+        wall time in seconds."""
+        out = osp.join(self.row_dir(pair, row), f'{step}.out')
+        self.log(f'[{pair.name}/{row}] {step}: {" ".join(args)} '
+                 f'(log: {out})')
+        start = time.perf_counter()
+        with open(out, 'w', encoding='utf-8') as f:
+            proc = subprocess.run([self.python] + args,
+                                  stdout=f,
+                                  stderr=subprocess.STDOUT)
+        seconds = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise RuntimeError(f'[{pair.name}/{row}] {step} failed (exit '
+                               f'{proc.returncode}); see {out}')
+        self.log(f'[{pair.name}/{row}] {step}: {seconds / 60:.1f} min')
+        return seconds
+
+    def _test(self, pair: Pair, row: str, config: str,
+              checkpoint: str) -> Dict[str, float]:
+        self._run(pair, row, 'test', [
+            'tools/test.py', config, checkpoint, '--work-dir',
+            osp.join(self.row_dir(pair, row), 'test')
+        ])
+        out = osp.join(self.row_dir(pair, row), 'test.out')
+        with open(out, encoding='utf-8') as f:
+            lines = [ln for ln in f if ln.startswith('metrics_json=')]
+        if not lines:
+            raise RuntimeError(f'no metrics_json= line in {out}')
+        return json.loads(lines[-1][len('metrics_json='):])
+
+    @staticmethod
+    def _last_checkpoint(work_dir: str) -> str:
+        with open(osp.join(work_dir, 'last_checkpoint'),
+                  encoding='utf-8') as f:
+            return f.read().strip()
+
+
+def count_pool_images(pool_dir: str) -> int:
+    """How many images a DeepInversionHook pool has ever received
+    (evicted ones included)."""
+    if not osp.isdir(pool_dir):
+        return 0
+    return ReplayPool(pool_dir).num_added
+
+
+def teacher_training_seconds(work_dir: str) -> Optional[float]:
+    """Wall time of a Runner training run, from the first and last
+    timestamps of its mmengine log (None when no log is found)."""
+    logs = sorted(
+        osp.join(root, name) for root, _, names in os.walk(work_dir)
+        for name in names
+        if re.fullmatch(r'\d{8}_\d{6}\.log', name))
+    stamp = re.compile(r'^(\d\d/\d\d \d\d:\d\d:\d\d) - mmengine')
+    for log in logs:
+        with open(log, encoding='utf-8') as f:
+            lines = f.readlines()
+        times = [m.group(1) for m in map(stamp.match, lines) if m]
+        if len(times) >= 2 and any('Epoch(train)' in ln for ln in lines):
+            # mmengine's stamps have no year; a leap year parses 02/29.
+            first, last = (datetime.strptime(f'2000/{t}', '%Y/%m/%d %H:%M:%S')
+                           for t in (times[0], times[-1]))
+            return (last - first).total_seconds()
+    return None
+
+
+def collect(bench: DatafreeBenchmark, pairs: Sequence[Pair],
+            commit: str) -> dict:
+    """The results json from the finished rows (unfinished ones absent)."""
+    results = dict(commit=commit, profile=bench.profile.name, pairs={})
+    for pair in pairs:
+        rows = {}
+        for row in ROWS:
+            done = bench.result(pair, row)
+            if done is not None:
+                rows[row] = done
+        results['pairs'][pair.name] = rows
+    return results
+
+
+def copy_profile(profile: Profile, **changes) -> Profile:
+    """A profile with some fields replaced (e.g. fewer epochs)."""
+    new = copy.deepcopy(profile)
+    for key, value in changes.items():
+        setattr(new, key, value)
+    return new

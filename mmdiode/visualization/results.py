@@ -1,0 +1,79 @@
+"""Table and bar plot of the data-free benchmark's results json.
+
+The json (``tools/benchmark_datafree.py``)::
+
+    {"commit": str, "profile": str,
+     "pairs": {PAIR: {ROW: {"map": f, "map50": f, "images": n,
+                            "seconds": s}}}}
+"""
+import os
+import os.path as osp
+import tempfile
+from typing import Dict, List
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+
+def results_table(results: Dict) -> str:
+    """A markdown table: one line per (pair, row) with its numbers.
+
+    ``kd_real %`` is the row's mAP@0.5 relative to the pair's ``kd_real``
+    row (the targets of the data-free rows are stated that way).
+    """
+    lines = [
+        f"commit {results.get('commit')}, profile "
+        f"{results.get('profile')}", '',
+        '| pair | row | mAP | mAP@0.5 | % of kd_real mAP@0.5 | images '
+        '| minutes |', '|---|---|---|---|---|---|---|'
+    ]
+    for pair, rows in results.get('pairs', {}).items():
+        ref = rows.get('kd_real', {}).get('map50')
+        for row, r in rows.items():
+            share = (f"{100 * r['map50'] / ref:.0f} %"
+                     if ref and row != 'teacher' else '')
+            minutes = ('' if r.get('seconds') is None else
+                       f"{r['seconds'] / 60:.1f}")
+            lines.append(f"| {pair} | {row} | {r['map']:.3f} | "
+                         f"{r['map50']:.3f} | {share} | {r['images']} | "
+                         f'{minutes} |')
+    return '\n'.join(lines)
+
+
+def plot_datafree_results(results: Dict, path: str) -> None:
+    """Grouped bars of mAP@0.5 per row, one group per pair; written
+    atomically (temporary file + rename).
+
+    Args:
+        results (dict): The results json.
+        path (str): PNG to write.
+    """
+    pairs = [(p, rows) for p, rows in results.get('pairs', {}).items()
+             if rows]
+    fig = Figure(figsize=(10, 1.2 + 2.2 * max(len(pairs), 1)))
+    FigureCanvasAgg(fig)
+    for index, (pair, rows) in enumerate(pairs, 1):
+        ax = fig.add_subplot(len(pairs), 1, index)
+        names: List[str] = list(rows)
+        map50 = np.array([rows[n]['map50'] for n in names])
+        maps = np.array([rows[n]['map'] for n in names])
+        x = np.arange(len(names))
+        ax.bar(x - 0.2, map50, 0.4, label='mAP@0.5')
+        ax.bar(x + 0.2, maps, 0.4, label='mAP')
+        ax.set_xticks(x)
+        ax.set_xticklabels(names, rotation=20, ha='right', fontsize=8)
+        ax.set_ylim(0, 1)
+        ax.set_title(f'{pair} (test split)', fontsize=10)
+        ax.legend(fontsize=8, loc='upper right')
+    if not pairs:
+        fig.text(0.5, 0.5, 'no finished rows', ha='center')
+    fig.suptitle(f"data-free distillation, profile "
+                 f"{results.get('profile')}, commit "
+                 f"{str(results.get('commit'))[:12]}", fontsize=10)
+    fig.tight_layout()
+    os.makedirs(osp.dirname(path) or '.', exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=osp.dirname(path) or '.', suffix='.png')
+    os.close(fd)
+    fig.savefig(tmp, format='png', dpi=90)
+    os.replace(tmp, path)

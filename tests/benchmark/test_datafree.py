@@ -1,0 +1,98 @@
+"""The data-free benchmark's row plans, schedules and result files."""
+import json
+import os.path as osp
+
+import pytest
+from mmengine.config import Config
+
+from mmdiode.benchmark.datafree import (ABLATIONS, PAIRS, PROFILES, ROWS,
+                                        DatafreeBenchmark, collect,
+                                        set_epochs, teacher_training_seconds)
+from mmdiode.visualization.results import (plot_datafree_results,
+                                           results_table)
+
+
+@pytest.mark.parametrize('pair', sorted(PAIRS))
+def test_every_row_plans_existing_configs_with_one_schedule(pair, tmp_path):
+    pair = PAIRS[pair]
+    bench = DatafreeBenchmark(PROFILES['quick'], str(tmp_path))
+    epochs = PROFILES['quick'].epochs[pair.name]
+    iterations = set()
+    for row in ROWS:
+        if row in pair.skip:
+            continue
+        plan = bench.plan(pair, row)
+        assert osp.isfile(plan.test_config)
+        if plan.synth_cmd is not None:
+            assert osp.isfile(plan.synth_cmd[1])
+        if plan.train_config is None:
+            continue
+        cfg = Config.fromfile(plan.train_config)
+        cfg.merge_from_dict(plan.train_options)
+        set_epochs(cfg, epochs)
+        dataset = cfg.train_dataloader.dataset
+        # Every trained row sees 3000 images an epoch, same batch size.
+        length = (dataset.get('times', 1) * plan.images
+                  if dataset.type == 'RepeatDataset' else
+                  dataset.get('num_samples', 3000))
+        iterations.add((length * cfg.train_cfg.max_epochs,
+                        cfg.train_dataloader.batch_size))
+    assert len(iterations) == 1, iterations
+
+
+def test_set_epochs_moves_the_cosine_schedule():
+    cfg = Config.fromfile('configs/digits/yolov3_student.py')
+    set_epochs(cfg, 5)
+    cosine = [s for s in cfg.param_scheduler
+              if s.type == 'CosineAnnealingLR'][0]
+    assert (cfg.train_cfg.max_epochs, cosine.T_max, cosine.end) == (5, 5, 5)
+    warmup = [s for s in cfg.param_scheduler if s.type == 'LinearLR'][0]
+    assert not warmup.by_epoch and warmup.end != 5  # iterations: unchanged
+    with pytest.raises(ValueError, match='epochs'):
+        set_epochs(cfg, 0)
+
+
+@pytest.mark.parametrize('row', sorted(ABLATIONS))
+def test_ablations_change_what_they_name(row):
+    cfg = Config.fromfile(PAIRS['yolov3'].synth_config)
+    before = cfg.to_dict()
+    cfg.merge_from_dict(
+        dict(option.split('=', 1) for option in ABLATIONS[row]))
+    after = cfg.to_dict()
+    assert after != before
+    changed = {k for k in before if before[k] != after[k]}
+    assert changed <= {'synthesizer', 'layout_sampler'}
+
+
+def test_results_json_table_and_plot(tmp_path):
+    bench = DatafreeBenchmark(PROFILES['quick'], str(tmp_path))
+    pair = PAIRS['yolov3']
+    for row, map50 in (('teacher', 0.9), ('kd_real', 0.8),
+                       ('kd_synth_offline', 0.6)):
+        path = osp.join(bench.row_dir(pair, row), 'row.json')
+        import os
+        os.makedirs(osp.dirname(path))
+        with open(path, 'w') as f:
+            json.dump(dict(map=map50 / 2, map50=map50, images=10,
+                           seconds=60.0), f)
+    results = collect(bench, [pair], 'abc')
+    assert list(results['pairs']['yolov3']) == [
+        'teacher', 'kd_real', 'kd_synth_offline'
+    ]
+    table = results_table(results)
+    assert '| yolov3 | kd_synth_offline | 0.300 | 0.600 | 75 % | 10 | 1.0 |' \
+        in table
+    png = tmp_path / 'plot.png'
+    plot_datafree_results(results, str(png))
+    assert png.read_bytes()[:4] == b'\x89PNG'
+
+
+def test_teacher_training_seconds_from_the_runner_log(tmp_path):
+    log = tmp_path / '20261122_015736' / '20261122_015736.log'
+    log.parent.mkdir()
+    log.write_text(
+        '11/22 01:57:40 - mmengine - INFO - Config: ...\n'
+        '11/22 02:00:00 - mmengine - INFO - Epoch(train) [1][20/188] ...\n'
+        '11/22 02:34:30 - mmengine - INFO - Saving checkpoint at 24 epochs\n')
+    assert teacher_training_seconds(str(tmp_path)) == 36 * 60 + 50
+    assert teacher_training_seconds(str(tmp_path / 'none')) is None

@@ -1,0 +1,100 @@
+"""The data-free distillation benchmark: every row, one results json.
+
+Trains and evaluates, for the bundled teachers, the students of
+:mod:`mmdiode.benchmark.datafree` (supervised, distilled on real images,
+on DIODE / MOI images offline and on the fly, on a proxy set, on noise,
+and the synthesis ablations), each with ``tools/train.py`` /
+``tools/synthesize.py`` / ``tools/test.py`` in a subprocess. Finished rows
+are kept (``<work-dir>/<profile>/<pair>/<row>/row.json``): the same command
+continues an interrupted benchmark. After every row, the json and the bar
+plot are rewritten with the rows finished so far.
+
+Examples::
+
+    # everything, the quick profile (hours on 2 CPU cores)
+    python tools/benchmark_datafree.py
+    # two rows of one pair
+    python tools/benchmark_datafree.py --pairs yolov3 \\
+        --rows supervised kd_real
+    # what would run
+    python tools/benchmark_datafree.py --dry-run
+"""
+import argparse
+import os.path as osp
+import subprocess
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from mmdiode.benchmark.datafree import (PAIRS, PROFILES, ROWS,  # noqa: E402
+                                        DatafreeBenchmark, collect)
+from mmdiode.datasets.synthetic_coco import dump_json_atomic  # noqa: E402
+from mmdiode.visualization.results import (  # noqa: E402
+    plot_datafree_results, results_table)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Data-free distillation benchmark on digits-on-photos')
+    parser.add_argument('--profile', choices=sorted(PROFILES),
+                        default='quick',
+                        help='schedule and synthesis sizes (default: quick)')
+    parser.add_argument('--pairs', nargs='+', choices=sorted(PAIRS),
+                        default=list(PAIRS), help='teacher-student pairs')
+    parser.add_argument('--rows', nargs='+', choices=ROWS,
+                        default=list(ROWS), help='rows to run')
+    parser.add_argument('--work-dir', default='work_dirs/datafree',
+                        help='root of the rows\' work dirs')
+    parser.add_argument('--out', default='results/digits_datafree.json',
+                        help='results json')
+    parser.add_argument('--plot', default='results/digits_datafree.png',
+                        help='bar plot of mAP@0.5 per row')
+    parser.add_argument('--force', action='store_true',
+                        help='rerun rows that are done')
+    parser.add_argument('--dry-run', action='store_true',
+                        help='print the commands of each row and exit')
+    return parser.parse_args(argv)
+
+
+def git_commit() -> str:
+    """HEAD's hash, with ``-dirty`` when tracked files differ from it."""
+    try:
+        head = subprocess.run(['git', 'rev-parse', 'HEAD'],
+                              capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(['git', 'status', '--porcelain',
+                                '--untracked-files=no'],
+                               capture_output=True, text=True,
+                               check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return 'unknown'
+    return head + ('-dirty' if dirty else '')
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    bench = DatafreeBenchmark(PROFILES[args.profile], args.work_dir)
+    pairs = [PAIRS[name] for name in args.pairs]
+    jobs = [(pair, row) for pair in pairs for row in args.rows
+            if row not in pair.skip]
+    if args.dry_run:
+        for pair, row in jobs:
+            plan = bench.plan(pair, row)
+            print(f'{pair.name}/{row}: synth={plan.synth_cmd} '
+                  f'train={plan.train_config} {plan.train_options} '
+                  f'test={plan.test_config}')
+        return 0
+    commit = git_commit()
+    for index, (pair, row) in enumerate(jobs, 1):
+        print(f'=== row {index}/{len(jobs)}: {pair.name}/{row}', flush=True)
+        bench.run_row(pair, row, force=args.force)
+        results = collect(bench, list(PAIRS.values()), commit)
+        dump_json_atomic(results, args.out)
+        plot_datafree_results(results, args.plot)
+    print(results_table(collect(bench, list(PAIRS.values()), commit)))
+    print(f'results: {args.out}, plot: {args.plot}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
