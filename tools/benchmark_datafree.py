@@ -18,8 +18,13 @@ Examples::
         --rows supervised kd_real
     # what would run
     python tools/benchmark_datafree.py --dry-run
+    # the main job of `make demo`: the YOLOv3 teacher and the student
+    # distilled from it on the fly, without any training image
+    python tools/benchmark_datafree.py --pairs yolov3 \
+        --rows teacher kd_synth_online --stream
 """
 import argparse
+import os
 import os.path as osp
 import subprocess
 import sys
@@ -51,6 +56,9 @@ def parse_args(argv=None):
                         help='bar plot of mAP@0.5 per row')
     parser.add_argument('--force', action='store_true',
                         help='rerun rows that are done')
+    parser.add_argument('--stream', action='store_true',
+                        help='echo the tools\' output (progress bars, logs) '
+                        'live; it always goes to <row>/<step>.out')
     parser.add_argument('--dry-run', action='store_true',
                         help='print the commands of each row and exit')
     return parser.parse_args(argv)
@@ -73,7 +81,8 @@ def git_commit() -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    bench = DatafreeBenchmark(PROFILES[args.profile], args.work_dir)
+    bench = DatafreeBenchmark(PROFILES[args.profile], args.work_dir,
+                              stream=args.stream)
     pairs = [PAIRS[name] for name in args.pairs]
     jobs = [(pair, row) for pair in pairs for row in args.rows
             if row not in pair.skip]
@@ -85,6 +94,7 @@ def main(argv=None) -> int:
                   f'test={plan.test_config}')
         return 0
     commit = git_commit()
+    os.makedirs(osp.dirname(args.out) or '.', exist_ok=True)
     for index, (pair, row) in enumerate(jobs, 1):
         print(f'=== row {index}/{len(jobs)}: {pair.name}/{row}', flush=True)
         bench.run_row(pair, row, force=args.force)

@@ -10,7 +10,10 @@ default_scope = 'mmdet'
 
 teacher = dict(
     config='configs/digits/yolov3_teacher.py',
-    checkpoint='work_dirs/yolov3_teacher/final.pth')
+    # The committed fp16 copy of `make yolov3-teacher`'s checkpoint (same
+    # test mAP); --teacher-ckpt work_dirs/yolov3_teacher/final.pth for a
+    # retrained one.
+    checkpoint='checkpoints/digits_yolov3_teacher_fp16.pth')
 
 img_size = 128
 layout_sampler = dict(

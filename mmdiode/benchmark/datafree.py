@@ -81,7 +81,10 @@ class Pair:
     Attributes:
         name (str): Key in the results json (``yolov3``, ``faster_rcnn``).
         teacher_config (str): The teacher's training config.
-        teacher_checkpoint (str): Its checkpoint (``make teachers``).
+        teacher_checkpoint (str): Its checkpoint; every distillation row
+            uses it.
+        teacher_work_dir (str): Where its training ran (``make teachers``),
+            for the training time of the ``teacher`` row.
         student_config (str): The student trained with labels.
         synth_config (str): ``tools/synthesize.py`` config of the offline
             rows.
@@ -92,6 +95,7 @@ class Pair:
     name: str
     teacher_config: str
     teacher_checkpoint: str
+    teacher_work_dir: str
     student_config: str
     synth_config: str
     kd_configs: Dict[str, str]
@@ -103,7 +107,10 @@ PAIRS = {
     Pair(
         name='yolov3',
         teacher_config='configs/digits/yolov3_teacher.py',
-        teacher_checkpoint='work_dirs/yolov3_teacher/final.pth',
+        # The committed fp16 copy of `make yolov3-teacher`'s checkpoint
+        # (same test mAP): the rows run on a fresh clone without training.
+        teacher_checkpoint='checkpoints/digits_yolov3_teacher_fp16.pth',
+        teacher_work_dir='work_dirs/yolov3_teacher',
         student_config='configs/digits/yolov3_student.py',
         synth_config='configs/digits/synth_diode_yolov3.py',
         kd_configs=dict(
@@ -117,6 +124,7 @@ PAIRS = {
         name='faster_rcnn',
         teacher_config='configs/digits/faster-rcnn_teacher.py',
         teacher_checkpoint='work_dirs/faster-rcnn_teacher/final.pth',
+        teacher_work_dir='work_dirs/faster-rcnn_teacher',
         student_config='configs/digits/faster-rcnn_student.py',
         synth_config='configs/digits/synth_moi_faster-rcnn.py',
         kd_configs=dict(
@@ -148,13 +156,15 @@ class Profile:
 
 
 PROFILES = {
-    # About 10 min of training per YOLOv3 row on 2 cores.
+    # About 8 min of training per YOLOv3 row on 2 cores; the online row
+    # adds 45 synthesized batches of 16 (8 before training, then one every
+    # 40 of its 1500 iterations): ~45 min in all, the `make demo` job.
     'quick':
     Profile(
         name='quick',
         epochs=dict(yolov3=8, faster_rcnn=3),
         synth_images=500,
-        online=dict(interval=50, initial_batches=4)),
+        online=dict(interval=40, initial_batches=8)),
     # The students' own schedules.
     'full':
     Profile(
@@ -211,17 +221,22 @@ class DatafreeBenchmark:
         python (str): Interpreter of the subprocesses. Defaults to the
             current one.
         log (callable): Progress messages. Defaults to ``print``.
+        stream (bool): Also echo the tools' output live (their progress
+            bars and logs); it always goes to ``<step>.out`` in the row's
+            work dir. Defaults to False.
     """
 
     def __init__(self,
                  profile: Profile,
                  work_dir: str = 'work_dirs/datafree',
                  python: str = sys.executable,
-                 log: Callable[[str], None] = print) -> None:
+                 log: Callable[[str], None] = print,
+                 stream: bool = False) -> None:
         self.profile = profile
         self.root = osp.join(work_dir, profile.name)
         self.python = python
         self.log = log
+        self.stream = stream
 
     def row_dir(self, pair: Pair, row: str) -> str:
         return osp.join(self.root, pair.name, row)
@@ -263,8 +278,7 @@ class DatafreeBenchmark:
             ])
             checkpoint = self._last_checkpoint(osp.join(row_dir, 'train'))
         else:
-            seconds = teacher_training_seconds(
-                osp.dirname(pair.teacher_checkpoint))
+            seconds = teacher_training_seconds(pair.teacher_work_dir)
         metrics = self._test(pair, row, plan.test_config, checkpoint)
         images = plan.images
         if images is None:  # online: what the hook synthesized
@@ -273,7 +287,7 @@ class DatafreeBenchmark:
             map=metrics['coco/bbox_mAP'],
             map50=metrics['coco/bbox_mAP_50'],
             images=images,
-            seconds=round(seconds, 1))
+            seconds=None if seconds is None else round(seconds, 1))
         dump_json_atomic(result, osp.join(row_dir, 'row.json'))
         self.log(f'[{pair.name}/{row}] {result}')
         return result
@@ -310,8 +324,8 @@ class DatafreeBenchmark:
                              f'{REAL_TRAIN_IMAGES}')
         data_dir = osp.join(row_dir, 'data')
         synth_cmd = [
-            'tools/synthesize.py', pair.synth_config, '--out', data_dir,
-            '--num-images',
+            'tools/synthesize.py', pair.synth_config, '--teacher-ckpt',
+            pair.teacher_checkpoint, '--out', data_dir, '--num-images',
             str(n), '--work-dir',
             osp.join(row_dir, 'synth'), '--viz'
         ]
@@ -330,6 +344,8 @@ class DatafreeBenchmark:
         profile, plus the row's options."""
         cfg = Config.fromfile(plan.train_config)
         cfg.merge_from_dict(plan.train_options)
+        if cfg.model.type == 'KDDetector':
+            cfg.model.teacher.checkpoint = pair.teacher_checkpoint
         set_epochs(cfg, self.profile.epochs[pair.name])
         path = osp.join(self.row_dir(pair, row), f'{row}.py')
         cfg.dump(path)
@@ -343,9 +359,17 @@ class DatafreeBenchmark:
                  f'(log: {out})')
         start = time.perf_counter()
         with open(out, 'w', encoding='utf-8') as f:
-            proc = subprocess.run([self.python] + args,
-                                  stdout=f,
-                                  stderr=subprocess.STDOUT)
+            proc = subprocess.Popen([self.python] + args,
+                                    stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT,
+                                    text=True,
+                                    bufsize=1)
+            for line in proc.stdout:
+                f.write(line)
+                if self.stream:
+                    sys.stdout.write(line)
+                    sys.stdout.flush()
+            proc.wait()
         seconds = time.perf_counter() - start
         if proc.returncode != 0:
             raise RuntimeError(f'[{pair.name}/{row}] {step} failed (exit '
@@ -388,14 +412,15 @@ def teacher_training_seconds(work_dir: str) -> Optional[float]:
         osp.join(root, name) for root, _, names in os.walk(work_dir)
         for name in names
         if re.fullmatch(r'\d{8}_\d{6}\.log', name))
-    stamp = re.compile(r'^(\d\d/\d\d \d\d:\d\d:\d\d) - mmengine')
+    # File logs stamp 'YYYY/MM/DD hh:mm:ss', console logs 'MM/DD hh:mm:ss'.
+    stamp = re.compile(r'^(\d{4}/)?(\d\d/\d\d \d\d:\d\d:\d\d) - mmengine')
     for log in logs:
         with open(log, encoding='utf-8') as f:
             lines = f.readlines()
-        times = [m.group(1) for m in map(stamp.match, lines) if m]
+        times = [(m.group(1) or '2000/') + m.group(2)
+                 for m in map(stamp.match, lines) if m]
         if len(times) >= 2 and any('Epoch(train)' in ln for ln in lines):
-            # mmengine's stamps have no year; a leap year parses 02/29.
-            first, last = (datetime.strptime(f'2000/{t}', '%Y/%m/%d %H:%M:%S')
+            first, last = (datetime.strptime(t, '%Y/%m/%d %H:%M:%S')
                            for t in (times[0], times[-1]))
             return (last - first).total_seconds()
     return None

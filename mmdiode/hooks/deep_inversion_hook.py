@@ -228,8 +228,15 @@ class DeepInversionHook(Hook):
             runner.logger.info(f'DeepInversionHook: imported {num} images '
                                f'from {self.warm_start} into the pool')
         elif empty:
-            for _ in range(self.initial_batches):
+            # Minutes on a CPU before the first training step: say how far.
+            for k in range(1, self.initial_batches + 1):
+                start = time.perf_counter()
                 self._synthesize_batch(runner)
+                runner.logger.info(
+                    f'DeepInversionHook: initial batch {k}/'
+                    f'{self.initial_batches} synthesized in '
+                    f'{time.perf_counter() - start:.0f} s, pool '
+                    f'{len(self.pool)} images')
             runner.logger.info(
                 f'DeepInversionHook: synthesized {self.initial_batches} '
                 f'initial batches of {self.batch_size} images per rank')

@@ -96,6 +96,11 @@ def test_writes_a_coco_set_mmdet_loads(setup):
                  'viz.png'):
         assert osp.getsize(out / name) > 0
     assert 'fidelity: teacher bbox_mAP=' in r.stdout
+    # The BN prior of the written images against the initial noise.
+    with open(out / 'fidelity.json') as f:
+        bn = json.load(f)['bn_prior']
+    assert bn['initial'] > 0 and bn['final'] > 0
+    assert bn['drop'] == pytest.approx(bn['initial'] / bn['final'])
     losses = [json.loads(line) for line in open(
         tmp / 'work_full' / 'losses_rank0.jsonl')]
     assert [e['batch'] for e in losses] == [0, 1, 2]

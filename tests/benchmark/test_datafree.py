@@ -95,4 +95,10 @@ def test_teacher_training_seconds_from_the_runner_log(tmp_path):
         '11/22 02:00:00 - mmengine - INFO - Epoch(train) [1][20/188] ...\n'
         '11/22 02:34:30 - mmengine - INFO - Saving checkpoint at 24 epochs\n')
     assert teacher_training_seconds(str(tmp_path)) == 36 * 60 + 50
+    # The file log of a Runner has the year too.
+    log.write_text(
+        '2026/11/22 01:57:40 - mmengine - INFO - Config: ...\n'
+        '2026/11/22 02:00:00 - mmengine - INFO - Epoch(train) [1][20/188]\n'
+        '2026/11/22 02:34:30 - mmengine - INFO - Saving checkpoint\n')
+    assert teacher_training_seconds(str(tmp_path)) == 36 * 60 + 50
     assert teacher_training_seconds(str(tmp_path / 'none')) is None

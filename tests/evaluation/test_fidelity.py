@@ -11,6 +11,7 @@ from mmengine.optim import OptimWrapper
 
 from mmdiode.datasets import BoxLayoutSampler, SyntheticCocoWriter
 from mmdiode.evaluation import fidelity_report
+from mmdiode.evaluation.fidelity import bn_prior_drop
 from mmdiode.testing import tiny_yolov3
 
 CLASSES = ('a', 'b', 'c')
@@ -123,3 +124,44 @@ def test_no_detection_is_map_zero(data_root, tmp_path):
     model.bbox_head.test_cfg['score_thr'] = 2.0
     report = fidelity_report(model, data_root, out_dir=str(tmp_path))
     assert report['bbox_mAP'] == 0.0 and report['bbox_mAP_50'] == 0.0
+
+
+def test_bn_prior_drop_is_large_when_running_stats_are_the_images(data_root):
+    """A teacher whose BN running statistics are those of the written images
+    scores them far below noise (only the biased/unbiased variance gap of
+    the small deep maps remains); with its initial statistics it does not.
+    """
+    register_all_modules()
+    torch.manual_seed(0)
+    model = _tiny_teacher()
+    cfg = dict(p=2, first_bn_multiplier=2.0, layer_pattern='.*', weight=1.0)
+    untouched = bn_prior_drop(model, data_root, 'annotations.json', cfg,
+                              batch_size=NUM)
+    dataset = DATASETS.build(
+        dict(
+            type='CocoDataset',
+            data_root=data_root,
+            ann_file='annotations.json',
+            data_prefix=dict(img=''),
+            metainfo=dict(classes=CLASSES),
+            test_mode=True,
+            pipeline=[
+                dict(type='LoadImageFromFile'),
+                dict(type='Resize', scale_factor=1.0, keep_ratio=True),
+                dict(type='PackDetInputs')
+            ]))
+    data = model.data_preprocessor(
+        pseudo_collate([dataset[i] for i in range(NUM)]), False)
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.momentum = 1.0  # running stats := this batch's
+    model.train()
+    with torch.no_grad():
+        model(data['inputs'], mode='tensor')
+    fitted = bn_prior_drop(model, data_root, 'annotations.json', cfg,
+                           batch_size=NUM)
+    assert model.training  # the caller's mode is restored
+    assert fitted['drop'] == pytest.approx(fitted['initial'] /
+                                           fitted['final'])
+    assert fitted['drop'] > 10
+    assert fitted['drop'] > 5 * untouched['drop']

@@ -2,7 +2,7 @@
 # student of yolov3_student.py with its own data, pipeline and schedule (so
 # "student alone" and "student + KD" differ only in the teacher), plus the
 # frozen YOLOv3-MobileNetV2 teacher. Leaf configs add `distill_losses`.
-# Train the teacher first: make yolov3-teacher.
+# The teacher checkpoint is committed (checkpoints/, see below).
 #
 # Loss weights in the leaf configs are 50x their reference values (published
 # or the losses' defaults, which assume mmdet's usual per-object-normalised
@@ -18,9 +18,10 @@ model = dict(
     teacher=dict(
         # Absolute (from this file's folder): loads from any working dir.
         config='{{fileDirname}}/../yolov3_teacher.py',
-        # Written by `make yolov3-teacher`; relative to the working dir, like
-        # work_dirs.
-        checkpoint='work_dirs/yolov3_teacher/final.pth'),
+        # The committed fp16 copy of `make yolov3-teacher`'s checkpoint
+        # (same test mAP), relative to the working dir; a retrained one:
+        # model.teacher.checkpoint=work_dirs/yolov3_teacher/final.pth
+        checkpoint='checkpoints/digits_yolov3_teacher_fp16.pth'),
     # Checked against the teacher checkpoint's dataset_meta classes.
     classes={{_base_.metainfo.classes}},
     # Ground truth is available: the student's detection loss at full weight.
