@@ -115,6 +115,30 @@ def category_names(coco: dict) -> List[str]:
     ]
 
 
+def coco_test_loader(data_root: str,
+                     ann_file: str,
+                     batch_size: int,
+                     classes: Optional[Sequence[str]] = None) -> DataLoader:
+    """A loader of a COCO data set's images as a teacher's test step takes
+    them (``TEST_PIPELINE``: no resizing, no augmentation), in order."""
+    metainfo = None if classes is None else dict(classes=tuple(classes))
+    dataset = DATASETS.build(
+        dict(
+            type='CocoDataset',
+            data_root=data_root,
+            ann_file=ann_file,
+            data_prefix=dict(img=''),
+            metainfo=metainfo,
+            test_mode=True,
+            pipeline=TEST_PIPELINE))
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=0,
+        collate_fn=pseudo_collate)
+
+
 def bn_prior_drop(teacher: nn.Module,
                   data_root: str,
                   ann_file: str,
@@ -152,20 +176,7 @@ def bn_prior_drop(teacher: nn.Module,
         for k, v in bn_prior.items()
         if k in ('p', 'first_bn_multiplier', 'layer_pattern')
     }
-    dataset = DATASETS.build(
-        dict(
-            type='CocoDataset',
-            data_root=data_root,
-            ann_file=ann_file,
-            data_prefix=dict(img=''),
-            test_mode=True,
-            pipeline=TEST_PIPELINE))
-    loader = DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=False,
-        num_workers=0,
-        collate_fn=pseudo_collate)
+    loader = coco_test_loader(data_root, ann_file, batch_size)
     generator = torch.Generator().manual_seed(seed)
     was_training = teacher.training
     teacher.to(device).eval()
@@ -213,21 +224,8 @@ def teacher_map(teacher: nn.Module, data_root: str, ann_file: str,
             classes):
         raise ValueError(f'the data set\'s classes {tuple(classes)} are not '
                          f'the teacher\'s {tuple(teacher_classes)}')
-    dataset = DATASETS.build(
-        dict(
-            type='CocoDataset',
-            data_root=data_root,
-            ann_file=ann_file,
-            data_prefix=dict(img=''),
-            metainfo=dict(classes=tuple(classes)),
-            test_mode=True,
-            pipeline=TEST_PIPELINE))
-    loader = DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=False,
-        num_workers=0,
-        collate_fn=pseudo_collate)
+    loader = coco_test_loader(data_root, ann_file, batch_size, classes)
+    dataset = loader.dataset
     evaluator = Evaluator(
         METRICS.build(
             dict(

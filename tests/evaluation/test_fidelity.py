@@ -11,7 +11,7 @@ from mmengine.optim import OptimWrapper
 
 from mmdiode.datasets import BoxLayoutSampler, SyntheticCocoWriter
 from mmdiode.evaluation import fidelity_report
-from mmdiode.evaluation.fidelity import bn_prior_drop
+from mmdiode.evaluation.fidelity import bn_prior_drop, coco_test_loader
 from mmdiode.testing import tiny_yolov3
 
 CLASSES = ('a', 'b', 'c')
@@ -137,21 +137,8 @@ def test_bn_prior_drop_is_large_when_running_stats_are_the_images(data_root):
     cfg = dict(p=2, first_bn_multiplier=2.0, layer_pattern='.*', weight=1.0)
     untouched = bn_prior_drop(model, data_root, 'annotations.json', cfg,
                               batch_size=NUM)
-    dataset = DATASETS.build(
-        dict(
-            type='CocoDataset',
-            data_root=data_root,
-            ann_file='annotations.json',
-            data_prefix=dict(img=''),
-            metainfo=dict(classes=CLASSES),
-            test_mode=True,
-            pipeline=[
-                dict(type='LoadImageFromFile'),
-                dict(type='Resize', scale_factor=1.0, keep_ratio=True),
-                dict(type='PackDetInputs')
-            ]))
-    data = model.data_preprocessor(
-        pseudo_collate([dataset[i] for i in range(NUM)]), False)
+    loader = coco_test_loader(data_root, 'annotations.json', NUM)
+    data = model.data_preprocessor(next(iter(loader)), False)
     for m in model.modules():
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
             m.momentum = 1.0  # running stats := this batch's
