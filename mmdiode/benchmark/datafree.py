@@ -359,11 +359,14 @@ class DatafreeBenchmark:
                  f'(log: {out})')
         start = time.perf_counter()
         with open(out, 'w', encoding='utf-8') as f:
+            # Unbuffered: progress bars and log lines arrive as they happen.
             proc = subprocess.Popen([self.python] + args,
                                     stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT,
                                     text=True,
-                                    bufsize=1)
+                                    bufsize=1,
+                                    env=dict(os.environ,
+                                             PYTHONUNBUFFERED='1'))
             for line in proc.stdout:
                 f.write(line)
                 if self.stream:
