@@ -42,7 +42,7 @@ eval-teachers: teachers
 # The main job: the committed YOLOv3 teacher (checkpoints/, an fp16 copy of
 # `make yolov3-teacher`'s checkpoint) is distilled into the student on
 # images synthesized on the fly, and both are scored on the real test split
-# (~45 min on 2 CPU cores; finished rows are reused).
+# (~30 min on 2 CPU cores, see README; finished rows are reused).
 demo: install data
 	$(PYTHON) tools/benchmark_datafree.py --pairs yolov3 --rows teacher kd_synth_online --stream
 

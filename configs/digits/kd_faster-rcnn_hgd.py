@@ -9,8 +9,9 @@ model = dict(
     distill_losses=dict(
         # RPN objectness KL and box L1 weighted by the teacher's objectness.
         rpn=dict(type='DenseHeadKDLoss', module='rpn_head', loss_weight=1.0),
-        # The teacher's RoI head classifies the student's sampled RoIs.
-        roi=dict(type='RoIHeadKDLoss', loss_weight=1.0),
+        # The teacher's RoI head classifies the student's sampled RoIs. Box
+        # term at half weight: at 1.0 it is 3x the student's own box loss.
+        roi=dict(type='RoIHeadKDLoss', reg_weight=0.5, loss_weight=1.0),
         hgd=dict(
             type='HGDLoss',
             # ResNet stages (strides 4-32), then the FPN levels (strides
@@ -25,4 +26,8 @@ model = dict(
             micro_weighting='auto',
             # Every stage contributes about equally (inverse running loss).
             stage_weights='adaptive',
-            loss_weight=1.0)))
+            # The 9 adaptive stage weights sum to 9: at 1.0 HGD was ~6 against
+            # a detection loss of ~0.7 and the student fell behind the one
+            # trained alone (val mAP 0.579 vs 0.602 after 4 epochs); 0.1 puts
+            # it on the detection loss's scale.
+            loss_weight=0.1)))
