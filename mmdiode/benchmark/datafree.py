@@ -33,7 +33,6 @@ user would type) and stores ``row.json`` in its work dir, so an interrupted
 benchmark continues where it stopped and the rows of one profile can be run
 in several sittings.
 """
-import copy
 import json
 import os
 import os.path as osp
@@ -444,10 +443,3 @@ def collect(bench: DatafreeBenchmark, pairs: Sequence[Pair],
         results['pairs'][pair.name] = rows
     return results
 
-
-def copy_profile(profile: Profile, **changes) -> Profile:
-    """A profile with some fields replaced (e.g. fewer epochs)."""
-    new = copy.deepcopy(profile)
-    for key, value in changes.items():
-        setattr(new, key, value)
-    return new

@@ -44,7 +44,6 @@ from mmengine.structures import InstanceData
 from mmdiode.utils import ConfigError
 from .detectors.kd_detector import KDDetector, head_num_classes
 from .detectors.recorder import record
-from .distill_base import DistillContext
 
 
 @dataclass
@@ -212,14 +211,9 @@ def student_and_teacher_step(model: KDDetector, data_batch: dict,
         teacher_inputs, teacher_outs, _ = model.forward_teacher(
             data['inputs'], data['data_samples'])
         model.forward_teacher_on_student(
-            DistillContext(
-                student_outs=student_outs,
-                teacher_outs=teacher_outs,
-                data_samples=data['data_samples'],
-                student=student,
-                teacher=model.teacher,
-                student_inputs=data['inputs'],
-                teacher_inputs=teacher_inputs))
+            model.distill_context(data['inputs'], teacher_inputs,
+                                  data['data_samples'], student_outs,
+                                  teacher_outs))
         teacher_seconds = time.perf_counter() - start
     parsed_losses, _ = student.parse_losses(losses)
     optim_wrapper.update_params(parsed_losses)

@@ -430,14 +430,9 @@ class KDDetector(BaseDetector):
             self._set_pseudo_labels(batch_data_samples, teacher_results)
         with record(self.student, self._student_names) as student_outs:
             losses = self._student_losses(batch_inputs, batch_data_samples)
-        ctx = DistillContext(
-            student_outs=student_outs,
-            teacher_outs=teacher_outs,
-            data_samples=batch_data_samples,
-            student=self.student,
-            teacher=self.teacher,
-            student_inputs=batch_inputs,
-            teacher_inputs=teacher_inputs)
+        ctx = self.distill_context(batch_inputs, teacher_inputs,
+                                   batch_data_samples, student_outs,
+                                   teacher_outs)
         self.forward_teacher_on_student(ctx)
         for name, distill_loss in self.distill_losses.items():
             terms = rename_loss_dict(f'{name}.', distill_loss(ctx))
@@ -447,6 +442,21 @@ class KDDetector(BaseDetector):
                                f'already exist: {sorted(clash)}')
             losses.update(terms)
         return losses
+
+    def distill_context(self, student_inputs: Tensor, teacher_inputs: Tensor,
+                        data_samples: SampleList,
+                        student_outs: Dict[str, Any],
+                        teacher_outs: Dict[str, Any]) -> DistillContext:
+        """The losses' view of one step: both models, both normalised
+        batches, (N, C, H, W) and (N, C, H', W'), and the recordings."""
+        return DistillContext(
+            student_outs=student_outs,
+            teacher_outs=teacher_outs,
+            data_samples=data_samples,
+            student=self.student,
+            teacher=self.teacher,
+            student_inputs=student_inputs,
+            teacher_inputs=teacher_inputs)
 
     @torch.no_grad()
     def forward_teacher_on_student(self, ctx: DistillContext) -> None:
