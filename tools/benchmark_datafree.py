@@ -81,8 +81,9 @@ def git_commit() -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    commit = git_commit()
     bench = DatafreeBenchmark(PROFILES[args.profile], args.work_dir,
-                              stream=args.stream)
+                              stream=args.stream, commit=commit)
     pairs = [PAIRS[name] for name in args.pairs]
     jobs = [(pair, row) for pair in pairs for row in args.rows
             if row not in pair.skip]
@@ -93,7 +94,6 @@ def main(argv=None) -> int:
                   f'train={plan.train_config} {plan.train_options} '
                   f'test={plan.test_config}')
         return 0
-    commit = git_commit()
     os.makedirs(osp.dirname(args.out) or '.', exist_ok=True)
     for index, (pair, row) in enumerate(jobs, 1):
         print(f'=== row {index}/{len(jobs)}: {pair.name}/{row}', flush=True)

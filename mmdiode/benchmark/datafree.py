@@ -225,6 +225,8 @@ class DatafreeBenchmark:
         stream (bool): Also echo the tools' output live (their progress
             bars and logs); it always goes to ``<step>.out`` in the row's
             work dir. Defaults to False.
+        commit (str): The git commit recorded in each finished row's
+            ``row.json``. Defaults to 'unknown'.
     """
 
     def __init__(self,
@@ -232,8 +234,10 @@ class DatafreeBenchmark:
                  work_dir: str = 'work_dirs/datafree',
                  python: str = sys.executable,
                  log: Callable[[str], None] = print,
-                 stream: bool = False) -> None:
+                 stream: bool = False,
+                 commit: str = 'unknown') -> None:
         self.profile = profile
+        self.commit = commit
         self.root = osp.join(work_dir, profile.name)
         self.python = python
         self.log = log
@@ -254,7 +258,8 @@ class DatafreeBenchmark:
         """Runs one row (unless done) and returns its result.
 
         Returns:
-            dict: ``map``, ``map50``, ``images``, ``seconds``.
+            dict: ``map``, ``map50``, ``images``, ``seconds`` and the
+            ``commit`` the row ran on.
         """
         if row not in ROWS:
             raise ValueError(f'unknown row {row!r}; rows: {", ".join(ROWS)}')
@@ -288,7 +293,9 @@ class DatafreeBenchmark:
             map=metrics['coco/bbox_mAP'],
             map50=metrics['coco/bbox_mAP_50'],
             images=images,
-            seconds=None if seconds is None else round(seconds, 1))
+            seconds=None if seconds is None else round(seconds, 1),
+            # Rows of one table may be run in several sittings.
+            commit=self.commit)
         dump_json_atomic(result, osp.join(row_dir, 'row.json'))
         self.log(f'[{pair.name}/{row}] {result}')
         return result
