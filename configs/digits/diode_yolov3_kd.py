@@ -6,7 +6,7 @@
 #   python tools/train.py configs/digits/diode_yolov3_kd.py --resume
 # The replay pool lives in `pool_dir` (relative to the working dir, like
 # work_dirs); with --work-dir elsewhere, move it too:
-#   --cfg-options train_dataloader.dataset.pool_dir=DIR/pool
+#   --cfg-options train_dataloader.dataset.dataset.pool_dir=DIR/pool
 #
 # Targets: the synthesized images carry their synthesis targets (the sampled
 # layout plus false positives the teacher added), but whether the teacher
@@ -38,8 +38,35 @@ model = dict(
     pseudo_label=dict(score_thr=0.3, replace_gt=True),
     gt_loss_weight=1.0)
 
-# The synthesized images through the student's own augmentation (minus the
-# loading steps, which the data set does).
+# DIODE's distillation augmentation (REFERENCE.md §4: mosaic + HSV), also
+# used by every other image source of the data-free benchmark (rows differ
+# in their images only). A pool holds a few hundred images: Mosaic
+# recombines four of them into new layouts and backgrounds, and the student
+# always learns what the teacher predicts on the very image it sees (head
+# maps and pseudo-labels), so no augmentation can make a label wrong. The
+# 2x2 mosaic is not resized (center_ratio_range 1.0) and a random 128 px
+# window of it kept, so objects keep their size; RandomAffine's border
+# option is not used because mmdet's RandomAffine keeps the canvas's
+# top-left corner, not its centre.
+kd_pipeline = [
+    dict(type='Mosaic',
+         img_scale=(img_size, img_size),
+         center_ratio_range=(1.0, 1.0),
+         pad_val=114.0),
+    dict(type='RandomCrop',
+         crop_size=(img_size, img_size),
+         allow_negative_crop=True),
+    dict(
+        type='RandomAffine',
+        max_rotate_degree=0.0,
+        max_shear_degree=0.0,
+        max_translate_ratio=0.1,
+        scaling_ratio_range=(0.8, 1.2),
+        border_val=(114, 114, 114)),
+    dict(type='YOLOXHSVRandomAug'),
+    dict(type='PackDetInputs')
+]
+
 train_dataloader = dict(
     _delete_=True,
     batch_size=16,
@@ -47,30 +74,26 @@ train_dataloader = dict(
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
-        type='BoxSamplerDataset',
-        pool_dir='work_dirs/diode_yolov3_kd/pool',
-        metainfo={{_base_.metainfo}},
-        # The layouts of synth_diode_yolov3.py: 2x2 tiles, 4 digits/image.
-        layout_sampler=dict(
-            type='BoxLayoutSampler',
-            strategy='tiling',
-            tiles_per_side=2,
-            min_size=0.35,
-            max_size=0.85,
-            class_balanced=True),
-        num_samples=3000,  # an epoch as long as the real train split's
-        img_size=img_size,
-        seed=0,
-        pipeline=[
-            dict(
-                type='RandomAffine',
-                max_rotate_degree=0.0,
-                max_shear_degree=0.0,
-                max_translate_ratio=0.1,
-                scaling_ratio_range=(0.8, 1.2),
-                border_val=(114, 114, 114)),
-            dict(type='PackDetInputs')
-        ]))
+        type='MultiImageMixDataset',
+        dataset=dict(
+            type='BoxSamplerDataset',
+            pool_dir='work_dirs/diode_yolov3_kd/pool',
+            metainfo={{_base_.metainfo}},
+            # The layouts of synth_diode_yolov3.py: 2x2 tiles, 4
+            # digits/image.
+            layout_sampler=dict(
+                type='BoxLayoutSampler',
+                strategy='tiling',
+                tiles_per_side=2,
+                min_size=0.35,
+                max_size=0.85,
+                class_balanced=True),
+            num_samples=3000,  # an epoch as long as the real train split's
+            img_size=img_size,
+            seed=0,
+            # The data set does the loading; the mix pipeline the rest.
+            pipeline=[]),
+        pipeline=kd_pipeline))
 
 # Cost on 2 CPU cores, estimated from REFERENCE.md's timings (not measured
 # with this config): one synthesized batch of 16 with the recipe below takes

@@ -314,7 +314,10 @@ class DatafreeBenchmark:
             source = row[3:]
             return RowPlan(None, kd[source], {}, kd[source],
                            REAL_TRAIN_IMAGES)
-        pool = {'train_dataloader.dataset.pool_dir': osp.join(row_dir, 'pool')}
+        if row in ('kd_noise', 'kd_synth_online'):
+            source = row[3:] if row == 'kd_noise' else 'online'
+            box_set = train_set_key(kd[source], 'BoxSamplerDataset')
+            pool = {f'{box_set}.pool_dir': osp.join(row_dir, 'pool')}
         if row == 'kd_noise':
             return RowPlan(None, kd['noise'], pool, kd['noise'],
                            REAL_TRAIN_IMAGES)
@@ -339,10 +342,11 @@ class DatafreeBenchmark:
         ]
         if row != 'kd_synth_offline':
             synth_cmd += ['--cfg-options'] + ABLATIONS[row]
+        repeat = train_set_key(kd['synth'], 'RepeatDataset')
         return RowPlan(
             synth_cmd, kd['synth'], {
-                'train_dataloader.dataset.dataset.data_root': data_dir + '/',
-                'train_dataloader.dataset.times': REAL_TRAIN_IMAGES // n
+                f'{repeat}.dataset.data_root': data_dir + '/',
+                f'{repeat}.times': REAL_TRAIN_IMAGES // n
             }, kd['synth'], n)
 
     # ------------------------------------------------------------------
@@ -406,6 +410,28 @@ class DatafreeBenchmark:
         with open(osp.join(work_dir, 'last_checkpoint'),
                   encoding='utf-8') as f:
             return f.read().strip()
+
+
+def train_set_key(config: str, dataset_type: str) -> str:
+    """The dotted config key of the train set of type ``dataset_type``,
+    looked for through dataset wrappers (``MultiImageMixDataset`` for
+    Mosaic, ``RepeatDataset``, ...), for ``--cfg-options``.
+
+    Args:
+        config (str): A training config's path.
+        dataset_type (str): The registered type looked for.
+
+    Returns:
+        str: e.g. ``'train_dataloader.dataset.dataset'``.
+    """
+    key = 'train_dataloader.dataset'
+    dataset = Config.fromfile(config).train_dataloader.dataset
+    while dataset.get('type') != dataset_type:
+        if 'dataset' not in dataset:
+            raise KeyError(f'no {dataset_type} in the train set of {config}')
+        dataset = dataset.dataset
+        key += '.dataset'
+    return key
 
 
 def count_pool_images(pool_dir: str) -> int:

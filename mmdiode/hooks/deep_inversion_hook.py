@@ -186,10 +186,19 @@ class DeepInversionHook(Hook):
 
     def _train_set(self, runner) -> BoxSamplerDataset:
         dataset = runner.train_dataloader.dataset
+        # Dataset wrappers (MultiImageMixDataset for Mosaic, RepeatDataset,
+        # ...) keep the wrapped set in ``.dataset``.
+        wrappers = []
+        while (not isinstance(dataset, BoxSamplerDataset)
+               and hasattr(dataset, 'dataset')):
+            wrappers.append(type(dataset).__name__)
+            dataset = dataset.dataset
         if not isinstance(dataset, BoxSamplerDataset):
+            found = ' in '.join([type(dataset).__name__] + wrappers[::-1])
             raise TypeError('DeepInversionHook needs the train set to be a '
                             'BoxSamplerDataset (it gives the layouts and '
-                            f'reads the pool), got {type(dataset).__name__}')
+                            f'reads the pool), maybe in a dataset wrapper; '
+                            f'got {found}')
         if self.pool_dir is not None and osp.abspath(
                 self.pool_dir) != osp.abspath(dataset.pool_dir):
             raise ValueError(

@@ -31,6 +31,8 @@ def test_every_row_plans_existing_configs_with_one_schedule(pair, tmp_path):
         cfg.merge_from_dict(plan.train_options)
         set_epochs(cfg, epochs)
         dataset = cfg.train_dataloader.dataset
+        while dataset.type in ('MultiImageMixDataset', ):  # same length
+            dataset = dataset.dataset
         # Every trained row sees 3000 images an epoch, same batch size.
         length = (dataset.get('times', 1) * plan.images
                   if dataset.type == 'RepeatDataset' else

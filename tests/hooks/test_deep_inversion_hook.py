@@ -199,6 +199,38 @@ def test_errors_name_the_problem(tmp_path):
                  interval=0))
 
 
+def test_finds_box_sampler_set_inside_dataset_wrappers(tmp_path):
+    """Mosaic needs MultiImageMixDataset around the BoxSamplerDataset: the
+    hook reaches through wrappers to the set that reads the pool, and names
+    what it found otherwise."""
+    from types import SimpleNamespace
+    box_set = dict(type='BoxSamplerDataset',
+                   pool_dir=str(tmp_path / 'pool'),
+                   metainfo=dict(classes=CLASSES),
+                   layout_sampler=dict(type='BoxLayoutSampler'),
+                   num_samples=4,
+                   img_size=SIZE,
+                   pipeline=[])
+    mosaic = DATASETS.build(
+        dict(type='RepeatDataset',
+             times=2,
+             dataset=dict(type='MultiImageMixDataset',
+                          dataset=box_set,
+                          pipeline=[
+                              dict(type='Mosaic', img_scale=(SIZE, SIZE)),
+                              dict(type='PackDetInputs')
+                          ])))
+    hook = HOOKS.build(dict(type='DeepInversionHook', synthesizer=SYNTHESIZER))
+    runner = SimpleNamespace(train_dataloader=SimpleNamespace(dataset=mosaic))
+    found = hook._train_set(runner)
+    assert found is mosaic.dataset.dataset
+    assert found.pool_dir == str(tmp_path / 'pool')
+    # A wrapper (anything with .dataset) around a set of plain samples.
+    runner.train_dataloader.dataset = SimpleNamespace(dataset=[])
+    with pytest.raises(TypeError, match='got list in SimpleNamespace'):
+        hook._train_set(runner)
+
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DATA_FREE_CONFIGS = [
     'configs/digits/diode_yolov3_kd.py',
@@ -217,16 +249,19 @@ def test_data_free_config_wires_dataset_hook_and_teacher(path, tmp_path):
 
     from mmdiode.models.detectors.kd_detector import load_teacher_model_config
     cfg = Config.fromfile(osp.join(ROOT, path))
-    dataset_cfg = cfg.train_dataloader.dataset
-    dataset_cfg.pool_dir = str(tmp_path / 'pool')
+    dataset_cfg = box_set_cfg = cfg.train_dataloader.dataset
+    while box_set_cfg.type != 'BoxSamplerDataset':  # Mosaic's wrapper
+        box_set_cfg = box_set_cfg.dataset
+    box_set_cfg.pool_dir = str(tmp_path / 'pool')
     dataset = DATASETS.build(dataset_cfg)
-    assert len(dataset.layout(0).labels) >= 1
+    box_set = getattr(dataset, 'dataset', dataset)
+    assert len(box_set.layout(0).labels) >= 1
     hook_cfg, = [h for h in cfg.custom_hooks if h.type == 'DeepInversionHook']
     hook = HOOKS.build(hook_cfg)
     teacher_cfg, _ = load_teacher_model_config(cfg.model.teacher.config)
     teacher = MODELS.build(ConfigDict(teacher_cfg))
     synthesizer = TASK_UTILS.build(dict(hook.synthesizer_cfg, teacher=teacher))
-    assert tuple(synthesizer.final_size) == (dataset.img_size, ) * 2
+    assert tuple(synthesizer.final_size) == (box_set.img_size, ) * 2
     samples = [dataset[0], dataset[1]]  # through the config's pipeline
     if not path.startswith('configs/digits'):
         return  # the COCO students initialise from downloaded weights

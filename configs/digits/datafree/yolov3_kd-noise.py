@@ -6,6 +6,6 @@
 _base_ = '../diode_yolov3_kd.py'
 
 train_dataloader = dict(
-    dataset=dict(pool_dir='work_dirs/yolov3_kd-noise/pool'))
+    dataset=dict(dataset=dict(pool_dir='work_dirs/yolov3_kd-noise/pool')))
 
 custom_hooks = [dict(type='TeacherEvalHook')]
