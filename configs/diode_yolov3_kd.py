@@ -56,19 +56,29 @@ train_dataloader = dict(
     num_workers=4,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
+    # DIODE's distillation augmentation (mosaic + HSV + flip, REFERENCE.md
+    # §4) on the pool's images; as in configs/digits/diode_yolov3_kd.py the
+    # 2x2 mosaic is not resized and a random 320 px window of it is kept.
     dataset=dict(
-        type='BoxSamplerDataset',
-        pool_dir='work_dirs/diode_yolov3_kd/pool',
-        metainfo=dict(classes=coco_classes),
-        num_samples=120000,
-        img_size=320,
-        seed=0,
-        layout_sampler=dict(
-            type='BoxLayoutSampler', strategy='one-box', min_size=0.2,
-            max_size=0.8),
+        type='MultiImageMixDataset',
+        dataset=dict(
+            type='BoxSamplerDataset',
+            pool_dir='work_dirs/diode_yolov3_kd/pool',
+            metainfo=dict(classes=coco_classes),
+            num_samples=120000,
+            img_size=320,
+            seed=0,
+            layout_sampler=dict(
+                type='BoxLayoutSampler', strategy='one-box', min_size=0.2,
+                max_size=0.8),
+            pipeline=[]),
         pipeline=[
+            dict(type='Mosaic', img_scale=(320, 320),
+                 center_ratio_range=(1.0, 1.0), pad_val=114.0),
+            dict(type='RandomCrop', crop_size=(320, 320),
+                 allow_negative_crop=True),
             dict(type='RandomFlip', prob=0.5),
-            dict(type='PhotoMetricDistortion'),
+            dict(type='YOLOXHSVRandomAug'),
             dict(type='PackDetInputs')
         ]))
 
