@@ -55,7 +55,8 @@ def parse_args(argv=None):
     parser.add_argument('--plot', default='results/digits_datafree.png',
                         help='bar plot of mAP@0.5 per row')
     parser.add_argument('--force', action='store_true',
-                        help='rerun rows that are done')
+                        help='rerun rows that are done (a row\'s previous work '
+                        'dir is moved to <row>.prev)')
     parser.add_argument('--stream', action='store_true',
                         help='echo the tools\' output (progress bars, logs) '
                         'live; it always goes to <row>/<step>.out')

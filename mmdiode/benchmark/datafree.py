@@ -37,6 +37,7 @@ import json
 import os
 import os.path as osp
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -270,6 +271,15 @@ class DatafreeBenchmark:
             self.log(f'[{pair.name}/{row}] done before: {done}')
             return done
         row_dir = self.row_dir(pair, row)
+        if force and osp.isdir(row_dir):
+            # A forced row starts afresh: an old replay pool would otherwise
+            # be continued (the hook only fills an empty pool) and an old
+            # offline set reused. The previous run is kept beside it.
+            previous = row_dir + '.prev'
+            if osp.isdir(previous):
+                shutil.rmtree(previous)
+            os.replace(row_dir, previous)
+            self.log(f'[{pair.name}/{row}] previous run moved to {previous}')
         os.makedirs(row_dir, exist_ok=True)
         plan = self.plan(pair, row)
         seconds = 0.0

@@ -104,3 +104,28 @@ def test_teacher_training_seconds_from_the_runner_log(tmp_path):
         '2026/11/22 02:34:30 - mmengine - INFO - Saving checkpoint\n')
     assert teacher_training_seconds(str(tmp_path)) == 36 * 60 + 50
     assert teacher_training_seconds(str(tmp_path / 'none')) is None
+
+
+def test_forced_row_starts_afresh_and_keeps_the_previous_run(tmp_path):
+    """--force must not continue an old replay pool (the hook only fills an
+    empty one): the old row dir moves to <row>.prev."""
+    import sys
+    bench = DatafreeBenchmark(PROFILES['quick'], str(tmp_path),
+                              python=sys.executable, commit='abc')
+    pair = PAIRS['yolov3']
+    row_dir = bench.row_dir(pair, 'kd_noise')
+    pool = osp.join(row_dir, 'pool')
+    import os
+    os.makedirs(pool)
+    with open(osp.join(pool, 'index_rank0.json'), 'w') as f:
+        f.write('{}')
+    with open(osp.join(row_dir, 'row.json'), 'w') as f:
+        json.dump(dict(map=0.1, map50=0.2, images=3, seconds=1.0), f)
+    assert bench.run_row(pair, 'kd_noise')['map50'] == 0.2  # kept
+    # `false` as the interpreter: the row's first step fails at once.
+    bench.python = 'false'
+    with pytest.raises((RuntimeError, OSError)):
+        bench.run_row(pair, 'kd_noise', force=True)
+    assert osp.isfile(osp.join(row_dir + '.prev', 'pool', 'index_rank0.json'))
+    assert not osp.exists(pool)
+    assert not osp.exists(osp.join(row_dir, 'row.json'))
