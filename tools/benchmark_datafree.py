@@ -28,6 +28,7 @@ import os
 import os.path as osp
 import subprocess
 import sys
+from typing import Sequence
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -65,14 +66,20 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def git_commit() -> str:
-    """HEAD's hash, with ``-dirty`` when tracked files differ from it."""
+def git_commit(outputs: Sequence[str] = ()) -> str:
+    """HEAD's hash, with ``-dirty`` when tracked files differ from it.
+
+    Args:
+        outputs (Sequence[str]): Files this tool itself rewrites (the results
+            json and plot): changes to them do not count as dirty.
+    """
+    excludes = [f':(exclude){path}' for path in outputs]
     try:
         head = subprocess.run(['git', 'rev-parse', 'HEAD'],
                               capture_output=True, text=True,
                               check=True).stdout.strip()
         dirty = subprocess.run(['git', 'status', '--porcelain',
-                                '--untracked-files=no'],
+                                '--untracked-files=no', '--', '.'] + excludes,
                                capture_output=True, text=True,
                                check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
@@ -82,7 +89,7 @@ def git_commit() -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    commit = git_commit()
+    commit = git_commit([args.out, args.plot])
     bench = DatafreeBenchmark(PROFILES[args.profile], args.work_dir,
                               stream=args.stream, commit=commit)
     pairs = [PAIRS[name] for name in args.pairs]
