@@ -103,12 +103,15 @@ train_dataloader = dict(
 # 8 initial ones (~13 min): ~2 h for ~850 synthesized images, which the
 # student sees about 85 times each. interval=50 doubles the images for ~70
 # more minutes; fewer synthesis iterations make cheaper but worse images.
-# A data set made offline (tools/synthesize.py with synth_diode_yolov3.py)
+# A data set made offline (tools/synthesize.py with synth_diode_yolov3_kd.py)
 # can seed the pool instead of the initial batches: warm_start='data/...'.
 synthesizer = dict(
-    # Exactly the synthesizer of synth_diode_yolov3.py.
+    # Exactly the synthesizer of synth_diode_yolov3_kd.py: DIODE's recipe
+    # (synth_diode_yolov3.py) with a 10x stronger BN prior, which gives
+    # images closer to the teacher's BN statistics and a better student
+    # (see synth_diode_yolov3_kd.py for the measurements).
     type='DeepInversion',
-    bn_prior=dict(weight=0.1, p=2, first_bn_multiplier=2.0,
+    bn_prior=dict(weight=1.0, p=2, first_bn_multiplier=2.0,
                   layer_pattern='.*'),
     image_prior=dict(tv_l1=75.0, tv_l2=0.0, l2=0.0),
     task_loss=dict(weight=1.0),

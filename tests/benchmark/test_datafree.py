@@ -129,3 +129,20 @@ def test_forced_row_starts_afresh_and_keeps_the_previous_run(tmp_path):
     assert osp.isfile(osp.join(row_dir + '.prev', 'pool', 'index_rank0.json'))
     assert not osp.exists(pool)
     assert not osp.exists(osp.join(row_dir, 'row.json'))
+
+
+@pytest.mark.parametrize('pair', sorted(PAIRS))
+def test_offline_and_online_rows_synthesize_with_one_recipe(pair):
+    """The offline sets (synth config) and the online hook (data-free KD
+    config) use the same synthesizer, so kd_synth_offline and
+    kd_synth_online differ only in when the images are made."""
+    pair = PAIRS[pair]
+    offline = Config.fromfile(pair.synth_config).synthesizer
+    online_cfg = Config.fromfile(pair.kd_configs['online'])
+    hook, = [h for h in online_cfg.custom_hooks
+             if h.type == 'DeepInversionHook']
+    online = dict(hook.synthesizer)
+    offline = dict(offline)
+    for cfg in (offline, online):
+        cfg.pop('teacher', None)
+    assert online == offline

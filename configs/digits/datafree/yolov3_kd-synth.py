@@ -1,7 +1,7 @@
 # Rows `kd_synth_offline` and `ablate_*` of tools/benchmark_datafree.py: the
 # data-free distillation of ../diode_yolov3_kd.py on a data set written
 # beforehand by tools/synthesize.py (no synthesis during training):
-#   python tools/synthesize.py configs/digits/synth_diode_yolov3.py \
+#   python tools/synthesize.py configs/digits/synth_diode_yolov3_kd.py \
 #       --out data/synth_yolov3 --num-images 500
 #   python tools/train.py configs/digits/datafree/yolov3_kd-synth.py
 # The set is repeated so that an epoch has as many images as the real train
