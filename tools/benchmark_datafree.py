@@ -73,7 +73,9 @@ def git_commit(outputs: Sequence[str] = ()) -> str:
         outputs (Sequence[str]): Files this tool itself rewrites (the results
             json and plot): changes to them do not count as dirty.
     """
-    excludes = [f':(exclude){path}' for path in outputs]
+    # Outputs outside the repository (e.g. /tmp) are not git's business.
+    excludes = [f':(exclude){path}' for path in outputs
+                if not osp.relpath(path).startswith('..')]
     try:
         head = subprocess.run(['git', 'rev-parse', 'HEAD'],
                               capture_output=True, text=True,
