@@ -147,12 +147,13 @@ class Profile:
         epochs (dict): Training epochs per pair (3000 images each).
         synth_images (int): Images of each offline set (a divisor of 3000,
             which the set is repeated up to).
-        online (dict): ``DeepInversionHook`` overrides of the online row.
+        online (dict): ``DeepInversionHook`` overrides of the online row,
+            per pair.
     """
     name: str
     epochs: Dict[str, int]
     synth_images: int
-    online: Dict[str, object] = field(default_factory=dict)
+    online: Dict[str, Dict[str, object]] = field(default_factory=dict)
 
 
 PROFILES = {
@@ -161,19 +162,27 @@ PROFILES = {
     # before training, then one every 50 iterations) at ~50 s each: ~30 min
     # in all, the `make demo` job. More synthesis (a smaller interval) gives
     # the student more distinct images at ~50 s per 16.
+    # A Multi-Object Impressions batch of 8 costs ~190 s (one thread, the
+    # other core busy; Faster R-CNN's two-stage loss and backward): its
+    # online row gets a batch every 100 of its 1125 iterations, 17 batches
+    # (136 images) in all, ~50 min of synthesis.
     'quick':
     Profile(
         name='quick',
         epochs=dict(yolov3=6, faster_rcnn=3),
         synth_images=500,
-        online=dict(interval=50, initial_batches=6)),
+        online=dict(
+            yolov3=dict(interval=50, initial_batches=6),
+            faster_rcnn=dict(interval=100, initial_batches=6))),
     # The students' own schedules.
     'full':
     Profile(
         name='full',
         epochs=dict(yolov3=24, faster_rcnn=8),
         synth_images=1000,
-        online=dict(interval=100, initial_batches=8)),
+        online=dict(
+            yolov3=dict(interval=100, initial_batches=8),
+            faster_rcnn=dict(interval=100, initial_batches=4))),
 }
 
 REAL_TRAIN_IMAGES = 3000
@@ -335,7 +344,7 @@ class DatafreeBenchmark:
             # custom_hooks.0 is the DeepInversionHook of the online configs.
             options = dict(pool, **{
                 f'custom_hooks.0.{k}': v
-                for k, v in self.profile.online.items()
+                for k, v in self.profile.online.get(pair.name, {}).items()
             })
             return RowPlan(None, kd['online'], options, kd['online'], None)
         # Offline sets: kd_synth_offline and the ablations.
