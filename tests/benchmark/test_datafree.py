@@ -42,6 +42,20 @@ def test_every_row_plans_existing_configs_with_one_schedule(pair, tmp_path):
     assert len(iterations) == 1, iterations
 
 
+@pytest.mark.parametrize('profile', sorted(PROFILES))
+def test_online_row_takes_its_own_pairs_synthesis_schedule(profile):
+    """A Faster R-CNN/MOI batch costs several YOLOv3 batches: each pair's
+    online row gets its own hook schedule from the profile."""
+    bench = DatafreeBenchmark(PROFILES[profile], '/tmp/unused')
+    for name, pair in PAIRS.items():
+        options = bench.plan(pair, 'kd_synth_online').train_options
+        schedule = PROFILES[profile].online[name]
+        assert {k.rsplit('.', 1)[1]: v for k, v in options.items()
+                if k.startswith('custom_hooks.0.')} == schedule
+        cfg = Config.fromfile(pair.kd_configs['online'])
+        assert cfg.custom_hooks[0].type == 'DeepInversionHook'
+
+
 def test_set_epochs_moves_the_cosine_schedule():
     cfg = Config.fromfile('configs/digits/yolov3_student.py')
     set_epochs(cfg, 5)
