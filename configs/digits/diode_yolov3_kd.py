@@ -79,14 +79,14 @@ train_dataloader = dict(
             type='BoxSamplerDataset',
             pool_dir='work_dirs/diode_yolov3_kd/pool',
             metainfo={{_base_.metainfo}},
-            # The layouts of synth_diode_yolov3.py: 2x2 tiles, 4
-            # digits/image.
+            # The layouts of synth_diode_yolov3_kd.py: 3x3 tiles, 9
+            # digits/image, 11-43 px boxes (the teacher's anchor sizes).
             layout_sampler=dict(
                 type='BoxLayoutSampler',
                 strategy='tiling',
-                tiles_per_side=2,
-                min_size=0.35,
-                max_size=0.85,
+                tiles_per_side=3,
+                min_size=0.26,
+                max_size=1.0,
                 class_balanced=True),
             num_samples=3000,  # an epoch as long as the real train split's
             img_size=img_size,

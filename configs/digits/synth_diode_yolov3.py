@@ -21,8 +21,9 @@ layout_sampler = dict(
     img_size=img_size,
     strategy='tiling',        # 2x2 one-box layouts -> 4 digits per image
     tiles_per_side=2,
-    min_size=0.35,            # of a 64 px cell: 22-54 px boxes, like the data
-    max_size=0.85,
+    min_size=0.35,            # of a 64 px cell: 22-54 px boxes (the teacher
+    max_size=0.85,            # finds these best; synth_diode_yolov3_kd.py
+                              # spans its anchors, 11-51 px, instead)
     class_balanced=True)
 
 synthesizer = dict(

@@ -7,7 +7,8 @@ from mmengine.config import Config
 
 from mmdiode.benchmark.datafree import (ABLATIONS, PAIRS, PROFILES, ROWS,
                                         DatafreeBenchmark, collect,
-                                        set_epochs, teacher_training_seconds)
+                                        set_epochs, teacher_training_seconds,
+                                        train_set_key)
 from mmdiode.visualization.results import (plot_datafree_results,
                                            results_table)
 
@@ -160,3 +161,12 @@ def test_offline_and_online_rows_synthesize_with_one_recipe(pair):
     for cfg in (offline, online):
         cfg.pop('teacher', None)
     assert online == offline
+    # ... and the same layouts (img_size is the data set's own setting).
+    key = train_set_key(pair.kd_configs['online'], 'BoxSamplerDataset')
+    box_set = online_cfg
+    for name in key.split('.'):
+        box_set = box_set[name]
+    online_layout = dict(box_set.layout_sampler)
+    offline_layout = dict(Config.fromfile(pair.synth_config).layout_sampler)
+    offline_layout.pop('img_size')
+    assert online_layout == offline_layout
