@@ -63,10 +63,12 @@ train_dataloader = dict(
             dict(type='PackDetInputs')
         ]))
 
-# Cost on 2 CPU cores (not measured with this config): a Faster R-CNN
-# teacher's loss and backward cost several times YOLOv3's (REFERENCE.md §1),
-# so one batch of 8 with the recipe below takes minutes, far more than the
-# ~375 training iterations of an epoch need. The student's 8 epochs are 3000
+# Cost on 2 CPU cores: a Faster R-CNN teacher's loss and backward cost
+# several times YOLOv3's (REFERENCE.md §1); one batch of 8 with the recipe
+# below took 183-270 s on one core beside another job (measured; a YOLOv3
+# batch of 16 takes ~70 s), far more than the ~375 training iterations of an
+# epoch need. The benchmark's quick row (3 epochs, a batch every 100
+# iterations, 136 images) took 75 min in all. The student's 8 epochs are 3000
 # iterations; a batch every 100 iterations gives 30 batches plus 4 initial
 # ones, ~270 images, which the student sees about 90 times each. Seeding the
 # pool with an offline data set (tools/synthesize.py with
