@@ -80,7 +80,8 @@ train_dataloader = dict(
             pool_dir='work_dirs/diode_yolov3_kd/pool',
             metainfo={{_base_.metainfo}},
             # The layouts of synth_diode_yolov3_kd.py: 3x3 tiles, 9
-            # digits/image, 11-43 px boxes (the teacher's anchor sizes).
+            # digits/image, 11-43 px boxes (the teacher's anchor sizes);
+            # tests/benchmark/test_datafree.py keeps the two equal.
             layout_sampler=dict(
                 type='BoxLayoutSampler',
                 strategy='tiling',

@@ -23,7 +23,7 @@ layout_sampler = dict(
     tiles_per_side=2,
     min_size=0.35,            # of a 64 px cell: 22-54 px boxes (the teacher
     max_size=0.85,            # finds these best; synth_diode_yolov3_kd.py
-                              # spans its anchors, 11-51 px, instead)
+                              # spans its anchors: 11-43 px, 3x3 cells)
     class_balanced=True)
 
 synthesizer = dict(

@@ -152,7 +152,8 @@ def test_offline_and_online_rows_synthesize_with_one_recipe(pair):
     config) use the same synthesizer, so kd_synth_offline and
     kd_synth_online differ only in when the images are made."""
     pair = PAIRS[pair]
-    offline = Config.fromfile(pair.synth_config).synthesizer
+    synth_cfg = Config.fromfile(pair.synth_config)
+    offline = synth_cfg.synthesizer
     online_cfg = Config.fromfile(pair.kd_configs['online'])
     hook, = [h for h in online_cfg.custom_hooks
              if h.type == 'DeepInversionHook']
@@ -167,6 +168,6 @@ def test_offline_and_online_rows_synthesize_with_one_recipe(pair):
     for name in key.split('.'):
         box_set = box_set[name]
     online_layout = dict(box_set.layout_sampler)
-    offline_layout = dict(Config.fromfile(pair.synth_config).layout_sampler)
+    offline_layout = dict(synth_cfg.layout_sampler)
     offline_layout.pop('img_size')
     assert online_layout == offline_layout
