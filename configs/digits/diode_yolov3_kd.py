@@ -14,7 +14,8 @@
 # the teacher's own detections instead (pseudo-labels replace the targets),
 # which always agree with the distilled head maps, also on the noise
 # placeholders served while the pool is empty.
-_base_ = './yolov3_student.py'
+# Mosaic + HSV as every row of the data-free benchmark (see the base file).
+_base_ = ['./yolov3_student.py', './_base_/datafree_kd_pipeline.py']
 
 img_size = 128
 
@@ -37,35 +38,6 @@ model = dict(
         out=dict(type='OutputMSELoss', module='bbox_head', loss_weight=50.0)),
     pseudo_label=dict(score_thr=0.3, replace_gt=True),
     gt_loss_weight=1.0)
-
-# DIODE's distillation augmentation (REFERENCE.md §4: mosaic + HSV), also
-# used by every other image source of the data-free benchmark (rows differ
-# in their images only). A pool holds a few hundred images: Mosaic
-# recombines four of them into new layouts and backgrounds, and the student
-# always learns what the teacher predicts on the very image it sees (head
-# maps and pseudo-labels), so no augmentation can make a label wrong. The
-# 2x2 mosaic is not resized (center_ratio_range 1.0) and a random 128 px
-# window of it kept, so objects keep their size; RandomAffine's border
-# option is not used because mmdet's RandomAffine keeps the canvas's
-# top-left corner, not its centre.
-kd_pipeline = [
-    dict(type='Mosaic',
-         img_scale=(img_size, img_size),
-         center_ratio_range=(1.0, 1.0),
-         pad_val=114.0),
-    dict(type='RandomCrop',
-         crop_size=(img_size, img_size),
-         allow_negative_crop=True),
-    dict(
-        type='RandomAffine',
-        max_rotate_degree=0.0,
-        max_shear_degree=0.0,
-        max_translate_ratio=0.1,
-        scaling_ratio_range=(0.8, 1.2),
-        border_val=(114, 114, 114)),
-    dict(type='YOLOXHSVRandomAug'),
-    dict(type='PackDetInputs')
-]
 
 train_dataloader = dict(
     _delete_=True,
@@ -94,7 +66,7 @@ train_dataloader = dict(
             seed=0,
             # The data set does the loading; the mix pipeline the rest.
             pipeline=[]),
-        pipeline=kd_pipeline))
+        pipeline={{_base_.kd_pipeline}}))
 
 # Cost on 2 CPU cores, estimated from REFERENCE.md's timings (not measured
 # with this config): one synthesized batch of 16 with the recipe below takes

@@ -6,6 +6,7 @@
 _base_ = '../moi_faster-rcnn_kd.py'
 
 train_dataloader = dict(
-    dataset=dict(pool_dir='work_dirs/faster-rcnn_kd-noise/pool'))
+    dataset=dict(
+        dataset=dict(pool_dir='work_dirs/faster-rcnn_kd-noise/pool')))
 
 custom_hooks = [dict(type='TeacherEvalHook')]

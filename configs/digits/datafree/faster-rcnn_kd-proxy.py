@@ -7,13 +7,18 @@ _base_ = '../moi_faster-rcnn_kd.py'
 
 train_dataloader = dict(
     dataset=dict(
-        _delete_=True,
-        type='CocoDataset',
-        data_root='data/digits_proxy/',
-        metainfo={{_base_.metainfo}},
-        ann_file='annotations/proxy.json',
-        data_prefix=dict(img=''),
-        filter_cfg=dict(filter_empty_gt=False),
-        pipeline={{_base_.train_pipeline}}))
+        dataset=dict(
+            _delete_=True,
+            type='CocoDataset',
+            data_root='data/digits_proxy/',
+            metainfo={{_base_.metainfo}},
+            ann_file='annotations/proxy.json',
+            data_prefix=dict(img=''),
+            filter_cfg=dict(filter_empty_gt=False),
+            # Loading only: the base's kd_pipeline (Mosaic, ...) follows.
+            pipeline=[
+                dict(type='LoadImageFromFile'),
+                dict(type='LoadAnnotations', with_bbox=True)
+            ])))
 
 custom_hooks = [dict(type='TeacherEvalHook')]

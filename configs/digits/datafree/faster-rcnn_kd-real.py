@@ -8,14 +8,19 @@ _base_ = '../moi_faster-rcnn_kd.py'
 
 train_dataloader = dict(
     dataset=dict(
-        _delete_=True,
-        type='CocoDataset',
-        data_root={{_base_.data_root}},
-        metainfo={{_base_.metainfo}},
-        ann_file='annotations/train.json',
-        data_prefix=dict(img=''),
-        filter_cfg=dict(filter_empty_gt=False),
-        pipeline={{_base_.train_pipeline}}))
+        dataset=dict(
+            _delete_=True,
+            type='CocoDataset',
+            data_root={{_base_.data_root}},
+            metainfo={{_base_.metainfo}},
+            ann_file='annotations/train.json',
+            data_prefix=dict(img=''),
+            filter_cfg=dict(filter_empty_gt=False),
+            # Loading only: the base's kd_pipeline (Mosaic, ...) follows.
+            pipeline=[
+                dict(type='LoadImageFromFile'),
+                dict(type='LoadAnnotations', with_bbox=True)
+            ])))
 
 # No synthesis: only the teacher's val metrics hook stays.
 custom_hooks = [dict(type='TeacherEvalHook')]

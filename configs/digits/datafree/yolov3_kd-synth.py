@@ -2,7 +2,7 @@
 # data-free distillation of ../diode_yolov3_kd.py on a data set written
 # beforehand by tools/synthesize.py (no synthesis during training):
 #   python tools/synthesize.py configs/digits/synth_diode_yolov3_kd.py \
-#       --out data/synth_yolov3 --num-images 500
+#       --out data/synth_yolov3 --num-images 200
 #   python tools/train.py configs/digits/datafree/yolov3_kd-synth.py
 # The set is repeated so that an epoch has as many images as the real train
 # split (3000): every kd_* row trains for the same number of iterations.
@@ -16,7 +16,7 @@ train_dataloader = dict(
         dataset=dict(
             _delete_=True,
             type='RepeatDataset',
-            times=6,
+            times=15,
             dataset=dict(
                 type='CocoDataset',
                 data_root='data/synth_yolov3/',
