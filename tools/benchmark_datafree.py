@@ -24,6 +24,7 @@ Examples::
         --rows teacher kd_synth_online --stream
 """
 import argparse
+import json
 import os
 import os.path as osp
 import subprocess
@@ -52,7 +53,8 @@ def parse_args(argv=None):
     parser.add_argument('--work-dir', default='work_dirs/datafree',
                         help='root of the rows\' work dirs')
     parser.add_argument('--out', default='results/digits_datafree.json',
-                        help='results json')
+                        help='results json; its rows that the work dir has '
+                        'not finished (run elsewhere) are kept')
     parser.add_argument('--plot', default='results/digits_datafree.png',
                         help='bar plot of mAP@0.5 per row')
     parser.add_argument('--force', action='store_true',
@@ -105,13 +107,20 @@ def main(argv=None) -> int:
                   f'test={plan.test_config}')
         return 0
     os.makedirs(osp.dirname(args.out) or '.', exist_ok=True)
+    # Rows finished elsewhere (another machine, a deleted work dir) stay.
+    previous = None
+    if osp.isfile(args.out):
+        with open(args.out, encoding='utf-8') as f:
+            previous = json.load(f)
+    collect(bench, pairs, commit, previous)  # a profile mismatch fails now
     for index, (pair, row) in enumerate(jobs, 1):
         print(f'=== row {index}/{len(jobs)}: {pair.name}/{row}', flush=True)
         bench.run_row(pair, row, force=args.force)
-        results = collect(bench, list(PAIRS.values()), commit)
+        results = collect(bench, list(PAIRS.values()), commit, previous)
         dump_json_atomic(results, args.out)
         plot_datafree_results(results, args.plot)
-    print(results_table(collect(bench, list(PAIRS.values()), commit)))
+    print(results_table(collect(bench, list(PAIRS.values()), commit,
+                                previous)))
     print(f'results: {args.out}, plot: {args.plot}')
     return 0
 

@@ -486,16 +486,39 @@ def teacher_training_seconds(work_dir: str) -> Optional[float]:
     return None
 
 
-def collect(bench: DatafreeBenchmark, pairs: Sequence[Pair],
-            commit: str) -> dict:
-    """The results json from the finished rows (unfinished ones absent)."""
+def collect(bench: DatafreeBenchmark,
+            pairs: Sequence[Pair],
+            commit: str,
+            previous: Optional[dict] = None) -> dict:
+    """The results json from the finished rows (unfinished ones absent).
+
+    Args:
+        bench (DatafreeBenchmark): Its work dir holds the finished rows.
+        pairs (Sequence[Pair]): The pairs of the json.
+        commit (str): The commit of this run (each row keeps its own).
+        previous (dict, optional): An earlier results json of the same
+            profile, e.g. written on another machine or in a deleted work
+            dir: its rows that this work dir has not finished are kept, so
+            running one row never drops the others. A row finished here
+            replaces the earlier one. Defaults to None.
+
+    Returns:
+        dict: ``commit``, ``profile`` and ``pairs`` -> row -> result, the
+        rows in :data:`ROWS` order.
+    """
+    if previous is not None and previous.get('profile') != bench.profile.name:
+        raise ValueError(
+            f'the earlier results are of profile {previous.get("profile")!r}'
+            f', this run is {bench.profile.name!r}: write them elsewhere')
+    earlier = (previous or {}).get('pairs', {})
     results = dict(commit=commit, profile=bench.profile.name, pairs={})
     for pair in pairs:
         rows = {}
         for row in ROWS:
             done = bench.result(pair, row)
+            if done is None:
+                done = earlier.get(pair.name, {}).get(row)
             if done is not None:
                 rows[row] = done
         results['pairs'][pair.name] = rows
     return results
-

@@ -104,6 +104,26 @@ def test_results_json_table_and_plot(tmp_path):
     assert png.read_bytes()[:4] == b'\x89PNG'
 
 
+def test_results_of_other_machines_are_kept(tmp_path):
+    """Rows of an earlier json that this work dir has not run stay; a row
+    run here replaces the earlier one; another profile's json is refused."""
+    bench = DatafreeBenchmark(PROFILES['quick'], str(tmp_path))
+    pair = PAIRS['yolov3']
+    old = dict(map=0.1, map50=0.2, images=3000, seconds=5.0, commit='old')
+    previous = dict(commit='old', profile='quick',
+                    pairs=dict(yolov3=dict(teacher=old, kd_real=old)))
+    path = osp.join(bench.row_dir(pair, 'kd_real'), 'row.json')
+    import os
+    os.makedirs(osp.dirname(path))
+    new = dict(old, map50=0.3, commit='new')
+    with open(path, 'w') as f:
+        json.dump(new, f)
+    results = collect(bench, [pair], 'new', previous)
+    assert results['pairs']['yolov3'] == dict(teacher=old, kd_real=new)
+    with pytest.raises(ValueError, match="profile 'full'"):
+        collect(bench, [pair], 'new', dict(previous, profile='full'))
+
+
 def test_teacher_training_seconds_from_the_runner_log(tmp_path):
     log = tmp_path / '20261122_015736' / '20261122_015736.log'
     log.parent.mkdir()
