@@ -20,13 +20,15 @@ def results_table(results: Dict) -> str:
     """A markdown table: one line per (pair, row) with its numbers.
 
     ``kd_real %`` is the row's mAP@0.5 relative to the pair's ``kd_real``
-    row (the targets of the data-free rows are stated that way).
+    row (the targets of the data-free rows are stated that way). Rows are
+    run one by one, often on different commits, so each line names the
+    commit its row ran on; the heading names the commit that wrote the json.
     """
     lines = [
-        f"commit {results.get('commit')}, profile "
+        f"json written at commit {results.get('commit')}, profile "
         f"{results.get('profile')}", '',
         '| pair | row | mAP | mAP@0.5 | % of kd_real mAP@0.5 | images '
-        '| minutes |', '|---|---|---|---|---|---|---|'
+        '| minutes | commit |', '|---|---|---|---|---|---|---|---|'
     ]
     for pair, rows in results.get('pairs', {}).items():
         ref = rows.get('kd_real', {}).get('map50')
@@ -37,7 +39,7 @@ def results_table(results: Dict) -> str:
                        f"{r['seconds'] / 60:.1f}")
             lines.append(f"| {pair} | {row} | {r['map']:.3f} | "
                          f"{r['map50']:.3f} | {share} | {r['images']} | "
-                         f'{minutes} |')
+                         f"{minutes} | {str(r.get('commit', ''))[:7]} |")
     return '\n'.join(lines)
 
 

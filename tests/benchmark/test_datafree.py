@@ -91,14 +91,14 @@ def test_results_json_table_and_plot(tmp_path):
         os.makedirs(osp.dirname(path))
         with open(path, 'w') as f:
             json.dump(dict(map=map50 / 2, map50=map50, images=10,
-                           seconds=60.0), f)
+                           seconds=60.0, commit='abcdef0123'), f)
     results = collect(bench, [pair], 'abc')
     assert list(results['pairs']['yolov3']) == [
         'teacher', 'kd_real', 'kd_synth_offline'
     ]
     table = results_table(results)
-    assert '| yolov3 | kd_synth_offline | 0.300 | 0.600 | 75 % | 10 | 1.0 |' \
-        in table
+    assert ('| yolov3 | kd_synth_offline | 0.300 | 0.600 | 75 % | 10 | 1.0 | '
+            'abcdef0 |') in table
     png = tmp_path / 'plot.png'
     plot_datafree_results(results, str(png))
     assert png.read_bytes()[:4] == b'\x89PNG'
