@@ -14,8 +14,9 @@
 # the teacher's own detections instead (pseudo-labels replace the targets),
 # which always agree with the distilled head maps, also on the noise
 # placeholders served while the pool is empty.
-# Mosaic + HSV as every row of the data-free benchmark (see the base file).
-_base_ = ['./yolov3_student.py', './_base_/datafree_kd_pipeline.py']
+# Training data (layouts, Mosaic + HSV) shared with every row of the data-free
+# benchmark: _base_/datafree_kd_data.py.
+_base_ = ['./yolov3_student.py', './_base_/datafree_kd_data.py']
 
 img_size = 128
 
@@ -23,14 +24,14 @@ model = dict(
     _delete_=True,
     type='KDDetector',
     # The student model exactly as yolov3_student.py defines it.
-    student={{_base_.model}},
+    student=_base_.model,
     teacher=dict(
         config='{{fileDirname}}/yolov3_teacher.py',
         # The committed fp16 copy of `make yolov3-teacher`'s checkpoint
         # (same test mAP), relative to the working dir; a retrained one:
         # model.teacher.checkpoint=work_dirs/yolov3_teacher/final.pth
         checkpoint='checkpoints/digits_yolov3_teacher_fp16.pth'),
-    classes={{_base_.metainfo.classes}},
+    classes=_base_.metainfo.classes,
     distill_losses=dict(
         # DIODE's loss: MSE between raw head maps, weight 1 x 50 since
         # mmdet's YOLOv3 losses are sums over the batch (see
@@ -47,26 +48,12 @@ train_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
         type='MultiImageMixDataset',
+        # 3x3 tiled layouts synthesized on the fly (see the base file).
         dataset=dict(
-            type='BoxSamplerDataset',
+            _base_.box_sampler_dataset,
             pool_dir='work_dirs/diode_yolov3_kd/pool',
-            metainfo={{_base_.metainfo}},
-            # The layouts of synth_diode_yolov3_kd.py: 3x3 tiles, 9
-            # digits/image, 11-43 px boxes (the teacher's anchor sizes);
-            # tests/benchmark/test_datafree.py keeps the two equal.
-            layout_sampler=dict(
-                type='BoxLayoutSampler',
-                strategy='tiling',
-                tiles_per_side=3,
-                min_size=0.26,
-                max_size=1.0,
-                class_balanced=True),
-            num_samples=3000,  # an epoch as long as the real train split's
-            img_size=img_size,
-            seed=0,
-            # The data set does the loading; the mix pipeline the rest.
-            pipeline=[]),
-        pipeline={{_base_.kd_pipeline}}))
+            metainfo=_base_.metainfo),
+        pipeline=_base_.kd_pipeline))
 
 # Cost on 2 CPU cores, estimated from REFERENCE.md's timings (not measured
 # with this config): one synthesized batch of 16 with the recipe below takes

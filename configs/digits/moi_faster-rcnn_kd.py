@@ -7,8 +7,9 @@
 # The replay pool lives in `pool_dir` (relative to the working dir); see
 # diode_yolov3_kd.py for moving it, for the choice of pseudo-labels over
 # the synthesis targets and for running without real validation data.
-# Mosaic + HSV as every row of the data-free benchmark (see the base file).
-_base_ = ['./faster-rcnn_student.py', './_base_/datafree_kd_pipeline.py']
+# Training data (layouts, Mosaic + HSV) shared with every row of the data-free
+# benchmark: _base_/datafree_kd_data.py.
+_base_ = ['./faster-rcnn_student.py', './_base_/datafree_kd_data.py']
 
 img_size = 128
 
@@ -16,12 +17,12 @@ model = dict(
     _delete_=True,
     type='KDDetector',
     # The student model exactly as faster-rcnn_student.py defines it.
-    student={{_base_.model}},
+    student=_base_.model,
     teacher=dict(
         config='{{fileDirname}}/faster-rcnn_teacher.py',
         # Written by `make faster-rcnn-teacher`, relative to the working dir.
         checkpoint='work_dirs/faster-rcnn_teacher/final.pth'),
-    classes={{_base_.metainfo.classes}},
+    classes=_base_.metainfo.classes,
     # Output distillation of both stages (as kd_faster-rcnn_roi.py), at the
     # losses' reference weights (mmdet's Faster R-CNN losses are normalised
     # per sample).
@@ -39,26 +40,12 @@ train_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
         type='MultiImageMixDataset',
+        # 3x3 tiled layouts synthesized on the fly (see the base file).
         dataset=dict(
-            type='BoxSamplerDataset',
+            _base_.box_sampler_dataset,
             pool_dir='work_dirs/moi_faster-rcnn_kd/pool',
-            metainfo={{_base_.metainfo}},
-            # The layouts of synth_moi_faster-rcnn.py: 3x3 tiles, 9
-            # digits/image, 11-43 px boxes; tests/benchmark/test_datafree.py
-            # keeps the two equal.
-            layout_sampler=dict(
-                type='BoxLayoutSampler',
-                strategy='tiling',
-                tiles_per_side=3,
-                min_size=0.26,
-                max_size=1.0,
-                class_balanced=True),
-            num_samples=3000,  # an epoch as long as the real train split's
-            img_size=img_size,
-            seed=0,
-            # The data set does the loading; the mix pipeline the rest.
-            pipeline=[]),
-        pipeline={{_base_.kd_pipeline}}))
+            metainfo=_base_.metainfo),
+        pipeline=_base_.kd_pipeline))
 
 # Cost on 2 CPU cores: a Faster R-CNN teacher's loss and backward cost
 # several times YOLOv3's (REFERENCE.md §1); one batch of 8 with the recipe

@@ -6,21 +6,15 @@
 #   python tools/train.py configs/digits/datafree/yolov3_kd-real.py
 _base_ = '../diode_yolov3_kd.py'
 
+# A loading-only COCO source (_base_/datafree_kd_data.py); the base's
+# kd_pipeline (Mosaic, ...) follows.
 train_dataloader = dict(
     dataset=dict(
         dataset=dict(
+            _base_.coco_loading_dataset,
             _delete_=True,
-            type='CocoDataset',
-            data_root={{_base_.data_root}},
-            metainfo={{_base_.metainfo}},
+            data_root=_base_.data_root,
             ann_file='annotations/train.json',
-            data_prefix=dict(img=''),
-            filter_cfg=dict(filter_empty_gt=False),
-            # Loading only: the base's kd_pipeline (Mosaic, ...) follows.
-            pipeline=[
-                dict(type='LoadImageFromFile'),
-                dict(type='LoadAnnotations', with_bbox=True)
-            ])))
+            metainfo=_base_.metainfo)))
 
-# No synthesis: only the teacher's val metrics hook stays.
 custom_hooks = [dict(type='TeacherEvalHook')]

@@ -11,6 +11,8 @@
 # train_dataloader.dataset.dataset.times=T (T x its size = 3000).
 _base_ = '../diode_yolov3_kd.py'
 
+# A loading-only COCO source (_base_/datafree_kd_data.py), repeated; the
+# base's kd_pipeline (Mosaic, ...) follows.
 train_dataloader = dict(
     dataset=dict(
         dataset=dict(
@@ -18,17 +20,9 @@ train_dataloader = dict(
             type='RepeatDataset',
             times=15,
             dataset=dict(
-                type='CocoDataset',
+                _base_.coco_loading_dataset,
                 data_root='data/synth_yolov3/',
-                metainfo={{_base_.metainfo}},
                 ann_file='annotations.json',
-                data_prefix=dict(img=''),
-                filter_cfg=dict(filter_empty_gt=False),
-                # Loading only: the base's kd_pipeline (Mosaic, ...)
-                # follows.
-                pipeline=[
-                    dict(type='LoadImageFromFile'),
-                    dict(type='LoadAnnotations', with_bbox=True)
-                ]))))
+                metainfo=_base_.metainfo))))
 
 custom_hooks = [dict(type='TeacherEvalHook')]
