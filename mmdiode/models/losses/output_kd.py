@@ -304,8 +304,44 @@ def _teacher_confidence(teacher: Tensor, use_sigmoid: bool) -> Tensor:
     return teacher.softmax(-1)[..., :-1].max(-1).values
 
 
+class _ClassAndBoxKDLoss(BaseDistillLoss):
+    """Shared settings of the losses with a class term and a box term
+    (:class:`DenseHeadKDLoss`, :class:`RoIHeadKDLoss`).
+
+    Args:
+        cls_weight (float): ``w_cls``. Defaults to 1.0.
+        reg_weight (float): ``w_reg``. Defaults to 1.0.
+        temperature (float): ``tau`` of the class term. Defaults to 1.0.
+        reg_loss (str): ``'l1'`` or ``'mse'``. Defaults to ``'l1'``.
+        loss_weight (float): Multiplies every term. Defaults to 1.0.
+    """
+
+    def __init__(self,
+                 cls_weight: float = 1.0,
+                 reg_weight: float = 1.0,
+                 temperature: float = 1.0,
+                 reg_loss: str = 'l1',
+                 loss_weight: float = 1.0) -> None:
+        super().__init__(loss_weight=loss_weight)
+        _check_positive(temperature=temperature)
+        _check_reg_loss(reg_loss)
+        self.cls_weight = cls_weight
+        self.reg_weight = reg_weight
+        self.temperature = temperature
+        self.reg_loss = reg_loss
+
+    def weighted(self, loss_cls: Tensor,
+                 loss_reg: Tensor) -> Dict[str, Tensor]:
+        """``loss_cls`` and ``loss_reg`` times their weights and
+        ``loss_weight``."""
+        w = self.loss_weight
+        return dict(
+            loss_cls=w * self.cls_weight * loss_cls,
+            loss_reg=w * self.reg_weight * loss_reg)
+
+
 @MODELS.register_module()
-class DenseHeadKDLoss(BaseDistillLoss):
+class DenseHeadKDLoss(_ClassAndBoxKDLoss):
     """Classification and box distillation for anchor-based/free dense heads.
 
     For heads whose forward returns ``(cls_scores, bbox_preds, ...)``, each a
@@ -343,14 +379,9 @@ class DenseHeadKDLoss(BaseDistillLoss):
                  temperature: float = 1.0,
                  reg_loss: str = 'l1',
                  loss_weight: float = 1.0) -> None:
-        super().__init__(loss_weight=loss_weight)
-        _check_positive(temperature=temperature)
-        _check_reg_loss(reg_loss)
+        super().__init__(cls_weight, reg_weight, temperature, reg_loss,
+                         loss_weight)
         self.module = module
-        self.cls_weight = cls_weight
-        self.reg_weight = reg_weight
-        self.temperature = temperature
-        self.reg_loss = reg_loss
         self.student_modules = [module]
         self.teacher_modules = [module]
 
@@ -380,10 +411,7 @@ class DenseHeadKDLoss(BaseDistillLoss):
         loss_reg = _weighted_mean(
             regression_distance(s_reg, t_reg, self.reg_loss).sum(-1),
             confidence)
-        w = self.loss_weight
-        return dict(
-            loss_cls=w * self.cls_weight * loss_cls,
-            loss_reg=w * self.reg_weight * loss_reg)
+        return self.weighted(loss_cls, loss_reg)
 
     @staticmethod
     def _cls_and_reg(outputs: Any, what: str):
@@ -395,7 +423,7 @@ class DenseHeadKDLoss(BaseDistillLoss):
 
 
 @MODELS.register_module()
-class RoIHeadKDLoss(BaseDistillLoss):
+class RoIHeadKDLoss(_ClassAndBoxKDLoss):
     """RoI classification and box distillation on the student's RoIs.
 
     The teacher's RoI box branch runs on the teacher's features at the
@@ -437,15 +465,10 @@ class RoIHeadKDLoss(BaseDistillLoss):
                  temperature: float = 1.0,
                  reg_loss: str = 'l1',
                  loss_weight: float = 1.0) -> None:
-        super().__init__(loss_weight=loss_weight)
-        _check_positive(temperature=temperature)
-        _check_reg_loss(reg_loss)
+        super().__init__(cls_weight, reg_weight, temperature, reg_loss,
+                         loss_weight)
         self.roi_head = roi_head
         self.teacher_feats = teacher_feats
-        self.cls_weight = cls_weight
-        self.reg_weight = reg_weight
-        self.temperature = temperature
-        self.reg_loss = reg_loss
         self._rois_name = f'{roi_head}.bbox_roi_extractor:input'
         self._head_name = f'{roi_head}.bbox_head'
         self._extra_key = f'{roi_head}.teacher_box_branch'
@@ -465,7 +488,6 @@ class RoIHeadKDLoss(BaseDistillLoss):
             self.teacher_forward(ctx)
         t_cls, t_reg = ctx.extra[self._extra_key]
         check_same_shapes([s_cls, s_reg], [t_cls, t_reg], what)
-        w = self.loss_weight
         if s_cls.shape[0] == 0:  # no RoIs: nothing to imitate
             zero = s_cls.sum() + s_reg.sum()
             return dict(loss_cls=zero, loss_reg=zero)
@@ -482,9 +504,7 @@ class RoIHeadKDLoss(BaseDistillLoss):
         loss_reg = _weighted_mean(
             regression_distance(s_box, t_box, self.reg_loss).sum(-1),
             confidence)
-        return dict(
-            loss_cls=w * self.cls_weight * loss_cls,
-            loss_reg=w * self.reg_weight * loss_reg)
+        return self.weighted(loss_cls, loss_reg)
 
     @torch.no_grad()
     def teacher_forward(self, ctx: DistillContext) -> None:
