@@ -180,7 +180,7 @@ class SynthesisJob:
         # The prior as the synthesizer used it; None when it was off (e.g.
         # Multi-Object Impressions).
         bn_prior = (self.synthesizer.bn_cfg
-                    if self.synthesizer.bn_weight > 0 else None)
+                    if self.synthesizer.uses_bn_prior else None)
         report = fidelity_report(self.teacher, self.out_dir,
                                  batch_size=self.job['batch_size'],
                                  device=str(self.device),

@@ -60,8 +60,14 @@ FP_SAMPLING_DEFAULTS = dict(
     min_area=0.01,
     max_area=0.85)
 
-_STAGE_DEFAULTS = dict(min_lr=0.0, jitter=0)
-_STAGE_KEYS = {'size', 'iterations', 'lr', 'min_lr', 'jitter'}
+_STAGE_DEFAULTS = dict(min_lr=0.0, jitter=0, augment=True)
+_STAGE_KEYS = {
+    'size', 'iterations', 'lr', 'min_lr', 'jitter', 'augment', 'bn_weight',
+    'task_weight'
+}
+# What ``augment=False`` in a stage switches off (jitter is per stage).
+_NO_AUGMENT = dict(
+    flip_prob=0.0, brightness=0.0, contrast=0.0, erase_prob=0.0, crop_prob=0.0)
 _INITS = ('noise', 'mean')
 
 
@@ -141,7 +147,14 @@ class DeepInversion:
             contrast=0.1, erase_prob=0.5, erase_scale=(0.02, 0.2))``.
         stages (list[dict]): The resolution schedule, each with ``size``
             (int or (h, w)), ``iterations``, ``lr``, ``min_lr`` (default 0)
-            and ``jitter`` (pixels, default 0). Defaults to DIODE's 2500
+            and ``jitter`` (pixels, default 0). Optional per stage:
+            ``augment`` (default True; False switches off flips,
+            brightness/contrast, erasing and crops in that stage, jitter
+            stays as set), ``bn_weight`` and ``task_weight`` (default: the
+            ``bn_prior`` and ``task_loss`` weights). A last stage with
+            ``augment=False, jitter=0`` and a heavier BN prior "polishes"
+            the statistics of images the earlier stages made detectable
+            (README, "Synthesis quality"). Defaults to DIODE's 2500
             iterations at 160 px (lr 0.2, jitter 20), then 1500 at 320 px
             (lr 0.002 -> 0.0005, jitter 40).
         optimizer (dict): Further ``torch.optim.Adam`` arguments. Defaults
@@ -188,9 +201,6 @@ class DeepInversion:
 
         self.bn_cfg = {**BN_PRIOR_DEFAULTS, **bn_prior}
         self.bn_weight = float(self.bn_cfg.pop('weight'))
-        if self.bn_weight > 0:
-            # Fail now, not at synthesis time, for a teacher without BN.
-            BNStatisticsPrior(teacher, **self.bn_cfg).remove()
 
         prior = {**IMAGE_PRIOR_DEFAULTS, **image_prior}
         self.image_prior_weights = {
@@ -213,6 +223,9 @@ class DeepInversion:
         self.stages = [self._checked_stage(i, s) for i, s in enumerate(stages)]
         if not self.stages:
             raise ValueError('stages must hold at least one stage')
+        if self.uses_bn_prior:
+            # Fail now, not at synthesis time, for a teacher without BN.
+            BNStatisticsPrior(teacher, **self.bn_cfg).remove()
         self.optimizer_cfg = {**OPTIMIZER_DEFAULTS, **optimizer}
         if 'lr' in self.optimizer_cfg:
             raise ValueError('optimizer: set lr per stage, not in optimizer')
@@ -223,15 +236,23 @@ class DeepInversion:
         self.max_restarts = max_restarts
         self.init = init
 
-    @staticmethod
-    def _checked_stage(index: int, stage: dict) -> dict:
+    def _checked_stage(self, index: int, stage: dict) -> dict:
         unknown = set(stage) - _STAGE_KEYS
         missing = {'size', 'iterations', 'lr'} - set(stage)
         if unknown or missing:
             raise ValueError(
                 f'stages[{index}]: unknown keys {sorted(unknown)}, missing '
                 f'keys {sorted(missing)} (allowed: {sorted(_STAGE_KEYS)})')
-        stage = {**_STAGE_DEFAULTS, **stage}
+        stage = {
+            **_STAGE_DEFAULTS, 'bn_weight': self.bn_weight,
+            'task_weight': self.task_weight,
+            **stage
+        }
+        for key in ('bn_weight', 'task_weight'):
+            stage[key] = float(stage[key])
+            if stage[key] < 0:
+                raise ValueError(f'stages[{index}]: {key} must be >= 0, got '
+                                 f'{stage[key]}')
         size = stage['size']
         stage['size'] = tuple(
             int(s) for s in ((size, size) if isinstance(size, int) else size))
@@ -244,6 +265,11 @@ class DeepInversion:
 
     # ------------------------------------------------------------------
     # Public API
+
+    @property
+    def uses_bn_prior(self) -> bool:
+        """Whether any stage weighs the BN prior (its hooks are needed)."""
+        return any(stage['bn_weight'] > 0 for stage in self.stages)
 
     @property
     def final_size(self) -> Tuple[int, int]:
@@ -287,7 +313,7 @@ class DeepInversion:
             bn = (
                 stack.enter_context(
                     BNStatisticsPrior(self.teacher, **self.bn_cfg))
-                if self.bn_weight > 0 else None)
+                if self.uses_bn_prior else None)
             run = _Run(self, bn, device, use_amp, generator, callback)
             return run.execute([b.to(device) for b in boxes],
                                [lb.to(device) for lb in labels])
@@ -436,10 +462,12 @@ class _Run:
             pad_shape=(h, w),
             batch_input_shape=(h, w),
             scale_factor=(1.0, 1.0))
+        augment_cfg = {
+            **engine.augment_cfg,
+            **({} if stage['augment'] else _NO_AUGMENT)
+        }
         augment = BoxConsistentAugment(
-            jitter=stage['jitter'],
-            pixel_space=self.space,
-            **engine.augment_cfg)
+            jitter=stage['jitter'], pixel_space=self.space, **augment_cfg)
         # Built once per stage; each step only replaces their targets.
         samples = [DetDataSample(metainfo=metainfo) for _ in boxes]
         optimizer = torch.optim.Adam([x],
@@ -449,7 +477,7 @@ class _Run:
         for step in range(total):
             optimizer.param_groups[0]['lr'] = min_lr + 0.5 * (lr - min_lr) * (
                 1 + math.cos(math.pi * step / total))
-            losses = self._losses(x, boxes, labels, augment, samples)
+            losses = self._losses(x, boxes, labels, augment, samples, stage)
             loss = losses['loss']
             finite = bool(torch.isfinite(loss))
             if finite:
@@ -477,8 +505,8 @@ class _Run:
         return boxes, labels, iteration
 
     def _losses(self, x: Tensor, boxes: List[Tensor], labels: List[Tensor],
-                augment: BoxConsistentAugment,
-                samples: List[DetDataSample]) -> Dict[str, Tensor]:
+                augment: BoxConsistentAugment, samples: List[DetDataSample],
+                stage: dict) -> Dict[str, Tensor]:
         """Every loss term of one step; ``'loss'`` is the weighted total."""
         inputs, aug_boxes, aug_labels = augment(x, boxes, labels,
                                                 self.generator)
@@ -501,10 +529,10 @@ class _Run:
         if self.initial_losses is None:
             self._check_task_terms(losses)
         losses['loss_task'] = task
-        total = self.engine.task_weight * task
+        total = stage['task_weight'] * task
         if self.bn is not None:
             losses['loss_bn'] = self.bn.loss()
-            total = total + self.engine.bn_weight * losses['loss_bn']
+            total = total + stage['bn_weight'] * losses['loss_bn']
         for name, fn, weight, scale in self.image_priors:
             losses[name] = fn(x if scale is None else x * scale)
             total = total + weight * losses[name]

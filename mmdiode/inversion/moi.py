@@ -66,6 +66,10 @@ class MultiObjectImpressions(DeepInversion):
         if temperature <= 0:
             raise ValueError(f'temperature must be > 0, got {temperature}')
         super().__init__(teacher, bn_prior=dict(weight=0.0), **kwargs)
+        if self.uses_bn_prior:
+            raise ValueError(
+                'MultiObjectImpressions uses no data statistics: no stage may '
+                'set bn_weight > 0')
         self.classifier_weight = classifier_weight
         self.temperature = temperature
         prototypes = self._class_prototypes(teacher, classifier_weight)

@@ -61,6 +61,47 @@ def test_total_is_the_weighted_sum_of_the_terms(teachers):
     assert 'loss_tv_l2' not in initial  # weight 0: not computed
 
 
+def test_stage_weights_override_the_global_ones(teachers):
+    engine = _engine(
+        teachers['retinanet'],
+        stages=[
+            dict(size=64, iterations=1, lr=0.1),
+            dict(size=64, iterations=1, lr=0.1, bn_weight=2.0,
+                 task_weight=0.5)
+        ],
+        bn_prior=dict(weight=0.0),
+        image_prior=dict(tv_l1=3.0))
+    assert engine.uses_bn_prior
+    history = engine.synthesize(_layouts(),
+                                torch.Generator().manual_seed(0)).loss_history
+    first = {k: v[0] for k, v in history.items()}
+    polish = {k: v[1] for k, v in history.items()}
+    # Stage 0 keeps the global weights: BN computed (logged) but weighted 0.
+    assert first['loss'] == pytest.approx(
+        first['loss_task'] + 3.0 * first['loss_tv_l1'], rel=1e-5)
+    assert polish['loss'] == pytest.approx(
+        0.5 * polish['loss_task'] + 2.0 * polish['loss_bn'] +
+        3.0 * polish['loss_tv_l1'],
+        rel=1e-5)
+
+
+def test_a_stage_without_augmentation_ignores_the_generator(teachers):
+    heavy = dict(brightness=0.5, contrast=0.5, erase_prob=1.0)
+
+    def first_losses(augment, seed):
+        engine = _engine(
+            teachers['retinanet'],
+            stages=[dict(size=64, iterations=1, lr=0.1, augment=augment)],
+            augment=heavy,
+            init='mean')
+        return engine.synthesize(_layouts(), torch.Generator().manual_seed(
+            seed)).loss_history['loss'][0]
+
+    # Mean init draws nothing, so only the augmentations can differ.
+    assert first_losses(False, 0) == first_losses(False, 1)
+    assert first_losses(True, 0) != first_losses(True, 1)
+
+
 def test_stages_upsample_to_the_final_size(teachers):
     calls = []
     engine = _engine(
@@ -239,6 +280,16 @@ def test_bad_configuration_and_layouts(teachers):
     with pytest.raises(ValueError, match=r"unknown keys \['sizes'\]"):
         DeepInversion(
             teacher, stages=[dict(sizes=3, size=64, iterations=1, lr=0.1)])
+    with pytest.raises(ValueError, match='no BatchNorm'):
+        # The BN prior is off globally but on in one stage.
+        DeepInversion(
+            gn_teacher('retinanet'),
+            bn_prior=dict(weight=0.0),
+            stages=[dict(size=64, iterations=1, lr=0.1, bn_weight=1.0)])
+    with pytest.raises(ValueError, match='task_weight must be >= 0'):
+        DeepInversion(
+            teacher,
+            stages=[dict(size=64, iterations=1, lr=0.1, task_weight=-1)])
     with pytest.raises(ValueError, match='image_prior: unknown keys'):
         DeepInversion(teacher, image_prior=dict(tv=1.0))
     engine = _engine(

@@ -91,6 +91,10 @@ def test_bad_arguments():
     teacher = build_teacher('faster_rcnn')
     with pytest.raises(ValueError, match='no data statistics'):
         MultiObjectImpressions(teacher, bn_prior=dict(weight=0.1))
+    with pytest.raises(ValueError, match='no stage may set bn_weight'):
+        MultiObjectImpressions(
+            teacher,
+            stages=[dict(size=32, iterations=1, lr=0.1, bn_weight=0.1)])
     with pytest.raises(ValueError, match="'roi_head.fc' is not a parameter"):
         MultiObjectImpressions(teacher, classifier_weight='roi_head.fc')
     with pytest.raises(ValueError, match='temperature'):
