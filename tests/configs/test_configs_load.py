@@ -25,3 +25,15 @@ def test_configs_exist():
 def test_config_loads(path):
     cfg = Config.fromfile(path)
     assert cfg.get('custom_imports', {}).get('imports') == ['mmdiode']
+
+
+def test_polish_config_extends_the_diode_recipe():
+    configs = osp.join(ROOT, 'configs', 'digits')
+    base = Config.fromfile(osp.join(configs, 'synth_diode_yolov3.py'))
+    polish = Config.fromfile(
+        osp.join(configs, 'synth_diode_yolov3_polish.py'))
+    base_stages = base.synthesizer.stages
+    assert polish.synthesizer.stages[:len(base_stages)] == base_stages
+    last = polish.synthesizer.stages[-1]
+    assert not last.augment and last.jitter == 0
+    assert last.bn_weight > base.synthesizer.bn_prior.weight
