@@ -1,11 +1,19 @@
-"""Tiny mmdet detectors for tests and timing: real mmdet modules, few channels.
+"""Helpers for tests and timing.
 
-Each function returns a model ``ConfigDict`` (mmdet heads read
-``train_cfg``/``test_cfg`` by attribute) for ``mmdet.registry.MODELS.build``
-that works on 3-channel images of a few dozen pixels (sides divisible by 32).
+* Tiny mmdet detectors, real mmdet modules with few channels: each function
+  returns a model ``ConfigDict`` (mmdet heads read ``train_cfg``/``test_cfg``
+  by attribute) for ``mmdet.registry.MODELS.build`` that works on 3-channel
+  images of a few dozen pixels (sides divisible by 32).
+* :func:`run_dist_tool`: a ``tools/dist_*.sh`` launch (torchrun) of CPU
+  processes, as the multi-process tests run them.
 """
 import copy
-from typing import Optional
+import os
+import os.path as osp
+import socket
+import subprocess
+import sys
+from typing import Optional, Sequence
 
 from mmengine.config import ConfigDict
 
@@ -163,3 +171,34 @@ def tiny_retinanet(num_classes: int = 3, base_channels: int = 8,
                       max_per_img=100))
     model['neck']['start_level'] = 0
     return ConfigDict(model)
+
+
+def run_dist_tool(script: str,
+                  args: Sequence[str],
+                  cwd: Optional[str] = None,
+                  timeout: int = 600) -> subprocess.CompletedProcess:
+    """Runs ``tools/<script>`` (``dist_train.sh`` etc.) on a free port.
+
+    Each process gets one thread (2 processes on 2 cores), and torchrun the
+    interpreter of the calling process.
+
+    Args:
+        script (str): File name in ``tools/``, e.g. ``'dist_train.sh'``.
+        args (Sequence[str]): The script's arguments (config, number of
+            processes, tool flags).
+        cwd (str, optional): Working directory. Defaults to the repository.
+        timeout (int): Seconds before the launch is killed. Defaults to 600.
+
+    Returns:
+        subprocess.CompletedProcess: With ``stdout``/``stderr`` as text.
+    """
+    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, PYTHON=sys.executable, PORT=str(port),
+               OMP_NUM_THREADS='1')
+    return subprocess.run(['bash', osp.join(root, 'tools', script)] +
+                          [str(a) for a in args],
+                          cwd=cwd or root, env=env, capture_output=True,
+                          text=True, timeout=timeout)

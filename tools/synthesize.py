@@ -5,7 +5,8 @@
         --teacher-ckpt work_dirs/yolov3_teacher/final.pth \
         --out data/synth_yolov3 --num-images 1000 --viz
     # several processes/GPUs: each rank writes its shard, rank 0 merges
-    torchrun --nproc_per_node=8 tools/synthesize.py CONFIG --launcher pytorch ...
+    bash tools/dist_synthesize.sh CONFIG 8 --out DIR ...  # torchrun, 8 GPUs
+    bash tools/dist_synthesize.sh CONFIG 2 --out DIR ...  # no CUDA: 2 CPU procs
 
 Killed at any moment and restarted with the same command, it continues where
 it stopped. The output loads in mmdet's CocoDataset as is
@@ -80,17 +81,17 @@ def build_cfg(args):
 def main(argv=None) -> int:
     args = parse_args(argv)
     import torch
-    from mmengine.dist import init_dist
     from mmengine.registry import init_default_scope
+    from mmdiode.utils.dist import init_dist_any_device
     try:
         cfg = build_cfg(args)
+        # Without CUDA the ranks are CPU processes talking over gloo.
+        init_dist_any_device(args.launcher,
+                             cfg.get('env_cfg', {}).get('dist_cfg', {}))
     except (ConfigError, CheckpointError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
     init_default_scope(cfg.get('default_scope', 'mmdet'))
-    if args.launcher != 'none':
-        init_dist(args.launcher,
-                  **cfg.get('env_cfg', {}).get('dist_cfg', {}))
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     if device == 'cuda':
         device = f'cuda:{int(os.environ.get("LOCAL_RANK", 0))}'

@@ -5,6 +5,8 @@ Same flags as mmdet's ``tools/test.py``::
 
     python tools/test.py configs/digits/yolov3_teacher.py \
         work_dirs/yolov3_teacher/epoch_24.pth --out results.pkl --show-dir viz
+    bash tools/dist_test.sh CONFIG CKPT 8      # torchrun, 8 GPUs
+    bash tools/dist_test.sh CONFIG CKPT 2      # no CUDA: 2 CPU processes, gloo
 """
 import argparse
 import json
@@ -17,6 +19,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmdiode  # noqa: E402,F401
 from mmdiode.utils import (CheckpointError, ConfigError, default_work_dir,  # noqa
                            load_checkpoint_file, load_config)
+from mmdiode.utils.dist import setup_cpu_distributed  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
@@ -70,6 +73,7 @@ def main(argv=None) -> int:
         cfg.load_from = args.checkpoint
         if args.show or args.show_dir:
             enable_visualization(cfg, args)
+        setup_cpu_distributed(cfg)
     except (ConfigError, CheckpointError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2

@@ -9,7 +9,6 @@ Same flags as mmdet's ``tools/train.py``::
     bash tools/dist_train.sh CONFIG 2          # no CUDA: 2 CPU processes, gloo
 """
 import argparse
-import datetime
 import logging
 import os
 import os.path as osp
@@ -19,8 +18,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import mmdiode  # noqa: E402,F401  (registers components and safe globals)
 from mmdiode.utils import ConfigError, default_work_dir, load_config  # noqa
-import torch  # noqa: E402
-import torch.distributed as torch_dist  # noqa: E402
+from mmdiode.utils.dist import setup_cpu_distributed  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
@@ -80,35 +78,6 @@ def apply_args(cfg, args):
             raise ConfigError(f'--resume checkpoint not found: {args.resume}')
         cfg.resume, cfg.load_from = True, args.resume
     return cfg
-
-
-def setup_cpu_distributed(cfg) -> None:
-    """Lets ``--launcher pytorch`` (torchrun) train on a machine without CUDA.
-
-    mmengine 0.10.7 assumes CUDA there: its launcher calls
-    ``torch.cuda.set_device(LOCAL_RANK)`` and its DDP wrapper passes
-    ``device_ids=[LOCAL_RANK]``, and both fail for CPU processes. Here the
-    process group starts from torchrun's environment (mmengine then skips
-    its own start) and DDP wraps the CPU model without device ids.
-    """
-    if cfg.launcher != 'pytorch' or torch.cuda.is_available():
-        return
-    dist_cfg = dict(cfg.get('env_cfg', {}).get('dist_cfg', {}))
-    backend = dist_cfg.pop('backend', 'gloo')
-    if backend != 'gloo':
-        raise ConfigError('distributed training without CUDA needs '
-                          "env_cfg.dist_cfg.backend='gloo', got "
-                          f"'{backend}'")
-    if 'timeout' in dist_cfg:  # seconds in configs, as mmengine reads it
-        dist_cfg['timeout'] = datetime.timedelta(seconds=dist_cfg['timeout'])
-    wrapper = cfg.get('model_wrapper_cfg') or dict(
-        type='MMDistributedDataParallel',
-        broadcast_buffers=False,
-        find_unused_parameters=cfg.get('find_unused_parameters', False))
-    wrapper.setdefault('device_ids', None)
-    cfg.model_wrapper_cfg = wrapper
-    if not torch_dist.is_initialized():
-        torch_dist.init_process_group(backend='gloo', **dist_cfg)
 
 
 def main(argv=None) -> int:

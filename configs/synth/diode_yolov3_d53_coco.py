@@ -3,8 +3,7 @@
 # 160 px (lr 0.2, jitter 20), then 1500 at 320 px (lr 0.002 -> 0.0005,
 # jitter 40), BN prior 0.1 (p=2, first BN x2), TV-L1 75, flips, FP sampling
 # between iterations 800 and 2800. For CUDA; several GPUs with
-#   torchrun --nproc_per_node=8 tools/synthesize.py \
-#       configs/synth/diode_yolov3_d53_coco.py --launcher pytorch \
+#   bash tools/dist_synthesize.sh configs/synth/diode_yolov3_d53_coco.py 8 \
 #       --out data/diode_coco --num-images 120000
 custom_imports = dict(imports=['mmdiode'], allow_failed_imports=False)
 default_scope = 'mmdet'

@@ -40,8 +40,8 @@ TEST_PIPELINE = [
                    'scale_factor'))
 ]
 
-# CocoMetric's result keys and the names the report gives them.
-METRIC_KEYS = {'coco/bbox_mAP': 'bbox_mAP', 'coco/bbox_mAP_50': 'bbox_mAP_50'}
+# The CocoMetric results the report keeps (under these names).
+METRIC_KEYS = ('bbox_mAP', 'bbox_mAP_50')
 
 
 def fidelity_report(teacher: nn.Module,
@@ -241,13 +241,15 @@ def teacher_map(teacher: nn.Module, data_root: str, ann_file: str,
                 evaluator.process(teacher.test_step(data), data)
     finally:
         teacher.train(was_training)
+    # This process scored every image, so the metric is computed here:
+    # Evaluator.evaluate would gather results from all ranks of a process
+    # group, and in a sharded synthesis rank 0 reports alone.
+    metric, = evaluator.metrics
+    results = metric.compute_metrics(metric.results)
+    metric.results.clear()
     # CocoMetric returns no keys when the teacher detected nothing at all:
     # that is an mAP of 0.
-    results = evaluator.evaluate(len(dataset))
-    return {
-        name: float(results.get(key, 0.0))
-        for key, name in METRIC_KEYS.items()
-    }
+    return {key: float(results.get(key, 0.0)) for key in METRIC_KEYS}
 
 
 def class_counts(coco: dict) -> Dict[str, int]:

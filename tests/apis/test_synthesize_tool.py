@@ -16,7 +16,7 @@ import time
 import pytest
 import torch
 
-from mmdiode.testing import tiny_yolov3
+from mmdiode.testing import run_dist_tool, tiny_yolov3
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(ROOT, 'tools', 'synthesize.py')
@@ -132,6 +132,32 @@ def test_killed_and_restarted_run_gives_the_same_data_set(setup):
     leftovers = [f for d, _, fs in os.walk(resumed) for f in fs
                  if '.tmp' in f]
     assert leftovers == []
+
+
+def test_two_ranks_write_the_same_data_set_as_one(setup):
+    """torchrun with 2 CPU processes (gloo): each rank synthesizes every
+    other batch, rank 0 merges; layouts and seeds depend on the global batch
+    index only, so the merged set equals the single-process one."""
+    tmp, cfg, out, _ = setup
+    sharded = tmp / 'sharded'
+    r = run_dist_tool('dist_synthesize.sh', [
+        cfg, 2, '--out', sharded, '--work-dir', tmp / 'work_sharded',
+        '--device', 'cpu'])
+    assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+    # Batches 0 and 2 on rank 0, batch 1 on rank 1.
+    shards = {rank: sorted(os.listdir(sharded / 'shards' / f'rank{rank}'))
+              for rank in (0, 1)}
+    assert [f for f in shards[0] if f.endswith('.json')] == [
+        'batch_000000.json', 'batch_000002.json']
+    assert [f for f in shards[1] if f.endswith('.json')] == [
+        'batch_000001.json']
+    a, b = load(out), load(sharded)
+    assert a['images'] == b['images']
+    assert a['annotations'] == b['annotations']
+    for image in a['images']:
+        assert (out / image['file_name']).read_bytes() == (
+            sharded / image['file_name']).read_bytes(), image['file_name']
+    assert r.stdout.count('fidelity: teacher bbox_mAP=') == 1  # rank 0 only
 
 
 def test_restart_with_other_settings_is_refused(setup):

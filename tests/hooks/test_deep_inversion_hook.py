@@ -14,8 +14,9 @@ from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.runner import Runner
 
+from mmdiode.datasets import ReplayPool
 from mmdiode.hooks.deep_inversion_hook import CHECKPOINT_KEY
-from mmdiode.testing import tiny_yolov3
+from mmdiode.testing import run_dist_tool, tiny_yolov3
 from mmdiode.utils import load_checkpoint_file
 
 sys.path.insert(0, osp.join(osp.dirname(osp.dirname(__file__)), 'models'))
@@ -26,6 +27,7 @@ from kd_helpers import (
     save_teacher,
     tiny_pair)
 
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SIZE = 32
 BATCH = 2
 
@@ -184,6 +186,38 @@ def test_resume_continues_pool_and_counter(loop):
                                    atol=1e-4)
 
 
+def test_each_rank_synthesizes_its_share_under_torchrun(tmp_path):
+    """The data-free loop with 2 CPU processes (torchrun + gloo, through
+    tools/dist_train.sh): each rank writes its own images into the one pool
+    folder, the layout counter advances by both ranks' batches, and rank 1's
+    layouts interleave with rank 0's."""
+    cfg = _config(tmp_path, max_iters=2)
+    cfg.custom_hooks[0]['pool_size'] = 4 * BATCH  # each rank keeps its 2 batches
+    cfg.custom_imports = dict(imports=['mmdiode'], allow_failed_imports=False)
+    # MobileNetV2's last conv has no reader (as in mmdet's own configs).
+    cfg.find_unused_parameters = True
+    config_file = str(tmp_path / 'datafree_ddp.py')
+    cfg.dump(config_file)
+    r = run_dist_tool('dist_train.sh',
+                      [config_file, 2, '--work-dir', tmp_path / 'work'])
+    assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+    ckpt = load_checkpoint_file(str(tmp_path / 'work' / 'iter_2.pth'))
+    # 1 initial batch + 1 round at iteration 2, on each of the 2 ranks.
+    assert ckpt[CHECKPOINT_KEY]['counter'] == 2 * BATCH * 2
+    pool = ReplayPool(str(tmp_path / 'pool'))
+    names = sorted(osp.basename(e.file) for e in pool.entries())
+    assert names == sorted(f'rank{r}_{n:08d}.png' for r in (0, 1)
+                           for n in range(2 * BATCH))
+    # Rank r of 2 synthesized layouts r, r + 2, ...: its first image has
+    # the targets of layout r (no FP sampling).
+    dataset = DATASETS.build(_config(tmp_path, 2).train_dataloader.dataset)
+    for entry in pool.entries():
+        rank, number = osp.basename(entry.file)[4:-4].split('_')
+        if int(number) == 0:
+            np.testing.assert_allclose(
+                entry.bboxes, dataset.layout(int(rank)).bboxes, atol=1e-4)
+
+
 def test_errors_name_the_problem(tmp_path):
     hook = HOOKS.build(dict(type='DeepInversionHook', synthesizer=SYNTHESIZER))
     plain = MODELS.build(tiny_yolov3())
@@ -231,7 +265,6 @@ def test_finds_box_sampler_set_inside_dataset_wrappers(tmp_path):
         hook._train_set(runner)
 
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DATA_FREE_CONFIGS = [
     'configs/digits/diode_yolov3_kd.py',
     'configs/digits/moi_faster-rcnn_kd.py',

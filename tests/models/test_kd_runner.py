@@ -3,11 +3,7 @@ config builds and trains a step, the COCO KD configs load, the teacher stays
 bit-identical through training, a resumed run continues exactly, and
 torchrun + gloo trains with the teacher outside DDP."""
 import glob
-import os
 import os.path as osp
-import socket
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -18,6 +14,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from mmdiode.models.detectors.kd_detector import load_teacher_model_config
+from mmdiode.testing import run_dist_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DIGITS_KD = sorted(glob.glob(osp.join(ROOT, 'configs', 'digits', 'kd_*.py')))
@@ -219,12 +216,6 @@ def test_teacher_frozen_and_resume_continues_exactly(
 # --- torchrun + gloo ---------------------------------------------------------
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def test_dist_train_on_cpu_keeps_the_teacher_out_of_ddp(tmp_path):
     make_tiny_coco(str(tmp_path))
     _, teacher = tiny_pair('yolov3')
@@ -236,16 +227,8 @@ def test_dist_train_on_cpu_keeps_the_teacher_out_of_ddp(tmp_path):
     cfg.find_unused_parameters = True
     config_file = str(tmp_path / 'kd_tiny.py')
     cfg.dump(config_file)
-    env = dict(
-        os.environ,
-        PYTHON=sys.executable,
-        PORT=str(_free_port()),
-        OMP_NUM_THREADS='1')
     work = str(tmp_path / 'ddp')
-    r = subprocess.run(
-        ['bash', osp.join(ROOT, 'tools', 'dist_train.sh'), config_file, '2',
-         '--work-dir', work],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    r = run_dist_tool('dist_train.sh', [config_file, 2, '--work-dir', work])
     assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
     ckpt = torch.load(
         osp.join(work, 'iter_2.pth'), map_location='cpu', weights_only=False)

@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from mmdiode.benchmark.digits import DigitsConfig, build_dataset
+from mmdiode.testing import run_dist_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -100,3 +101,34 @@ def test_missing_config_and_corrupt_checkpoint(workspace, tmp_path):
             workspace)
     assert r.returncode == 2
     assert 'cannot load checkpoint' in r.stderr and 'bad.pth' in r.stderr
+
+
+def _metrics(stdout):
+    import json
+    lines = [line for line in stdout.splitlines()
+             if line.startswith('metrics_json=')]
+    assert lines, stdout[-3000:]
+    return [json.loads(line[len('metrics_json='):]) for line in lines]
+
+
+def test_dist_test_on_two_cpu_processes_scores_like_one(workspace):
+    """tools/dist_test.sh without CUDA: 2 CPU processes (gloo) split the test
+    split and CocoMetric gathers it; the committed teacher scores the same as
+    in one process."""
+    ckpt = osp.join(ROOT, 'checkpoints', 'digits_yolov3_teacher_fp16.pth')
+    opts = ['--cfg-options', 'test_dataloader.num_workers=0',
+            'test_dataloader.persistent_workers=False']
+    single = run([tool('test.py'), config('yolov3_teacher.py'), ckpt,
+                  '--work-dir', str(workspace / 'test_single')] + opts,
+                 workspace)
+    assert single.returncode == 0, single.stderr[-3000:]
+    dist = run_dist_tool('dist_test.sh', [
+        config('yolov3_teacher.py'), ckpt, 2, '--work-dir',
+        workspace / 'test_dist'] + opts, cwd=workspace)
+    assert dist.returncode == 0, (dist.stdout + dist.stderr)[-4000:]
+    expected, = _metrics(single.stdout)
+    assert expected['coco/bbox_mAP_50'] > 0  # a trained teacher detects
+    for metrics in _metrics(dist.stdout):  # every rank gets the result
+        assert metrics.keys() == expected.keys()
+        for key, value in expected.items():
+            assert metrics[key] == pytest.approx(value, abs=1e-3), key
