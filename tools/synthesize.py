@@ -78,24 +78,15 @@ def build_cfg(args):
     return cfg
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
+def synthesize(cfg, args) -> int:
+    """Runs this process's share of the job; rank 0 reports. Exit code."""
     import torch
     from mmengine.registry import init_default_scope
-    from mmdiode.utils.dist import init_dist_any_device
-    try:
-        cfg = build_cfg(args)
-        # Without CUDA the ranks are CPU processes talking over gloo.
-        init_dist_any_device(args.launcher,
-                             cfg.get('env_cfg', {}).get('dist_cfg', {}))
-    except (ConfigError, CheckpointError) as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
+    from mmdiode.apis import SynthesisJob
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     if device == 'cuda':
         device = f'cuda:{int(os.environ.get("LOCAL_RANK", 0))}'
-    from mmdiode.apis import SynthesisJob
     try:
         job = SynthesisJob(cfg, args.out,
                            args.work_dir or default_work_dir(args.config),
@@ -112,6 +103,23 @@ def main(argv=None) -> int:
                                    report['num_images'],
                                    osp.join(args.out, 'fidelity.json')))
     return 0
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from mmdiode.utils.dist import destroy_dist, init_dist_any_device
+    try:
+        cfg = build_cfg(args)
+        # Without CUDA the ranks are CPU processes talking over gloo.
+        init_dist_any_device(args.launcher,
+                             cfg.get('env_cfg', {}).get('dist_cfg', {}))
+    except (ConfigError, CheckpointError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+    try:
+        return synthesize(cfg, args)
+    finally:
+        destroy_dist()
 
 
 if __name__ == '__main__':

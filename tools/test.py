@@ -19,7 +19,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmdiode  # noqa: E402,F401
 from mmdiode.utils import (CheckpointError, ConfigError, default_work_dir,  # noqa
                            load_checkpoint_file, load_config)
-from mmdiode.utils.dist import setup_cpu_distributed  # noqa: E402
+from mmdiode.utils.dist import destroy_dist, setup_cpu_distributed  # noqa
 from mmengine.config import DictAction  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
@@ -62,9 +62,23 @@ def enable_visualization(cfg, args):
         hooks.visualization.test_out_dir = args.show_dir
 
 
+def run_test(cfg, args) -> dict:
+    """Builds the Runner, adds --out's dump, and runs the test loop."""
+    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else \
+        Runner.from_cfg(cfg)
+    if args.out is not None:
+        from mmdet.evaluation import DumpDetResults
+        runner.test_evaluator.metrics.append(
+            DumpDetResults(out_file_path=args.out))
+    return runner.test()
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
+        if args.out is not None and not args.out.endswith(('.pkl',
+                                                           '.pickle')):
+            raise ConfigError('--out must end with .pkl or .pickle')
         cfg = load_config(args.config, args.cfg_options)
         load_checkpoint_file(args.checkpoint)  # a clear error before building
         cfg.launcher = args.launcher
@@ -77,17 +91,10 @@ def main(argv=None) -> int:
     except (ConfigError, CheckpointError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
-    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else \
-        Runner.from_cfg(cfg)
-    if args.out is not None:
-        if not args.out.endswith(('.pkl', '.pickle')):
-            print('error: --out must end with .pkl or .pickle',
-                  file=sys.stderr)
-            return 2
-        from mmdet.evaluation import DumpDetResults
-        runner.test_evaluator.metrics.append(
-            DumpDetResults(out_file_path=args.out))
-    metrics = runner.test()
+    try:
+        metrics = run_test(cfg, args)
+    finally:
+        destroy_dist()  # the Runner, out of scope now, held the group
     # One machine-readable line, for scripts that collect results.
     print('metrics_json=' + json.dumps(
         {k: float(v) for k, v in metrics.items()

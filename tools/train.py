@@ -18,7 +18,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import mmdiode  # noqa: E402,F401  (registers components and safe globals)
 from mmdiode.utils import ConfigError, default_work_dir, load_config  # noqa
-from mmdiode.utils.dist import setup_cpu_distributed  # noqa: E402
+from mmdiode.utils.dist import destroy_dist, setup_cpu_distributed  # noqa
 from mmengine.config import DictAction  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
@@ -80,6 +80,13 @@ def apply_args(cfg, args):
     return cfg
 
 
+def train(cfg) -> None:
+    """Builds the Runner of the config and trains."""
+    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else \
+        Runner.from_cfg(cfg)
+    runner.train()
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
@@ -88,11 +95,10 @@ def main(argv=None) -> int:
     except ConfigError as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
-    if 'runner_type' in cfg:
-        runner = RUNNERS.build(cfg)
-    else:
-        runner = Runner.from_cfg(cfg)
-    runner.train()
+    try:
+        train(cfg)
+    finally:
+        destroy_dist()  # the Runner, out of scope now, held the group
     return 0
 
 
