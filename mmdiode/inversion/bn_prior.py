@@ -1,13 +1,13 @@
 """DeepInversion's feature-statistics prior on a teacher's BatchNorm layers.
 
 A BatchNorm layer's running mean and variance summarise the distribution of
-its input on the teacher's training data. Forward hooks measure the same
-statistics of the synthesized batch and penalise the distance, which pulls
+its input on the teacher's training data. The layers measure the same
+statistics of the synthesized batch as they run and penalise the distance, which pulls
 the images towards the training distribution.
 """
 import re
 from dataclasses import dataclass
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -15,50 +15,109 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 
-class _ChannelSums(torch.autograd.Function):
+def _channel_sums(x: Tensor) -> Tuple[Tensor, Tensor]:
     """Per-channel sum and sum of squares of (N, C, ...) input, fast.
 
     ``torch.var_mean`` over several non-adjacent dimensions is slow on the
-    CPU (about 10x a plain sum) and its autograd backward takes several
-    passes over the activation; the hook runs on every BatchNorm layer of
-    every synthesis step. Here the forward is a plain sum plus per-(image,
-    channel) norms, accumulated in at least float32, and the backward
-    (``g_sum + 2 g_sum_sq x``) is one fused per-channel affine map of ``x``.
+    CPU (about 10x a plain sum). Here: a plain sum plus per-(image, channel)
+    norms, accumulated in at least float32 (half-precision amp activations
+    too).
+
+    Returns:
+        tuple[Tensor, Tensor]: Two (C,) tensors.
+    """
+    n, c = x.shape[:2]
+    dims = [0] + list(range(2, x.dim()))
+    acc = torch.promote_types(x.dtype, torch.float32)
+    total = x.sum(dims, dtype=acc)
+    if x.is_contiguous():
+        # Norms of contiguous (image, channel) rows: one reduction pass, no
+        # (N, C, ...) temporary for x * x.
+        row_norms = torch.linalg.vector_norm(
+            x.reshape(n * c, -1), dim=1, dtype=acc)
+        return total, row_norms.square().view(n, c).sum(0)
+    return total, torch.linalg.vector_norm(x, dim=dims, dtype=acc).square()
+
+
+def _per_channel(values: Tensor, like: Tensor) -> Tensor:
+    """(C,) values shaped (1, C, 1, ...) to broadcast over ``like``, in its
+    dtype."""
+    return values.to(like.dtype).view((1, -1) + (1, ) * (like.dim() - 2))
+
+
+class _ChannelSums(torch.autograd.Function):
+    """:func:`_channel_sums` with a one-pass backward.
+
+    Autograd's backward of the sum and the norms would take several passes
+    over the activation; the gradient ``g_sum + 2 g_sum_sq x`` is one fused
+    per-channel affine map of ``x``.
     """
 
     @staticmethod
     def forward(ctx, x: Tensor) -> Tuple[Tensor, Tensor]:
-        n, c = x.shape[:2]
-        dims = [0] + list(range(2, x.dim()))
-        # Accumulate half-precision (amp) activations in float32.
-        acc = torch.promote_types(x.dtype, torch.float32)
-        total = x.sum(dims, dtype=acc)
-        if x.is_contiguous():
-            # Norms of contiguous (image, channel) rows: one reduction pass,
-            # no (N, C, ...) temporary for x * x.
-            row_norms = torch.linalg.vector_norm(
-                x.reshape(n * c, -1), dim=1, dtype=acc)
-            total_sq = row_norms.square().view(n, c).sum(0)
-        else:
-            total_sq = torch.linalg.vector_norm(
-                x, dim=dims, dtype=acc).square()
         ctx.save_for_backward(x)
-        return total, total_sq
+        return _channel_sums(x)
 
     @staticmethod
     def backward(ctx, grad_total: Tensor, grad_total_sq: Tensor) -> Tensor:
         x, = ctx.saved_tensors
+        return _ChannelSums.backward_affine(x, grad_total, grad_total_sq)
+
+    @staticmethod
+    def backward_affine(x: Tensor, grad_total: Tensor,
+                        grad_total_sq: Tensor) -> Tensor:
+        """``grad_total + 2 grad_total_sq x`` per channel, a new tensor."""
         scale, shift = 2 * grad_total_sq, grad_total
         if x.dtype == scale.dtype:
             # batch_norm with zero mean, unit variance and eps 0 is exactly
-            # the affine map scale * x + shift, in one fused pass.
+            # the affine map scale * x + shift, in one fused pass (twice as
+            # fast on the CPU as a broadcasting addcmul).
             return F.batch_norm(x, torch.zeros_like(scale),
                                 torch.ones_like(scale), scale, shift, False,
                                 0.0, 0.0)
-        shape = (1, -1) + (1, ) * (x.dim() - 2)
         return torch.addcmul(
-            shift.to(x.dtype).view(shape), x,
-            scale.to(x.dtype).view(shape))
+            _per_channel(shift, x), x, _per_channel(scale, x))
+
+
+class _EvalBatchNormWithSums(torch.autograd.Function):
+    """An eval-mode BatchNorm that also returns its input's channel sums.
+
+    ``y = (x - running_mean) / sqrt(running_var + eps) * weight + bias`` is
+    the per-channel affine map ``y = a x + b``, so one backward serves the
+    layer and the statistics: ``dx = a dy + g_sum + 2 g_sum_sq x``, two
+    passes over the activation where a layer's backward, the statistics'
+    backward and autograd's sum of the two take five. Only for frozen
+    layers: ``weight`` and ``bias`` get no gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, bn: _BatchNorm) -> Tuple[Tensor, Tensor,
+                                                         Tensor]:
+        # The layer's own arithmetic, so y equals its forward exactly.
+        y = F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight,
+                         bn.bias, False, 0.0, bn.eps)
+        a = torch.rsqrt(bn.running_var + bn.eps)
+        if bn.weight is not None:
+            a = a * bn.weight
+        ctx.save_for_backward(x, a)
+        return (y, ) + _channel_sums(x)
+
+    @staticmethod
+    def backward(ctx, grad_y: Optional[Tensor], grad_total: Tensor,
+                 grad_total_sq: Tensor) -> Tuple[Tensor, None]:
+        x, a = ctx.saved_tensors
+        grad = _ChannelSums.backward_affine(x, grad_total, grad_total_sq)
+        if grad_y is not None:
+            grad.addcmul_(grad_y, _per_channel(a, x))
+        return grad, None
+
+
+def _uses_running_statistics(bn: _BatchNorm) -> bool:
+    """Whether the layer normalises with its running statistics (eval mode,
+    as the teacher runs) and has no trainable affine parameters."""
+    frozen = all(p is None or not p.requires_grad
+                 for p in (bn.weight, bn.bias))
+    return not bn.training and frozen
 
 
 @dataclass
@@ -86,6 +145,15 @@ class BNStatisticsPrior:
     times in one forward pass (shared by several levels) counts once per
     call.
 
+    The selected layers' ``forward`` is replaced while the prior exists
+    (restored by :meth:`remove`, or on leaving its ``with`` block): in eval
+    mode with frozen parameters, the teacher's case, the layer's output and
+    its input statistics come from one autograd node whose backward makes
+    two passes over the activation instead of five (a forward hook on the
+    input would add a second consumer of it); otherwise the layer runs its
+    own forward and the statistics are taken on its input as a hook would.
+    The outputs equal the layer's own.
+
     Usage::
 
         with BNStatisticsPrior(teacher, layer_pattern=r'^backbone\\.') as bn:
@@ -96,8 +164,8 @@ class BNStatisticsPrior:
     Args:
         model (nn.Module): The teacher. Its BatchNorm layers (any
             ``_BatchNorm``: BatchNorm2d, SyncBatchNorm, ...) with running
-            statistics whose name matches ``layer_pattern`` get a forward
-            hook.
+            statistics whose name matches ``layer_pattern`` record their
+            input statistics.
         p (float): Order of the norm. Defaults to 2 (DIODE).
         first_bn_multiplier (float): Weight of the first selected layer.
             Defaults to 2.0 (DIODE; DeepInversion uses 10).
@@ -120,15 +188,20 @@ class BNStatisticsPrior:
         self.first_bn_multiplier = first_bn_multiplier
         self.layer_pattern = layer_pattern
         self.layers = self._select_layers(model, layer_pattern)
-        #: Whether the hooks record (off e.g. while the teacher predicts).
+        #: Whether the layers record (off e.g. while the teacher predicts).
         self.enabled = True
         # (layer index, sum, sum of squares, elements per channel) per call.
         self._records: List[Tuple[int, Tensor, Tensor, int]] = []
         self._plans: Dict[tuple, _Plan] = {}
-        self._handles = [
-            module.register_forward_hook(self._make_hook(index))
-            for index, (_, module) in enumerate(self.layers)
-        ]
+        self._patched: List[_BatchNorm] = []
+        for index, (_, module) in enumerate(self.layers):
+            if 'forward' in vars(module):
+                raise ValueError(
+                    f'BN statistics prior: layer {self.layers[index][0]} '
+                    'already has a replaced forward (another prior on the '
+                    'same teacher?); remove() that one first')
+            module.forward = self._make_forward(index, module)
+            self._patched.append(module)
 
     @staticmethod
     def _select_layers(model: nn.Module,
@@ -150,16 +223,23 @@ class BNStatisticsPrior:
                 'MultiObjectImpressions for teachers without BatchNorm.')
         return selected
 
-    def _make_hook(self, index: int):
+    def _make_forward(self, index: int, module: _BatchNorm):
+        layer_forward = type(module).forward
 
-        def hook(module: _BatchNorm, inputs: tuple, output: Tensor) -> None:
-            if self.enabled:
-                x = inputs[0]
+        def forward(x: Tensor) -> Tensor:
+            if not self.enabled:
+                return layer_forward(module, x)
+            if _uses_running_statistics(module):
+                module._check_input_dim(x)
+                y, total, total_sq = _EvalBatchNormWithSums.apply(x, module)
+            else:
+                y = layer_forward(module, x)
                 total, total_sq = _ChannelSums.apply(x)
-                self._records.append(
-                    (index, total, total_sq, x.numel() // x.shape[1]))
+            self._records.append(
+                (index, total, total_sq, x.numel() // x.shape[1]))
+            return y
 
-        return hook
+        return forward
 
     def reset(self) -> None:
         """Forgets the statistics recorded since the last call."""
@@ -223,10 +303,11 @@ class BNStatisticsPrior:
             ]))
 
     def remove(self) -> None:
-        """Removes every hook (idempotent) and drops recorded tensors."""
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
+        """Restores the layers' own forward (idempotent) and drops recorded
+        tensors."""
+        for module in self._patched:
+            del module.forward
+        self._patched = []
         self._records = []
         self._plans = {}
 

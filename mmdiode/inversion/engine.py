@@ -268,7 +268,7 @@ class DeepInversion:
 
     @property
     def uses_bn_prior(self) -> bool:
-        """Whether any stage weighs the BN prior (its hooks are needed)."""
+        """Whether any stage weighs the BN prior (its layers must record)."""
         return any(stage['bn_weight'] > 0 for stage in self.stages)
 
     @property

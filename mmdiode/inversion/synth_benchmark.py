@@ -1,7 +1,7 @@
 """Timing of the synthesis loop against the teacher's bare loss + backward.
 
 ``overhead_ratio`` = median time of one synthesis iteration (augmentation,
-BN-statistics hooks, image priors, teacher ``loss()``, backward to the
+BN-statistics recording, image priors, teacher ``loss()``, backward to the
 pixels, Adam step, clamping) / median time of the teacher's ``loss()`` plus
 the backward to the pixels on the same batch, at the same resolution. The
 two are measured in alternating blocks in one process so that a noisy,

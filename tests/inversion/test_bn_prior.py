@@ -100,7 +100,7 @@ def test_no_matching_batchnorm_is_a_clear_error():
         BNStatisticsPrior(_Net(), layer_pattern='^neck')
 
 
-def test_hooks_are_removed_and_do_not_record_when_disabled():
+def test_layers_are_restored_and_do_not_record_when_disabled():
     net = _Net().eval()
     x = torch.randn(2, 3, 10, 10)
     with BNStatisticsPrior(net) as prior:
@@ -108,8 +108,37 @@ def test_hooks_are_removed_and_do_not_record_when_disabled():
         net(x)
         with pytest.raises(RuntimeError, match='no selected BatchNorm'):
             prior.loss()
-    assert all(not m._forward_hooks for m in net.modules())
+    assert all(not m._forward_hooks and 'forward' not in vars(m)
+               for m in net.modules())
     prior.remove()  # idempotent
+    with BNStatisticsPrior(net):
+        with pytest.raises(ValueError, match='already has a replaced'):
+            BNStatisticsPrior(net)
+
+
+@pytest.mark.parametrize('train_mode', [False, True])
+def test_outputs_and_their_gradients_are_the_layers_own(train_mode):
+    """The eval-mode fused layer (and the training-mode fallback) give the
+    network's own output and input gradient; the prior adds its gradient."""
+    torch.manual_seed(0)
+    net = _Net().train(train_mode)
+    net.requires_grad_(False)
+    for bn in (net.stem[1], net.head[2]):
+        bn.running_mean.normal_()
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.uniform_(0.5, 1.5)
+        bn.bias.normal_()
+    x = torch.randn(2, 3, 12, 12, requires_grad=True)
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    expected = net(x)
+    expected_grad, = torch.autograd.grad(expected.sin().sum(), x)
+    net.load_state_dict(state)  # training mode updated the running stats
+    with BNStatisticsPrior(net) as prior:
+        out = net(x)
+        prior.reset()
+        grad, = torch.autograd.grad(out.sin().sum(), x)
+    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(grad, expected_grad)
 
 
 def test_teacher_batchnorm_layers(teachers):
