@@ -2,12 +2,12 @@
 
 A BatchNorm layer's running mean and variance summarise the distribution of
 its input on the teacher's training data. The layers measure the same
-statistics of the synthesized batch as they run and penalise the distance, which pulls
-the images towards the training distribution.
+statistics of the synthesized batch as they run, and the prior penalises
+the distance, which pulls the images towards the training distribution.
 """
 import re
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -45,12 +45,26 @@ def _per_channel(values: Tensor, like: Tensor) -> Tensor:
     return values.to(like.dtype).view((1, -1) + (1, ) * (like.dim() - 2))
 
 
+def _channel_sums_grad(x: Tensor, grad_total: Tensor,
+                       grad_total_sq: Tensor) -> Tensor:
+    """Gradient of :func:`_channel_sums` w.r.t. ``x``: the per-channel affine
+    map ``grad_total + 2 grad_total_sq x``, as a new tensor, in one pass."""
+    scale, shift = 2 * grad_total_sq, grad_total
+    if x.dtype == scale.dtype:
+        # batch_norm with zero mean, unit variance and eps 0 is exactly the
+        # affine map scale * x + shift, in one fused pass (twice as fast on
+        # the CPU as a broadcasting addcmul).
+        return F.batch_norm(x, torch.zeros_like(scale),
+                            torch.ones_like(scale), scale, shift, False, 0.0,
+                            0.0)
+    return torch.addcmul(_per_channel(shift, x), x, _per_channel(scale, x))
+
+
 class _ChannelSums(torch.autograd.Function):
     """:func:`_channel_sums` with a one-pass backward.
 
     Autograd's backward of the sum and the norms would take several passes
-    over the activation; the gradient ``g_sum + 2 g_sum_sq x`` is one fused
-    per-channel affine map of ``x``.
+    over the activation; :func:`_channel_sums_grad` takes one.
     """
 
     @staticmethod
@@ -61,22 +75,7 @@ class _ChannelSums(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_total: Tensor, grad_total_sq: Tensor) -> Tensor:
         x, = ctx.saved_tensors
-        return _ChannelSums.backward_affine(x, grad_total, grad_total_sq)
-
-    @staticmethod
-    def backward_affine(x: Tensor, grad_total: Tensor,
-                        grad_total_sq: Tensor) -> Tensor:
-        """``grad_total + 2 grad_total_sq x`` per channel, a new tensor."""
-        scale, shift = 2 * grad_total_sq, grad_total
-        if x.dtype == scale.dtype:
-            # batch_norm with zero mean, unit variance and eps 0 is exactly
-            # the affine map scale * x + shift, in one fused pass (twice as
-            # fast on the CPU as a broadcasting addcmul).
-            return F.batch_norm(x, torch.zeros_like(scale),
-                                torch.ones_like(scale), scale, shift, False,
-                                0.0, 0.0)
-        return torch.addcmul(
-            _per_channel(shift, x), x, _per_channel(scale, x))
+        return _channel_sums_grad(x, grad_total, grad_total_sq)
 
 
 class _EvalBatchNormWithSums(torch.autograd.Function):
@@ -103,13 +102,12 @@ class _EvalBatchNormWithSums(torch.autograd.Function):
         return (y, ) + _channel_sums(x)
 
     @staticmethod
-    def backward(ctx, grad_y: Optional[Tensor], grad_total: Tensor,
+    def backward(ctx, grad_y: Tensor, grad_total: Tensor,
                  grad_total_sq: Tensor) -> Tuple[Tensor, None]:
+        # Autograd materialises zeros for unused outputs: no None here.
         x, a = ctx.saved_tensors
-        grad = _ChannelSums.backward_affine(x, grad_total, grad_total_sq)
-        if grad_y is not None:
-            grad.addcmul_(grad_y, _per_channel(a, x))
-        return grad, None
+        grad = _channel_sums_grad(x, grad_total, grad_total_sq)
+        return grad.addcmul_(grad_y, _per_channel(a, x)), None
 
 
 def _uses_running_statistics(bn: _BatchNorm) -> bool:
