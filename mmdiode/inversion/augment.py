@@ -10,6 +10,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import kornia.augmentation as K
 import torch
+from kornia.geometry.bbox import bbox_generator, bbox_to_mask
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -34,8 +35,9 @@ class BoxConsistentAugment:
        ``c ~ N(0, contrast)`` and ``b ~ N(0, brightness)``; ``b`` is in [0, 1]
        intensity units (as in DIODE, whose teacher took [0, 1] input) and the
        contrast scales around the mean colour (model-space 0).
-    5. Random erasing (``kornia.augmentation.RandomErasing``) of one rectangle
-       per image with the mean colour; boxes are kept (occlusion).
+    5. Random erasing of one rectangle per image with the mean colour, as
+       ``kornia.augmentation.RandomErasing`` draws and places it; boxes are
+       kept (occlusion).
 
     Boxes are then clipped to the image and those narrower or lower than
     ``min_box_size`` pixels are dropped with their labels.
@@ -258,7 +260,23 @@ class BoxConsistentAugment:
         devices = [x.device.index or 0] if x.device.type == 'cuda' else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
-            return self._eraser(x)
+            params = self._eraser.forward_parameters(x.shape)
+        # kornia's own forward computes the same fill and then blends it
+        # with the input by image (two image-sized selects forward and
+        # backward); one masked fill of the chosen images' rectangles is
+        # the identical result at half the cost.
+        return x.masked_fill(self._erased_pixels(params, x), 0.0)
+
+    @staticmethod
+    def _erased_pixels(params: dict, x: Tensor) -> Tensor:
+        """(N, 1, H, W) bool mask of the rectangles that kornia's
+        ``RandomErasing`` fills, with its parameters and box helpers."""
+        n, _, h, w = x.shape
+        rects = bbox_generator(params['xs'], params['ys'], params['widths'],
+                               params['heights']).to(x.device)
+        inside = bbox_to_mask(rects, w, h) == 1.0
+        chosen = (params['batch_prob'] > 0.5).to(x.device)
+        return inside.unsqueeze(1) & chosen.view(n, 1, 1, 1)
 
     @staticmethod
     def _clip(packed: Tensor, h: int, w: int) -> Tensor:

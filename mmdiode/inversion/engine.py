@@ -49,7 +49,10 @@ STAGES_DEFAULT = (dict(
                       lr=0.002,
                       min_lr=0.0005,
                       jitter=40))
-OPTIMIZER_DEFAULTS = dict(betas=(0.0, 0.0), eps=1e-8)
+OPTIMIZER_DEFAULTS = dict(betas=(0.0, 0.0), eps=1e-8, fused=None)
+# Devices with a fused (one-kernel) Adam step in torch; same update as the
+# per-op one, a third of its time on the CPU.
+_FUSED_ADAM_DEVICES = ('cpu', 'cuda')
 FP_SAMPLING_DEFAULTS = dict(
     enable=True,
     start=800,
@@ -158,7 +161,9 @@ class DeepInversion:
             iterations at 160 px (lr 0.2, jitter 20), then 1500 at 320 px
             (lr 0.002 -> 0.0005, jitter 40).
         optimizer (dict): Further ``torch.optim.Adam`` arguments. Defaults
-            to ``dict(betas=(0.0, 0.0), eps=1e-8)`` (DIODE).
+            to ``dict(betas=(0.0, 0.0), eps=1e-8, fused=None)`` (DIODE's
+            betas and eps; ``fused=None`` takes torch's fused Adam kernel on
+            the CPU and CUDA, the per-op one elsewhere).
         fp_sampling (dict): :class:`FalsePositiveSampler` arguments; its
             iterations count globally over the stages. Defaults to DIODE's
             ``dict(enable=True, start=800, end=2800, interval=100,
@@ -401,6 +406,9 @@ class _Run:
             torch.channels_last
             if engine.channels_last else torch.contiguous_format)
         self.scaler = torch.amp.GradScaler('cuda', enabled=use_amp)
+        self.adam_cfg = dict(engine.optimizer_cfg)
+        if self.adam_cfg.get('fused') is None:
+            self.adam_cfg['fused'] = device.type in _FUSED_ADAM_DEVICES
         self.term_weights = engine.term_weights
         # Only the priors that are on are computed in the loop. TV works in
         # [0, 1] intensity units (per-channel scale; differences drop the
@@ -470,9 +478,7 @@ class _Run:
             jitter=stage['jitter'], pixel_space=self.space, **augment_cfg)
         # Built once per stage; each step only replaces their targets.
         samples = [DetDataSample(metainfo=metainfo) for _ in boxes]
-        optimizer = torch.optim.Adam([x],
-                                     lr=stage['lr'],
-                                     **engine.optimizer_cfg)
+        optimizer = torch.optim.Adam([x], lr=stage['lr'], **self.adam_cfg)
         lr, min_lr, total = stage['lr'], stage['min_lr'], stage['iterations']
         for step in range(total):
             optimizer.param_groups[0]['lr'] = min_lr + 0.5 * (lr - min_lr) * (

@@ -159,6 +159,37 @@ def test_random_erasing_fills_a_rectangle_with_the_mean_colour():
     assert all(torch.equal(b, boxes[0]) for b in out_boxes)  # occlusion
 
 
+def test_random_erasing_is_kornias_own_in_value_and_gradient():
+    """The erasing applies kornia's RandomErasing itself: same rectangles,
+    same images chosen (p=0.5 mixes both), gradient 0 inside them."""
+    import kornia.augmentation as K
+    augment = BoxConsistentAugment(
+        flip_prob=0.0,
+        brightness=0.0,
+        contrast=0.0,
+        erase_prob=0.5,
+        erase_scale=(0.02, 0.2),
+        erase_ratio=(0.3, 3.3))
+    kornia_eraser = K.RandomErasing(
+        scale=(0.02, 0.2), ratio=(0.3, 3.3), value=0.0, p=0.5)
+    x = torch.rand(8, 3, 24, 32) + 0.5  # never 0 before erasing
+    chosen = set()
+    for seed in range(10):
+        seed_drawn = int(
+            torch.randint(
+                0, 2**62, (1, ),
+                generator=torch.Generator().manual_seed(seed)))
+        torch.manual_seed(seed_drawn)
+        expected = kornia_eraser(x)
+        leaf = x.clone().requires_grad_(True)
+        out = augment._erase(leaf, torch.Generator().manual_seed(seed))
+        assert torch.equal(out, expected)
+        out.sum().backward()
+        assert torch.equal(leaf.grad, (expected != 0).float())
+        chosen.update((expected == 0).flatten(1).any(1).tolist())
+    assert chosen == {True, False}
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match='jitter_mode'):
         BoxConsistentAugment(jitter_mode='wrap')

@@ -51,13 +51,21 @@ def test_hand_computed_value_with_multiplier_and_norm_order():
         assert prior.loss().item() == pytest.approx(3 + 6, rel=1e-4)
 
 
-def test_matches_a_var_mean_reference_in_value_and_gradient():
+@pytest.mark.parametrize('dtype,memory_format',
+                         [(torch.float32, torch.contiguous_format),
+                          (torch.float32, torch.channels_last),
+                          (torch.float64, torch.contiguous_format)])
+def test_matches_a_var_mean_reference_in_value_and_gradient(
+        dtype, memory_format):
+    """Also on channels_last activations (the strided statistics path) and
+    in double precision."""
     torch.manual_seed(0)
-    net = _Net().eval()
+    net = _Net().eval().to(dtype=dtype, memory_format=memory_format)
     for bn in (net.stem[1], net.head[2]):
         bn.running_mean.normal_()
         bn.running_var.uniform_(0.5, 2.0)
-    x = torch.randn(2, 3, 12, 12, requires_grad=True)
+    x = torch.randn(2, 3, 12, 12, dtype=dtype).contiguous(
+        memory_format=memory_format).requires_grad_(True)
 
     def term(feats, bn):
         var, mean = torch.var_mean(feats, (0, 2, 3), correction=0)
@@ -137,6 +145,32 @@ def test_outputs_and_their_gradients_are_the_layers_own(train_mode):
         out = net(x)
         prior.reset()
         grad, = torch.autograd.grad(out.sin().sum(), x)
+    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(grad, expected_grad)
+
+
+def test_changed_layer_constants_are_used_in_the_next_step():
+    """The layers' slopes are cached between steps; a running variance
+    changed in place or a weight replaced is used by the next step's
+    gradient."""
+    torch.manual_seed(0)
+    net = _Net().eval()
+    net.requires_grad_(False)
+    x = torch.randn(2, 3, 12, 12, requires_grad=True)
+
+    def output_and_grad():
+        out = net(x)
+        return out, torch.autograd.grad(out.sin().sum(), x)[0]
+
+    with BNStatisticsPrior(net) as prior:
+        output_and_grad()
+        prior.reset()
+        net.stem[1].running_var.uniform_(0.5, 2.0)
+        net.head[2].weight = nn.Parameter(
+            torch.rand(6) + 0.5, requires_grad=False)
+        out, grad = output_and_grad()
+        prior.reset()
+    expected, expected_grad = output_and_grad()
     torch.testing.assert_close(out, expected)
     torch.testing.assert_close(grad, expected_grad)
 
