@@ -241,6 +241,28 @@ def test_seeded_generator_reproduces_and_teacher_is_restored():
     assert all(not m._forward_hooks for m in teacher.modules())
 
 
+def test_fused_adam_by_default_gives_the_per_op_update(teachers):
+    """optimizer fused=None takes torch's fused Adam on the CPU; the images
+    equal those of the per-op Adam (fused=False)."""
+    teacher = teachers['yolov3']
+    steps = []
+    original_step = torch.optim.Adam.step
+
+    def recording_step(optimizer, *args, **kwargs):
+        steps.append(optimizer.defaults['fused'])
+        return original_step(optimizer, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch.optim.Adam, 'step', recording_step)
+        fused = _engine(teacher).synthesize(_layouts(),
+                                            torch.Generator().manual_seed(3))
+        per_op = _engine(
+            teacher, optimizer=dict(fused=False)).synthesize(
+                _layouts(), torch.Generator().manual_seed(3))
+    assert steps == [True] * 6 + [False] * 6
+    assert torch.equal(fused.images, per_op.images)
+
+
 def test_channels_last_and_amp_on_cpu(teachers):
     teacher = teachers['retinanet']
     engine = _engine(
