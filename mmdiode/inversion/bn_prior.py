@@ -53,7 +53,7 @@ def _per_channel(values: Tensor, like: Tensor) -> Tensor:
 
 
 @dataclass
-class _Affine:
+class _LayerConstants:
     """Per-channel constants of one layer for the fused autograd nodes."""
     #: (1, C, 1, ...) ``weight / sqrt(running_var + eps)`` in the input's
     #: dtype: the slope of the eval-mode layer, ``y = scale * x + shift``
@@ -67,7 +67,7 @@ class _Affine:
 
 
 def _channel_stats_grad(x: Tensor, grad_stats: Tensor,
-                        affine: _Affine) -> Tensor:
+                        constants: _LayerConstants) -> Tensor:
     """Gradient of :func:`_channel_stats` w.r.t. ``x``: the per-channel
     affine map ``grad_sum + 2 grad_sum_sq x``, as a new tensor, in one pass.
 
@@ -75,14 +75,15 @@ def _channel_stats_grad(x: Tensor, grad_stats: Tensor,
         x (Tensor): (N, C, ...) input.
         grad_stats (Tensor): (2, C) gradient w.r.t. the sums and the sums of
             squares.
-        affine (_Affine): The layer's constants.
+        constants (_LayerConstants): The layer's constants.
     """
     if x.dtype == grad_stats.dtype:
         # batch_norm with running mean 0, variance 1/4 and eps 0 is exactly
         # (x / 0.5) * weight + bias = 2 grad_sum_sq x + grad_sum, in one
         # fused pass (twice as fast on the CPU as a broadcasting addcmul).
-        return torch.batch_norm(x, grad_stats[1], grad_stats[0], affine.zeros,
-                                affine.quarter, False, 0.0, 0.0, False)
+        return torch.batch_norm(x, grad_stats[1], grad_stats[0],
+                                constants.zeros, constants.quarter, False,
+                                0.0, 0.0, False)
     return torch.addcmul(
         _per_channel(grad_stats[0], x), x, _per_channel(2 * grad_stats[1], x))
 
@@ -95,15 +96,15 @@ class _ChannelStats(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, affine: _Affine) -> Tensor:
+    def forward(ctx, x: Tensor, constants: _LayerConstants) -> Tensor:
         ctx.save_for_backward(x)
-        ctx.affine = affine
+        ctx.constants = constants
         return _channel_stats(x)
 
     @staticmethod
     def backward(ctx, grad_stats: Tensor) -> Tuple[Tensor, None]:
         x, = ctx.saved_tensors
-        return _channel_stats_grad(x, grad_stats, ctx.affine), None
+        return _channel_stats_grad(x, grad_stats, ctx.constants), None
 
 
 class _EvalBatchNormWithStats(torch.autograd.Function):
@@ -119,14 +120,14 @@ class _EvalBatchNormWithStats(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, bn: _BatchNorm,
-                affine: _Affine) -> Tuple[Tensor, Tensor]:
+                constants: _LayerConstants) -> Tuple[Tensor, Tensor]:
         # The layer's own arithmetic (F.batch_norm's op), so y equals its
         # forward exactly.
         y = torch.batch_norm(x, bn.weight, bn.bias, bn.running_mean,
                              bn.running_var, False, 0.0, bn.eps,
                              torch.backends.cudnn.enabled)
         ctx.save_for_backward(x)
-        ctx.affine = affine
+        ctx.constants = constants
         return y, _channel_stats(x)
 
     @staticmethod
@@ -134,8 +135,8 @@ class _EvalBatchNormWithStats(torch.autograd.Function):
                  grad_stats: Tensor) -> Tuple[Tensor, None, None]:
         # Autograd materialises zeros for unused outputs: no None here.
         x, = ctx.saved_tensors
-        grad = _channel_stats_grad(x, grad_stats, ctx.affine)
-        return grad.addcmul_(grad_y, ctx.affine.scale), None, None
+        grad = _channel_stats_grad(x, grad_stats, ctx.constants)
+        return grad.addcmul_(grad_y, ctx.constants.scale), None, None
 
 
 def _uses_running_statistics(bn: _BatchNorm) -> bool:
@@ -220,8 +221,8 @@ class BNStatisticsPrior:
         # channel) per call.
         self._records: List[Tuple[int, Tensor, int]] = []
         self._plans: Dict[tuple, _Plan] = {}
-        # Per layer index: (cache key, constants); see _affine().
-        self._affines: Dict[int, Tuple[tuple, _Affine]] = {}
+        # Per layer index: (cache key, constants); see _layer_constants().
+        self._constants: Dict[int, Tuple[tuple, _LayerConstants]] = {}
         self._patched: List[_BatchNorm] = []
         for index, (_, module) in enumerate(self.layers):
             if 'forward' in vars(module):
@@ -261,27 +262,26 @@ class BNStatisticsPrior:
             if _uses_running_statistics(module):
                 module._check_input_dim(x)
                 y, stats = _EvalBatchNormWithStats.apply(
-                    x, module, self._affine(index, module, x, True))
+                    x, module, self._layer_constants(index, module, x, True))
             else:
                 y = layer_forward(module, x)
                 stats = _ChannelStats.apply(
-                    x, self._affine(index, module, x, False))
+                    x, self._layer_constants(index, module, x, False))
             self._records.append((index, stats, x.numel() // x.shape[1]))
             return y
 
         return forward
 
-    def _affine(self, index: int, module: _BatchNorm, x: Tensor,
-                with_scale: bool) -> _Affine:
+    def _layer_constants(self, index: int, module: _BatchNorm, x: Tensor,
+                         with_scale: bool) -> _LayerConstants:
         """The layer's constants for input like ``x``, cached while the
         layer's running variance and weight stay the same tensors, unchanged
         (their in-place version counters), so that each call costs no
         operation for them."""
-        params = (module.running_var,
-                  module.weight) if with_scale else ()
+        params = (module.running_var, module.weight) if with_scale else ()
         key = (with_scale, x.dim(), x.dtype, x.device) + tuple(
             (id(t), t._version) for t in params if t is not None)
-        cached = self._affines.get(index)
+        cached = self._constants.get(index)
         if cached is not None and cached[0] == key:
             return cached[1]
         c = x.shape[1]
@@ -292,12 +292,12 @@ class BNStatisticsPrior:
                 scale = scale * module.weight.detach()
             scale = _per_channel(scale, x)
         acc = torch.promote_types(x.dtype, torch.float32)
-        affine = _Affine(
+        constants = _LayerConstants(
             scale=scale,
             zeros=torch.zeros(c, device=x.device, dtype=acc),
             quarter=torch.full((c, ), 0.25, device=x.device, dtype=acc))
-        self._affines[index] = (key, affine)
-        return affine
+        self._constants[index] = (key, constants)
+        return constants
 
     def reset(self) -> None:
         """Forgets the statistics recorded since the last call."""
@@ -367,7 +367,7 @@ class BNStatisticsPrior:
         self._patched = []
         self._records = []
         self._plans = {}
-        self._affines = {}
+        self._constants = {}
 
     def __enter__(self) -> 'BNStatisticsPrior':
         return self
