@@ -18,6 +18,10 @@ Examples::
         --rows supervised kd_real
     # what would run
     python tools/benchmark_datafree.py --dry-run
+    # the students' own schedules (results/digits_datafree_full.json); a
+    # row killed midway continues from its last epoch when run again
+    python tools/benchmark_datafree.py --profile full --pairs yolov3 \
+        --rows teacher kd_synth_online
     # the main job of `make demo`: the YOLOv3 teacher and the student
     # distilled from it on the fly, without any training image
     python tools/benchmark_datafree.py --pairs yolov3 \
@@ -52,11 +56,15 @@ def parse_args(argv=None):
                         default=list(ROWS), help='rows to run')
     parser.add_argument('--work-dir', default='work_dirs/datafree',
                         help='root of the rows\' work dirs')
-    parser.add_argument('--out', default='results/digits_datafree.json',
+    parser.add_argument('--out',
                         help='results json; its rows that the work dir has '
-                        'not finished (run elsewhere) are kept')
-    parser.add_argument('--plot', default='results/digits_datafree.png',
-                        help='bar plot of mAP@0.5 per row')
+                        'not finished (run elsewhere) are kept (default: '
+                        'results/digits_datafree.json for the quick '
+                        'profile, results/digits_datafree_full.json for '
+                        'the full one)')
+    parser.add_argument('--plot',
+                        help='bar plot of mAP@0.5 per row (default: the '
+                        'json\'s path with .png)')
     parser.add_argument('--force', action='store_true',
                         help='rerun rows that are done (a row\'s previous work '
                         'dir is moved to <row>.prev)')
@@ -65,7 +73,13 @@ def parse_args(argv=None):
                         'live; it always goes to <row>/<step>.out')
     parser.add_argument('--dry-run', action='store_true',
                         help='print the commands of each row and exit')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.out is None:
+        suffix = '' if args.profile == 'quick' else f'_{args.profile}'
+        args.out = f'results/digits_datafree{suffix}.json'
+    if args.plot is None:
+        args.plot = osp.splitext(args.out)[0] + '.png'
+    return args
 
 
 def git_commit(outputs: Sequence[str] = ()) -> str:

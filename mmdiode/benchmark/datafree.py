@@ -32,6 +32,16 @@ Each row runs the repository's own tools in a subprocess (the commands a
 user would type) and stores ``row.json`` in its work dir, so an interrupted
 benchmark continues where it stopped and the rows of one profile can be run
 in several sittings.
+
+An interrupted row continues too (a full-profile row takes hours on 2 CPU
+cores): training saves a checkpoint every ``Profile.checkpoint_interval``
+epochs and keeps them all, and a row whose ``train/last_checkpoint`` exists
+resumes from it (``tools/train.py --resume``; the online row's replay pool
+and layout counter come back with it, see ``DeepInversionHook``); an offline
+set continues itself (``tools/synthesize.py``). The wall time of every
+sitting is added up in ``seconds.json``, so ``seconds`` counts them all.
+Decision: the epoch checkpoints are kept (a few MB each, the teacher is not
+in them) so that checkpoint selection can be studied on one run.
 """
 import json
 import os
@@ -149,11 +159,14 @@ class Profile:
             which the set is repeated up to).
         online (dict): ``DeepInversionHook`` overrides of the online row,
             per pair.
+        checkpoint_interval (int): Epochs between the training checkpoints
+            a row resumes from (all are kept). Defaults to 1.
     """
     name: str
     epochs: Dict[str, int]
     synth_images: int
     online: Dict[str, Dict[str, object]] = field(default_factory=dict)
+    checkpoint_interval: int = 1
 
 
 PROFILES = {
@@ -192,7 +205,9 @@ PROFILES = {
 REAL_TRAIN_IMAGES = 3000
 
 
-def set_epochs(cfg: Config, epochs: int) -> None:
+def set_epochs(cfg: Config,
+               epochs: int,
+               checkpoint_interval: Optional[int] = None) -> None:
     """Shortens or lengthens a config's epoch-based schedule in place.
 
     Sets ``train_cfg.max_epochs`` and moves every scheduler bound (``end``,
@@ -201,9 +216,15 @@ def set_epochs(cfg: Config, epochs: int) -> None:
     Args:
         cfg (Config): A config with an epoch-based ``train_cfg``.
         epochs (int): The new number of epochs (>= 1).
+        checkpoint_interval (int, optional): Epochs between checkpoints,
+            every one kept (``max_keep_ckpts=-1``). Defaults to None: one
+            checkpoint, at the end.
     """
     if epochs < 1:
         raise ValueError(f'epochs must be >= 1, got {epochs}')
+    if checkpoint_interval is not None and checkpoint_interval < 1:
+        raise ValueError(f'checkpoint_interval must be >= 1, got '
+                         f'{checkpoint_interval}')
     old = cfg.train_cfg.max_epochs
     cfg.train_cfg.max_epochs = epochs
     cfg.train_cfg.val_interval = epochs
@@ -213,7 +234,11 @@ def set_epochs(cfg: Config, epochs: int) -> None:
                 scheduler[key] = epochs
     checkpoint = cfg.get('default_hooks', {}).get('checkpoint')
     if checkpoint is not None:
-        checkpoint.interval = epochs
+        if checkpoint_interval is None:
+            checkpoint.interval = epochs
+        else:
+            checkpoint.interval = checkpoint_interval
+            checkpoint.max_keep_ckpts = -1
 
 
 @dataclass
@@ -293,19 +318,26 @@ class DatafreeBenchmark:
                 shutil.rmtree(previous)
             os.replace(row_dir, previous)
             self.log(f'[{pair.name}/{row}] previous run moved to {previous}')
+        elif osp.isdir(row_dir):
+            for line in self.describe_progress(pair, row):
+                self.log(f'[{pair.name}/{row}] resuming: {line}')
         os.makedirs(row_dir, exist_ok=True)
         plan = self.plan(pair, row)
-        seconds = 0.0
         if plan.synth_cmd is not None:
-            seconds += self._run(pair, row, 'synthesize', plan.synth_cmd)
+            self._run(pair, row, 'synthesize', plan.synth_cmd)
         checkpoint = pair.teacher_checkpoint
         if plan.train_config is not None:
-            config = self._scheduled_config(pair, row, plan)
-            seconds += self._run(pair, row, 'train', [
-                'tools/train.py', config, '--work-dir',
-                osp.join(row_dir, 'train')
-            ])
-            checkpoint = self._last_checkpoint(osp.join(row_dir, 'train'))
+            train_dir = osp.join(row_dir, 'train')
+            if not self._training_finished(pair, train_dir):
+                config = self._scheduled_config(pair, row, plan)
+                resume = ['--resume'] if self._last_checkpoint(
+                    train_dir) is not None else []
+                self._run(pair, row, 'train', [
+                    'tools/train.py', config, '--work-dir', train_dir
+                ] + resume)
+            checkpoint = self._last_checkpoint(train_dir)
+            seconds = sum(v for k, v in self.step_seconds(pair, row).items()
+                          if k != 'test')
         else:
             seconds = teacher_training_seconds(pair.teacher_work_dir)
         metrics = self._test(pair, row, plan.test_config, checkpoint)
@@ -322,6 +354,40 @@ class DatafreeBenchmark:
         dump_json_atomic(result, osp.join(row_dir, 'row.json'))
         self.log(f'[{pair.name}/{row}] {result}')
         return result
+
+    def step_seconds(self, pair: Pair, row: str) -> Dict[str, float]:
+        """Wall seconds spent so far per step of a row (all sittings)."""
+        path = osp.join(self.row_dir(pair, row), 'seconds.json')
+        if not osp.isfile(path):
+            return {}
+        with open(path, encoding='utf-8') as f:
+            return json.load(f)
+
+    def describe_progress(self, pair: Pair, row: str) -> List[str]:
+        """What an unfinished row's work dir already holds, one line each
+        (what a rerun of the row continues from)."""
+        row_dir = self.row_dir(pair, row)
+        lines = []
+        data = osp.join(row_dir, 'data', 'annotations.json')
+        if osp.isfile(data):
+            lines.append(f'offline set {osp.dirname(data)} is complete')
+        elif osp.isdir(osp.join(row_dir, 'data')):
+            lines.append(f'offline set {osp.join(row_dir, "data")} is '
+                         'continued by tools/synthesize.py')
+        pool = osp.join(row_dir, 'pool')
+        if osp.isdir(pool):
+            lines.append(f'replay pool {pool}: {count_pool_images(pool)} '
+                         'images synthesized so far')
+        train_dir = osp.join(row_dir, 'train')
+        last = self._last_checkpoint(train_dir)
+        if last is not None:
+            lines.append(f'training from {last} (epoch '
+                         f'{checkpoint_epoch(last)} of '
+                         f'{self.profile.epochs[pair.name]})')
+        spent = sum(self.step_seconds(pair, row).values())
+        if spent:
+            lines.append(f'{spent / 60:.1f} min spent in earlier sittings')
+        return lines or ['nothing kept from the earlier start; from scratch']
 
     def plan(self, pair: Pair, row: str) -> RowPlan:
         """The commands of a row (nothing is run)."""
@@ -381,19 +447,25 @@ class DatafreeBenchmark:
         cfg.merge_from_dict(plan.train_options)
         if cfg.model.type == 'KDDetector':
             cfg.model.teacher.checkpoint = pair.teacher_checkpoint
-        set_epochs(cfg, self.profile.epochs[pair.name])
+        set_epochs(cfg, self.profile.epochs[pair.name],
+                   self.profile.checkpoint_interval)
         path = osp.join(self.row_dir(pair, row), f'{row}.py')
         cfg.dump(path)
         return path
 
     def _run(self, pair: Pair, row: str, step: str, args: List[str]) -> float:
-        """Runs one tool; its output goes to ``<step>.out``. Returns the
-        wall time in seconds."""
+        """Runs one tool; its output is appended to ``<step>.out`` (every
+        sitting's). Returns the wall time in seconds, which is also added
+        to the step's total in ``seconds.json`` as it runs."""
         out = osp.join(self.row_dir(pair, row), f'{step}.out')
         self.log(f'[{pair.name}/{row}] {step}: {" ".join(args)} '
                  f'(log: {out})')
+        earlier = self.step_seconds(pair, row).get(step, 0.0)
         start = time.perf_counter()
-        with open(out, 'w', encoding='utf-8') as f:
+        saved = start
+        with open(out, 'a', encoding='utf-8') as f:
+            stamp = datetime.now().strftime('%Y-%m-%d %H:%M:%S')
+            f.write(f'### {" ".join(args)} ({stamp})\n')
             # Unbuffered: progress bars and log lines arrive as they happen.
             proc = subprocess.Popen([self.python] + args,
                                     stdout=subprocess.PIPE,
@@ -407,8 +479,13 @@ class DatafreeBenchmark:
                 if self.stream:
                     sys.stdout.write(line)
                     sys.stdout.flush()
+                if time.perf_counter() - saved > 30:  # survives a kill
+                    saved = time.perf_counter()
+                    self._save_seconds(pair, row, step,
+                                       earlier + saved - start)
             proc.wait()
         seconds = time.perf_counter() - start
+        self._save_seconds(pair, row, step, earlier + seconds)
         if proc.returncode != 0:
             raise RuntimeError(f'[{pair.name}/{row}] {step} failed (exit '
                                f'{proc.returncode}); see {out}')
@@ -428,11 +505,33 @@ class DatafreeBenchmark:
             raise RuntimeError(f'no metrics_json= line in {out}')
         return json.loads(lines[-1][len('metrics_json='):])
 
+    def _save_seconds(self, pair: Pair, row: str, step: str,
+                      seconds: float) -> None:
+        totals = dict(self.step_seconds(pair, row), **{step: seconds})
+        dump_json_atomic(totals,
+                         osp.join(self.row_dir(pair, row), 'seconds.json'))
+
+    def _training_finished(self, pair: Pair, work_dir: str) -> bool:
+        last = self._last_checkpoint(work_dir)
+        return last is not None and checkpoint_epoch(
+            last) >= self.profile.epochs[pair.name]
+
     @staticmethod
-    def _last_checkpoint(work_dir: str) -> str:
-        with open(osp.join(work_dir, 'last_checkpoint'),
-                  encoding='utf-8') as f:
-            return f.read().strip()
+    def _last_checkpoint(work_dir: str) -> Optional[str]:
+        """The checkpoint mmengine's ``last_checkpoint`` file names, or None
+        when training saved none (or it was deleted)."""
+        path = osp.join(work_dir, 'last_checkpoint')
+        if not osp.isfile(path):
+            return None
+        with open(path, encoding='utf-8') as f:
+            checkpoint = f.read().strip()
+        return checkpoint if osp.isfile(checkpoint) else None
+
+
+def checkpoint_epoch(path: str) -> int:
+    """The epoch of an mmengine ``epoch_N.pth`` checkpoint (0 otherwise)."""
+    match = re.fullmatch(r'epoch_(\d+)\.pth', osp.basename(path))
+    return int(match.group(1)) if match else 0
 
 
 def train_set_key(config: str, dataset_type: str) -> str:

@@ -19,28 +19,41 @@ from matplotlib.figure import Figure
 def results_table(results: Dict) -> str:
     """A markdown table: one line per (pair, row) with its numbers.
 
-    ``kd_real %`` is the row's mAP@0.5 relative to the pair's ``kd_real``
-    row (the targets of the data-free rows are stated that way). Rows are
+    ``% of teacher`` and ``% of kd_real`` are the row's mAP@0.5 relative to
+    the pair's ``teacher`` and ``kd_real`` rows (the targets of the
+    data-free rows are stated that way). Rows are
     run one by one, often on different commits, so each line names the
     commit its row ran on; the heading names the commit that wrote the json.
     """
     lines = [
         f"json written at commit {results.get('commit')}, profile "
         f"{results.get('profile')}", '',
-        '| pair | row | mAP | mAP@0.5 | % of kd_real mAP@0.5 | images '
-        '| minutes | commit |', '|---|---|---|---|---|---|---|---|'
+        '| pair | row | mAP | mAP@0.5 | % of teacher mAP@0.5 '
+        '| % of kd_real mAP@0.5 | images | minutes | commit |',
+        '|---|---|---|---|---|---|---|---|---|'
     ]
     for pair, rows in results.get('pairs', {}).items():
-        ref = rows.get('kd_real', {}).get('map50')
+        teacher = rows.get('teacher', {}).get('map50')
+        kd_real = rows.get('kd_real', {}).get('map50')
         for row, r in rows.items():
-            share = (f"{100 * r['map50'] / ref:.0f} %"
-                     if ref and row != 'teacher' else '')
+            of_teacher = _share(r['map50'], teacher, row == 'teacher')
+            of_kd_real = _share(r['map50'], kd_real,
+                                row in ('teacher', 'kd_real'))
             minutes = ('' if r.get('seconds') is None else
                        f"{r['seconds'] / 60:.1f}")
             lines.append(f"| {pair} | {row} | {r['map']:.3f} | "
-                         f"{r['map50']:.3f} | {share} | {r['images']} | "
-                         f"{minutes} | {str(r.get('commit', ''))[:7]} |")
+                         f"{r['map50']:.3f} | {of_teacher} | {of_kd_real} | "
+                         f"{r['images']} | {minutes} | "
+                         f"{str(r.get('commit', ''))[:7]} |")
     return '\n'.join(lines)
+
+
+def _share(value: float, reference, is_reference: bool) -> str:
+    """``value`` as a percentage of ``reference`` ('' for the reference
+    row itself or without one)."""
+    if not reference or is_reference:
+        return ''
+    return f'{100 * value / reference:.0f} %'
 
 
 def plot_datafree_results(results: Dict, path: str) -> None:

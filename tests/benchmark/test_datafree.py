@@ -97,8 +97,9 @@ def test_results_json_table_and_plot(tmp_path):
         'teacher', 'kd_real', 'kd_synth_offline'
     ]
     table = results_table(results)
-    assert ('| yolov3 | kd_synth_offline | 0.300 | 0.600 | 75 % | 10 | 1.0 | '
-            'abcdef0 |') in table
+    assert ('| yolov3 | kd_synth_offline | 0.300 | 0.600 | 67 % | 75 % | 10 '
+            '| 1.0 | abcdef0 |') in table
+    assert '| yolov3 | teacher | 0.450 | 0.900 |  |  | 10 |' in table
     png = tmp_path / 'plot.png'
     plot_datafree_results(results, str(png))
     assert png.read_bytes()[:4] == b'\x89PNG'
@@ -191,3 +192,76 @@ def test_offline_and_online_rows_synthesize_with_one_recipe(pair):
     offline_layout = dict(synth_cfg.layout_sampler)
     offline_layout.pop('img_size')
     assert online_layout == offline_layout
+
+
+# A stand-in for the interpreter of the row's tools: `train.py` saves one
+# epoch checkpoint per run and then "dies" (exit 3) unless it reaches the
+# last epoch; `test.py` prints the metrics line. Every call is logged.
+FAKE_TOOLS = r"""#!/usr/bin/env python3
+import json, os, sys
+tool, args = sys.argv[1], sys.argv[2:]
+with open(os.environ['FAKE_LOG'], 'a') as f:
+    f.write(json.dumps([os.path.basename(tool)] + args) + '\n')
+if tool.endswith('train.py'):
+    work = args[args.index('--work-dir') + 1]
+    os.makedirs(work, exist_ok=True)
+    last = os.path.join(work, 'last_checkpoint')
+    epoch = 0
+    if '--resume' in args:
+        epoch = int(open(last).read().strip().rsplit('_', 1)[1][:-4])
+    epoch += 1
+    ckpt = os.path.join(work, f'epoch_{epoch}.pth')
+    open(ckpt, 'w').close()
+    open(last, 'w').write(ckpt)
+    print(f'epoch {epoch}', flush=True)
+    sys.exit(0 if epoch >= int(os.environ['FAKE_EPOCHS']) else 3)
+if tool.endswith('test.py'):
+    print('metrics_json=' + json.dumps({'coco/bbox_mAP': 0.25,
+                                        'coco/bbox_mAP_50': 0.5}))
+"""
+
+
+def test_interrupted_row_resumes_training_and_adds_up_its_time(
+        tmp_path, monkeypatch):
+    """A row killed during training continues from its last checkpoint
+    (--resume), says what it resumes, keeps every sitting's log, and its
+    seconds count all sittings."""
+    import os
+    fake = tmp_path / 'fake_python'
+    fake.write_text(FAKE_TOOLS)
+    fake.chmod(0o755)
+    calls = tmp_path / 'calls.jsonl'
+    monkeypatch.setenv('FAKE_LOG', str(calls))
+    monkeypatch.setenv('FAKE_EPOCHS', '3')
+    profile = PROFILES['quick']
+    profile = type(profile)(name='quick', epochs=dict(yolov3=3),
+                            synth_images=200)
+    messages = []
+    bench = DatafreeBenchmark(profile, str(tmp_path / 'work'),
+                              python=str(fake), log=messages.append,
+                              commit='abc')
+    pair = PAIRS['yolov3']
+    for sitting in (1, 2):
+        with pytest.raises(RuntimeError, match='train failed'):
+            bench.run_row(pair, 'kd_real')
+    result = bench.run_row(pair, 'kd_real')
+    assert (result['map'], result['map50']) == (0.25, 0.5)
+    trains = [json.loads(line) for line in calls.read_text().splitlines()
+              if 'train.py' in line]
+    assert ['--resume' in call for call in trains] == [False, True, True]
+    resumed = [m for m in messages if 'resuming: training from' in m]
+    assert len(resumed) == 2 and resumed[-1].endswith('(epoch 2 of 3)')
+    row_dir = bench.row_dir(pair, 'kd_real')
+    log = open(osp.join(row_dir, 'train.out')).read()
+    assert [f'epoch {k}' in log for k in (1, 2, 3)] == [True] * 3
+    spent = json.load(open(osp.join(row_dir, 'seconds.json')))
+    assert result['seconds'] == pytest.approx(spent['train'], abs=0.1)
+    # The row's config keeps every epoch's checkpoint.
+    cfg = Config.fromfile(osp.join(row_dir, 'kd_real.py'))
+    assert (cfg.default_hooks.checkpoint.interval,
+            cfg.default_hooks.checkpoint.max_keep_ckpts) == (1, -1)
+    # Finished training is not run again when only the test was missing.
+    os.remove(osp.join(row_dir, 'row.json'))
+    bench.run_row(pair, 'kd_real')
+    assert sum('train.py' in line
+               for line in calls.read_text().splitlines()) == 3
