@@ -20,7 +20,9 @@ A synthesis config holds::
                    classes=None)          # None: from checkpoint or config
     layout_sampler = dict(type='BoxLayoutSampler', img_size=128, ...)
     synthesizer = dict(type='DeepInversion', stages=[...], ...)
-    synthesis = dict(num_images=1000, batch_size=16, seed=0, max_retries=2)
+    synthesis = dict(num_images=1000, batch_size=16, seed=0, max_retries=2,
+                     teacher_labels=None)  # dict(score_thr=0.3): also
+                     # write teacher_annotations.json (teacher agreement)
     vis_backends = [dict(type='LocalVisBackend'),
                     dict(type='TensorboardVisBackend')]
 """
@@ -41,13 +43,13 @@ from mmengine.visualization import Visualizer
 from torch import nn
 
 from mmdiode.datasets import Layout, SyntheticCocoWriter
-from mmdiode.evaluation import fidelity_report
+from mmdiode.evaluation import fidelity_report, write_teacher_annotations
 from mmdiode.models.detectors.kd_detector import build_frozen_teacher
 from mmdiode.utils.seeding import derive_seed
 from mmdiode.visualization import coco_grid
 
 SYNTHESIS_DEFAULTS = dict(num_images=1000, batch_size=16, seed=0,
-                          max_retries=2)
+                          max_retries=2, teacher_labels=None)
 
 
 def build_teacher(teacher_cfg: dict,
@@ -193,6 +195,12 @@ class SynthesisJob:
                 'fidelity: BN prior {initial:.1f} on initial noise -> '
                 '{final:.1f} on the written images ({drop:.1f}x drop)'.format(
                     **report['bn_prior']))
+        if self.job['teacher_labels'] is not None:
+            path = write_teacher_annotations(
+                self.teacher, self.out_dir,
+                batch_size=self.job['batch_size'], device=str(self.device),
+                **self.job['teacher_labels'])
+            self.logger.info(f'wrote {path} (the teacher\'s detections)')
         return report
 
     def write_grid(self, num: int = 32) -> str:

@@ -87,8 +87,20 @@ def plot_datafree_results(results: Dict, path: str) -> None:
                  f"{results.get('profile')}, commit "
                  f"{str(results.get('commit'))[:12]}", fontsize=10)
     fig.tight_layout()
+    save_png_atomic(fig, path)
+
+
+def save_png_atomic(fig: Figure, path: str, dpi: int = 90) -> None:
+    """Writes a figure as PNG under a temporary name, then renames it, so
+    an earlier plot is never left half-written.
+
+    Args:
+        fig (Figure): A matplotlib figure with an Agg canvas.
+        path (str): PNG to write; its folder is created.
+        dpi (int): Resolution. Defaults to 90.
+    """
     os.makedirs(osp.dirname(path) or '.', exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=osp.dirname(path) or '.', suffix='.png')
     os.close(fd)
-    fig.savefig(tmp, format='png', dpi=90)
+    fig.savefig(tmp, format='png', dpi=dpi)
     os.replace(tmp, path)

@@ -178,3 +178,39 @@ def test_bad_input_gives_one_clear_error(setup, tmp_path):
     r = synthesize(cfg, tmp_path / 'o', tmp_path / 'w',
                    ['--teacher-ckpt', str(bad)])
     assert r.returncode == 2 and 'cannot load checkpoint' in r.stderr
+
+
+def test_teacher_labels_write_the_teachers_detections(setup, tmp_path):
+    """synthesis.teacher_labels: beside the targets, the teacher's own
+    detections on the written images (the teacher-agreement set), the same
+    as write_teacher_annotations computes on those images."""
+    _, cfg, _, _ = setup
+    labelled = tmp_path / 'labelled.py'
+    labelled.write_text(cfg.read_text() + (
+        "synthesis = dict(num_images=4, batch_size=2, seed=1000,\n"
+        "                 teacher_labels=dict(score_thr=0.2))\n"))
+    out = tmp_path / 'agreement'
+    r = synthesize(labelled, out, tmp_path / 'work')
+    assert r.returncode == 0, r.stderr[-3000:]
+    with open(out / 'teacher_annotations.json') as f:
+        written = json.load(f)
+    assert written['images'] == load(out)['images']
+    assert written['info']['score_thr'] == 0.2
+    assert all(a['score'] >= 0.2 for a in written['annotations'])
+    from mmdet.registry import MODELS
+    from mmengine.config import ConfigDict
+    from mmdiode.evaluation import write_teacher_annotations
+    teacher = MODELS.build(ConfigDict(tiny_yolov3(num_classes=3)))
+    ckpt = torch.load(setup[0] / 'teacher.pth', weights_only=False)
+    teacher.load_state_dict(ckpt['state_dict'])
+    again = write_teacher_annotations(teacher, str(out),
+                                      out_file='again.json', score_thr=0.2)
+    with open(again) as f:
+        expected = json.load(f)['annotations']
+    # Equal up to float rounding (the tool ran with one thread).
+    assert len(expected) == len(written['annotations']) > 0
+    for a, b in zip(written['annotations'], expected):
+        assert (a['id'], a['image_id'], a['category_id']) == (
+            b['id'], b['image_id'], b['category_id'])
+        assert a['bbox'] == pytest.approx(b['bbox'], abs=1e-3)
+        assert a['score'] == pytest.approx(b['score'], abs=1e-5)

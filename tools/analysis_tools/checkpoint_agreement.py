@@ -1,0 +1,203 @@
+#!/usr/bin/env python
+"""Does teacher agreement pick the checkpoint the real test split would?
+
+Scores every epoch checkpoint of one training run twice with the Runner's
+own test loop: on the real test split (the config's ``test_dataloader`` /
+``test_evaluator``) and on a teacher-agreement set (images synthesized from
+the teacher alone, annotated with its detections; see
+``mmdiode.evaluation.teacher_agreement``). Reports the Spearman rank
+correlation of the two scores over the checkpoints, how far (real test
+mAP@0.5) the checkpoint that agreement picks is from the best one, and the
+agreement validation's cost per epoch against the run's training time per
+epoch. Writes one pair's entry of the results json (other pairs are kept)
+and a scatter plot::
+
+    python tools/analysis_tools/checkpoint_agreement.py \\
+        work_dirs/datafree/full/yolov3/kd_synth_online/kd_synth_online.py \\
+        work_dirs/datafree/full/yolov3/kd_synth_online/train \\
+        --agreement data/digits_agreement_yolov3 --pair yolov3 \\
+        --out results/datafree_validation.json
+"""
+import argparse
+import glob
+import json
+import os.path as osp
+import re
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
+    osp.abspath(__file__)))))
+
+import mmdiode  # noqa: E402,F401
+from mmdiode.utils import ConfigError, load_config  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config', help='the run\'s training config')
+    parser.add_argument('work_dir', help='the run\'s work dir (epoch_N.pth)')
+    parser.add_argument('--agreement', required=True,
+                        help='teacher-agreement set (teacher_annotations.json)')
+    parser.add_argument('--pair', required=True,
+                        help='key of this run in the results json')
+    parser.add_argument('--train-seconds', type=float,
+                        help='the run\'s training wall time, for the cost '
+                        'ratio (default: from seconds.json beside the work '
+                        'dir)')
+    parser.add_argument('--every', type=int, default=1,
+                        help='score every n-th checkpoint (default: all)')
+    parser.add_argument('--out', default='results/datafree_validation.json')
+    parser.add_argument('--plot', help='scatter plot (default: the json\'s '
+                        'path with .png)')
+    args = parser.parse_args(argv)
+    args.plot = args.plot or osp.splitext(args.out)[0] + '.png'
+    return args
+
+
+def epoch_checkpoints(work_dir: str):
+    """``(epoch, path)`` of every ``epoch_N.pth``, in epoch order."""
+    found = []
+    for path in glob.glob(osp.join(work_dir, 'epoch_*.pth')):
+        match = re.fullmatch(r'epoch_(\d+)\.pth', osp.basename(path))
+        if match:
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def build_runner(cfg, agreement_root: str):
+    """A Runner of the config (no custom hooks, no training) and the two
+    test loops: real test split and teacher agreement."""
+    from mmengine.config import Config
+    from mmengine.runner import Runner, TestLoop
+    cfg = Config(cfg.to_dict())
+    cfg.custom_hooks = []  # synthesis and teacher logging: not needed here
+    cfg.work_dir = osp.join('work_dirs', 'checkpoint_agreement')
+    cfg.load_from, cfg.resume = None, False
+    agreement = Config.fromfile(
+        'configs/digits/_base_/datafree_agreement_val.py')
+    agreement.val_dataloader.dataset.data_root = agreement_root
+    agreement.val_evaluator.ann_file = osp.join(agreement_root,
+                                                'teacher_annotations.json')
+    for setting in (agreement.val_dataloader, agreement.val_evaluator):
+        setting.pop('_delete_', None)  # a merge key: the file stands alone
+    runner = Runner.from_cfg(cfg)
+    real = TestLoop(runner, cfg.test_dataloader, cfg.test_evaluator)
+    synthetic = TestLoop(runner, agreement.val_dataloader.to_dict(),
+                         agreement.val_evaluator.to_dict())
+    return runner, real, synthetic
+
+
+def spearman(a, b) -> float:
+    """Spearman's rank correlation of two equally long sequences."""
+    from scipy.stats import spearmanr
+    return float(spearmanr(a, b).statistic)
+
+
+def train_seconds_of(work_dir: str):
+    path = osp.join(osp.dirname(osp.abspath(work_dir)), 'seconds.json')
+    if not osp.isfile(path):
+        return None
+    with open(path, encoding='utf-8') as f:
+        return json.load(f).get('train')
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(['git', 'rev-parse', 'HEAD'],
+                              capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return 'unknown'
+
+
+def plot(results: dict, path: str) -> None:
+    """Real test mAP@0.5 against agreement mAP@0.5, one panel per pair."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    pairs = list(results['pairs'].items())
+    fig = Figure(figsize=(4.5 * len(pairs), 4))
+    FigureCanvasAgg(fig)
+    for index, (name, entry) in enumerate(pairs, 1):
+        ax = fig.add_subplot(1, len(pairs), index)
+        rows = entry['rows']
+        x = [r['agreement_map50'] for r in rows]
+        y = [r['test_map50'] for r in rows]
+        ax.scatter(x, y, c=[r['epoch'] for r in rows], cmap='viridis')
+        for r in rows:
+            ax.annotate(str(r['epoch']),
+                        (r['agreement_map50'], r['test_map50']), fontsize=7)
+        ax.set_xlabel('teacher agreement mAP@0.5 (synthetic, no real data)')
+        ax.set_ylabel('real test split mAP@0.5')
+        ax.set_title(f"{name}: Spearman {entry['spearman']:.2f}, pick gap "
+                     f"{entry['best_gap_map50']:.3f}", fontsize=9)
+    fig.tight_layout()
+    from mmdiode.visualization.results import save_png_atomic
+    save_png_atomic(fig, path)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    ann = osp.join(args.agreement, 'teacher_annotations.json')
+    checkpoints = epoch_checkpoints(args.work_dir)[::-1][::args.every][::-1]
+    try:
+        if not osp.isfile(ann):
+            raise ConfigError(f'{ann} not found: make the set with '
+                              'tools/synthesize.py and a '
+                              'synth_*_agreement.py config')
+        if len(checkpoints) < 2:
+            raise ConfigError(f'{args.work_dir}: fewer than 2 epoch_N.pth '
+                              'checkpoints to compare')
+        cfg = load_config(args.config)
+    except ConfigError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+    from mmdiode.datasets.synthetic_coco import dump_json_atomic
+    runner, real, synthetic = build_runner(cfg, args.agreement)
+    rows, agreement_seconds = [], []
+    for epoch, path in checkpoints:
+        runner.load_checkpoint(path)
+        test = real.run()
+        start = time.perf_counter()
+        agree = synthetic.run()
+        agreement_seconds.append(time.perf_counter() - start)
+        rows.append(dict(epoch=epoch,
+                         test_map=test['coco/bbox_mAP'],
+                         test_map50=test['coco/bbox_mAP_50'],
+                         agreement_map=agree['agreement/bbox_mAP'],
+                         agreement_map50=agree['agreement/bbox_mAP_50']))
+        print(f'checkpoint_agreement: {json.dumps(rows[-1])}', flush=True)
+    picked = max(rows, key=lambda r: (r['agreement_map50'], r['epoch']))
+    best = max(r['test_map50'] for r in rows)
+    train_seconds = args.train_seconds or train_seconds_of(args.work_dir)
+    epochs = cfg.train_cfg.max_epochs
+    per_epoch = sum(agreement_seconds) / len(agreement_seconds)
+    entry = dict(
+        spearman=spearman([r['agreement_map50'] for r in rows],
+                          [r['test_map50'] for r in rows]),
+        best_gap_map50=round(best - picked['test_map50'], 4),
+        checkpoints=len(rows),
+        picked_epoch=picked['epoch'],
+        agreement_seconds_per_epoch=round(per_epoch, 2),
+        # Validating every epoch on the agreement set, against training.
+        val_cost_ratio=(None if not train_seconds else
+                        round(per_epoch * epochs / train_seconds, 4)),
+        rows=rows)
+    results = dict(commit=git_commit(), pairs={})
+    if osp.isfile(args.out):
+        with open(args.out, encoding='utf-8') as f:
+            results['pairs'] = json.load(f).get('pairs', {})
+    results['pairs'][args.pair] = entry
+    dump_json_atomic(results, args.out)
+    plot(results, args.plot)
+    print(f"spearman={entry['spearman']:.3f} best_gap_map50="
+          f"{entry['best_gap_map50']:.3f} checkpoints={len(rows)} "
+          f"picked_epoch={picked['epoch']} val_cost_ratio="
+          f"{entry['val_cost_ratio']}")
+    print(f'results: {args.out}, plot: {args.plot}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
