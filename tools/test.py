@@ -18,7 +18,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import mmdiode  # noqa: E402,F401
 from mmdiode.utils import (CheckpointError, ConfigError, default_work_dir,  # noqa
-                           load_checkpoint_file, load_config)
+                           check_checkpoint_fits, load_checkpoint_file,
+                           load_config)
 from mmdiode.utils.dist import destroy_dist, setup_cpu_distributed  # noqa
 from mmengine.config import DictAction  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
@@ -36,6 +37,10 @@ def parse_args(argv=None):
     parser.add_argument('--show-dir',
                         help='dir (inside the work dir) to save drawings')
     parser.add_argument('--wait-time', type=float, default=2)
+    parser.add_argument('--allow-partial', action='store_true',
+                        help='evaluate even if the checkpoint leaves some of '
+                        'the model\'s tensors unloaded (refused by default: '
+                        'it is then a checkpoint of another model)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings in the config, key=value')
     parser.add_argument('--launcher',
@@ -62,10 +67,16 @@ def enable_visualization(cfg, args):
         hooks.visualization.test_out_dir = args.show_dir
 
 
-def run_test(cfg, args) -> dict:
-    """Builds the Runner, adds --out's dump, and runs the test loop."""
+def run_test(cfg, args, state_dict: dict) -> dict:
+    """Builds the Runner, checks that the checkpoint fits its model, adds
+    --out's dump, and runs the test loop."""
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else \
         Runner.from_cfg(cfg)
+    if not args.allow_partial:
+        model = runner.model
+        check_checkpoint_fits(
+            getattr(model, 'module', model), state_dict, args.checkpoint,
+            hint=f' than {args.config}; --allow-partial evaluates it anyway')
     if args.out is not None:
         from mmdet.evaluation import DumpDetResults
         runner.test_evaluator.metrics.append(
@@ -80,7 +91,8 @@ def main(argv=None) -> int:
                                                            '.pickle')):
             raise ConfigError('--out must end with .pkl or .pickle')
         cfg = load_config(args.config, args.cfg_options)
-        load_checkpoint_file(args.checkpoint)  # a clear error before building
+        # A clear error before building.
+        ckpt = load_checkpoint_file(args.checkpoint)
         cfg.launcher = args.launcher
         cfg.work_dir = args.work_dir or cfg.get('work_dir') or \
             default_work_dir(args.config)
@@ -92,7 +104,10 @@ def main(argv=None) -> int:
         print(f'error: {e}', file=sys.stderr)
         return 2
     try:
-        metrics = run_test(cfg, args)
+        metrics = run_test(cfg, args, ckpt.get('state_dict', ckpt))
+    except CheckpointError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
     finally:
         destroy_dist()  # the Runner, out of scope now, held the group
     # One machine-readable line, for scripts that collect results.

@@ -17,7 +17,9 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import mmdiode  # noqa: E402,F401  (registers components and safe globals)
-from mmdiode.utils import ConfigError, default_work_dir, load_config  # noqa
+from mmdiode.utils import (CheckpointError, ConfigError,  # noqa: E402
+                           check_checkpoint_fits, default_work_dir,
+                           load_checkpoint_file, load_config)
 from mmdiode.utils.dist import destroy_dist, setup_cpu_distributed  # noqa
 from mmengine.config import DictAction  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
@@ -37,6 +39,11 @@ def parse_args(argv=None):
         '--resume', nargs='?', type=str, const='auto',
         help='resume from the given checkpoint, or from the latest one in '
         'the work dir when no path is given')
+    parser.add_argument(
+        '--allow-partial', action='store_true',
+        help='start from a load_from checkpoint even if it fits fewer than '
+        'half of the model\'s tensors (refused by default: it is then a '
+        'checkpoint of another model)')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override settings in the config, key=value, e.g. '
@@ -80,10 +87,32 @@ def apply_args(cfg, args):
     return cfg
 
 
-def train(cfg) -> None:
+#: Least share of the model's tensors a ``load_from`` checkpoint must fit:
+#: fine-tuning with a new head (other classes) loads most of a model, a
+#: checkpoint of another architecture almost none of it.
+LOAD_FROM_MIN_FRACTION = 0.5
+
+
+def check_load_from(runner, cfg) -> None:
+    """Refuses a ``load_from`` checkpoint that fits too little of the model
+    (mmengine would only warn and train from random weights)."""
+    path = cfg.get('load_from')
+    if not path or cfg.get('resume') or '://' in path:
+        return
+    ckpt = load_checkpoint_file(path)
+    model = runner.model
+    check_checkpoint_fits(getattr(model, 'module', model),
+                          ckpt.get('state_dict', ckpt), f'load_from {path}',
+                          min_fraction=LOAD_FROM_MIN_FRACTION,
+                          hint='; --allow-partial starts from it anyway')
+
+
+def train(cfg, allow_partial: bool = False) -> None:
     """Builds the Runner of the config and trains."""
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else \
         Runner.from_cfg(cfg)
+    if not allow_partial:
+        check_load_from(runner, cfg)
     runner.train()
 
 
@@ -96,7 +125,10 @@ def main(argv=None) -> int:
         print(f'error: {e}', file=sys.stderr)
         return 2
     try:
-        train(cfg)
+        train(cfg, args.allow_partial)
+    except CheckpointError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
     finally:
         destroy_dist()  # the Runner, out of scope now, held the group
     return 0

@@ -17,7 +17,9 @@ allow-list, so mmdet's own tools work too once a config has
 import os
 import os.path as osp
 import tempfile
-from typing import Any, List
+from typing import Any, Dict, List, Mapping
+
+from torch import nn
 
 import numpy as np
 import torch
@@ -84,6 +86,59 @@ def load_checkpoint_file(path: str, map_location: str = 'cpu') -> dict:
         raise CheckpointError(
             f'checkpoint {path} holds a {type(ckpt).__name__}, not a dict')
     return ckpt
+
+
+def strip_module_prefix(state_dict: Mapping[str, Any]) -> Dict[str, Any]:
+    """Keys without DDP's ``module.`` prefix (as mmengine's loader does)."""
+    return {(k[len('module.'):] if k.startswith('module.') else k): v
+            for k, v in state_dict.items()}
+
+
+def check_checkpoint_fits(model: nn.Module,
+                          state_dict: Mapping[str, Any],
+                          source: str,
+                          min_fraction: float = 1.0,
+                          hint: str = '') -> int:
+    """Refuses a checkpoint that leaves the model (partly) unloaded.
+
+    mmengine's loader only warns about missing keys and shape mismatches,
+    so a checkpoint of another model loads "successfully" and a random
+    detector is evaluated or fine-tuned. This counts the model's tensors
+    (parameters and buffers) that the checkpoint gives with the same shape.
+
+    Args:
+        model (nn.Module): The built model (unwrapped from DDP).
+        state_dict (Mapping): The checkpoint's state dict.
+        source (str): How to name the checkpoint in the message.
+        min_fraction (float): Least share of the model's tensors that must
+            load, in (0, 1]. Defaults to 1.0 (all of them).
+        hint (str): Appended to the message (how to load a part on
+            purpose). Defaults to ''.
+
+    Returns:
+        int: How many of the model's tensors the checkpoint fits.
+
+    Raises:
+        CheckpointError: Fewer than ``min_fraction`` of them fit.
+    """
+    state_dict = strip_module_prefix(state_dict)
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state_dict]
+    reshaped = [
+        k for k in expected if k in state_dict
+        and tuple(getattr(state_dict[k], 'shape', ())) != tuple(
+            expected[k].shape)
+    ]
+    fitting = len(expected) - len(missing) - len(reshaped)
+    if fitting >= min_fraction * len(expected):
+        return fitting
+    unexpected = sum(k not in expected for k in state_dict)
+    first = (missing + reshaped)[0]
+    raise CheckpointError(
+        f'{source} fits {fitting} of the model\'s {len(expected)} tensors '
+        f'({len(missing)} missing, e.g. {first!r}; {len(reshaped)} of '
+        f'another shape; {unexpected} keys the model does not have): it is '
+        f'a checkpoint of another model or config{hint}')
 
 
 def save_checkpoint_atomic(checkpoint: dict, path: str) -> None:

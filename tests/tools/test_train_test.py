@@ -132,3 +132,33 @@ def test_dist_test_on_two_cpu_processes_scores_like_one(workspace):
         assert metrics.keys() == expected.keys()
         for key, value in expected.items():
             assert metrics[key] == pytest.approx(value, abs=1e-3), key
+
+
+def test_checkpoint_of_another_model_is_refused(workspace, tmp_path):
+    """mmengine only warns when a checkpoint leaves the model unloaded: a
+    random detector would be scored or fine-tuned. test.py, load_from and
+    the KD teacher refuse it with one line naming how much fits."""
+    yolo = osp.join(ROOT, 'checkpoints', 'digits_yolov3_teacher_fp16.pth')
+    opts = ['--cfg-options', 'test_dataloader.num_workers=0',
+            'test_dataloader.persistent_workers=False']
+    r = run([tool('test.py'), config('faster-rcnn_teacher.py'), yolo,
+             '--work-dir', str(tmp_path / 'w')] + opts, workspace)
+    assert r.returncode == 2, r.stderr[-3000:]
+    error, = [line for line in r.stderr.splitlines()
+              if line.startswith('error:')]
+    assert 'fits 0 of the model' in error and '--allow-partial' in error
+    assert 'metrics_json=' not in r.stdout
+    r = run([tool('train.py'), config('faster-rcnn_teacher.py'),
+             '--work-dir', str(tmp_path / 't'), '--cfg-options',
+             f'load_from={yolo}'] + FAST, workspace)
+    assert r.returncode == 2, r.stderr[-3000:]
+    assert f'error: load_from {yolo} fits 0 of the model' in r.stderr
+    assert not osp.exists(tmp_path / 't' / 'epoch_1.pth')
+    r = run([tool('train.py'), osp.join(ROOT, 'configs', 'digits',
+                                        'kd_faster-rcnn_hgd.py'),
+             '--work-dir', str(tmp_path / 'k'), '--cfg-options',
+             f'model.teacher.checkpoint={yolo}'] + FAST, workspace)
+    assert r.returncode == 2, r.stderr[-3000:]
+    error, = [line for line in r.stderr.splitlines()
+              if line.startswith('error:')]
+    assert f'teacher checkpoint {yolo} fits 0 of' in error

@@ -41,7 +41,9 @@ from mmengine.runner import CheckpointLoader, load_state_dict
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
-from mmdiode.utils import CheckpointError, load_checkpoint_file
+from mmdiode.utils import (CheckpointError, check_checkpoint_fits,
+                           load_checkpoint_file)
+from mmdiode.utils.checkpoint import strip_module_prefix
 from ..distill_base import BaseDistillLoss, DistillContext
 from .recorder import check_recording_names, record, split_recording_name
 from .teacher_input import (PixelNormalisation, map_to_teacher_inputs,
@@ -137,11 +139,10 @@ def load_teacher_weights(model: nn.Module,
         ckpt = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
     else:
         ckpt = load_checkpoint_file(checkpoint)
-    state_dict = ckpt.get('state_dict', ckpt)
-    state_dict = {
-        (k[len('module.'):] if k.startswith('module.') else k): v
-        for k, v in state_dict.items()
-    }
+    state_dict = strip_module_prefix(ckpt.get('state_dict', ckpt))
+    check_checkpoint_fits(model, state_dict,
+                          f'teacher checkpoint {checkpoint}',
+                          hint='; give one trained with the teacher config')
     try:
         load_state_dict(model, state_dict, strict=True)
     except RuntimeError as e:
