@@ -38,10 +38,11 @@ from typing import Sequence
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmdiode.benchmark.datafree import (PAIRS, PROFILES, ROWS,  # noqa: E402
-                                        DatafreeBenchmark, collect)
+                                        DatafreeBenchmark, collect,
+                                        scaling_points)
 from mmdiode.datasets.synthetic_coco import dump_json_atomic  # noqa: E402
 from mmdiode.visualization.results import (  # noqa: E402
-    plot_datafree_results, results_table)
+    plot_datafree_results, plot_scaling, results_table)
 
 
 def parse_args(argv=None):
@@ -65,6 +66,10 @@ def parse_args(argv=None):
     parser.add_argument('--plot',
                         help='bar plot of mAP@0.5 per row (default: the '
                         'json\'s path with .png)')
+    parser.add_argument('--scaling-out',
+                        default='results/digits_datafree_scaling.json',
+                        help='the scaling curve\'s json (profiles with '
+                        'scaling rows; YOLOv3), plot beside it as .png')
     parser.add_argument('--force', action='store_true',
                         help='rerun rows that are done (a row\'s previous work '
                         'dir is moved to <row>.prev)')
@@ -105,6 +110,23 @@ def git_commit(outputs: Sequence[str] = ()) -> str:
     return head + ('-dirty' if dirty else '')
 
 
+def write_scaling(bench: DatafreeBenchmark, results: dict, path: str,
+                  commit: str) -> None:
+    """The YOLOv3 scaling curve (json + plot), once it has a point."""
+    if not bench.profile.scaling:
+        return
+    points = scaling_points(bench, PAIRS['yolov3'])
+    if not points:
+        return
+    rows = results['pairs'].get('yolov3', {})
+    references = {row: rows[row]['map50'] for row in ('teacher', 'kd_real')
+                  if row in rows}
+    dump_json_atomic(dict(commit=commit, pair='yolov3',
+                          epochs=bench.profile.epochs['yolov3'],
+                          points=points, references_map50=references), path)
+    plot_scaling(points, references, osp.splitext(path)[0] + '.png')
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     commit = git_commit([args.out, args.plot])
@@ -112,7 +134,7 @@ def main(argv=None) -> int:
                               stream=args.stream, commit=commit)
     pairs = [PAIRS[name] for name in args.pairs]
     jobs = [(pair, row) for pair in pairs for row in args.rows
-            if row not in pair.skip]
+            if bench.applies(pair, row)]
     if args.dry_run:
         for pair, row in jobs:
             plan = bench.plan(pair, row)
@@ -133,6 +155,7 @@ def main(argv=None) -> int:
         results = collect(bench, list(PAIRS.values()), commit, previous)
         dump_json_atomic(results, args.out)
         plot_datafree_results(results, args.plot)
+        write_scaling(bench, results, args.scaling_out, commit)
     print(results_table(collect(bench, list(PAIRS.values()), commit,
                                 previous)))
     print(f'results: {args.out}, plot: {args.plot}')

@@ -19,6 +19,8 @@ row                       images the student learns from
 ``ablate_no_fp``          ... without false-positive sampling
 ``ablate_no_tiling``      ... with one-box layouts instead of the pair's
                           multi-object ones
+``scaling_N``             the first N images of ``kd_synth_offline``'s set
+                          (the scaling curve; profiles with ``scaling``)
 ========================  ==================================================
 
 Every ``kd_*`` and ``ablate_*`` row uses the same distillation (the pair's
@@ -62,7 +64,16 @@ from mmdiode.datasets.synthetic_coco import dump_json_atomic
 
 ROWS = ('teacher', 'supervised', 'kd_real', 'kd_synth_offline',
         'kd_synth_online', 'kd_proxy', 'kd_noise', 'ablate_no_bn',
-        'ablate_no_aug', 'ablate_no_fp', 'ablate_no_tiling')
+        'ablate_no_aug', 'ablate_no_fp', 'ablate_no_tiling', 'scaling_100',
+        'scaling_300')
+
+#: Rows of the scaling curve: the student distilled, at the same schedule,
+#: on the first N images of the ``kd_synth_offline`` row's set (the set's
+#: prefixes are nested, so one synthesis serves every point; its batches'
+#: times give each point's synthesis cost). Decision: offline prefixes
+#: rather than separate online runs, because one set of ``synth_images``
+#: then yields the whole curve and the images differ only in number.
+SCALING = {'scaling_100': 100, 'scaling_300': 300}
 
 #: Synthesis overrides (``--cfg-options``) of the ablation rows. ``None``:
 #: the row does not apply to the pair's synthesizer.
@@ -161,12 +172,15 @@ class Profile:
             per pair.
         checkpoint_interval (int): Epochs between the training checkpoints
             a row resumes from (all are kept). Defaults to 1.
+        scaling (tuple[int]): Set sizes of the ``scaling_N`` rows this
+            profile runs. Defaults to () (none).
     """
     name: str
     epochs: Dict[str, int]
     synth_images: int
     online: Dict[str, Dict[str, object]] = field(default_factory=dict)
     checkpoint_interval: int = 1
+    scaling: Sequence[int] = ()
 
 
 PROFILES = {
@@ -197,6 +211,8 @@ PROFILES = {
         name='full',
         epochs=dict(yolov3=24, faster_rcnn=8),
         synth_images=1000,
+        # With kd_synth_offline's 1000: a curve over 10x as many images.
+        scaling=(100, 300),
         online=dict(
             yolov3=dict(interval=100, initial_batches=8),
             faster_rcnn=dict(interval=100, initial_batches=4))),
@@ -282,6 +298,12 @@ class DatafreeBenchmark:
         self.log = log
         self.stream = stream
 
+    def applies(self, pair: Pair, row: str) -> bool:
+        """Whether the row is run for the pair in this profile."""
+        if row in pair.skip:
+            return False
+        return row not in SCALING or SCALING[row] in self.profile.scaling
+
     def row_dir(self, pair: Pair, row: str) -> str:
         return osp.join(self.root, pair.name, row)
 
@@ -302,8 +324,9 @@ class DatafreeBenchmark:
         """
         if row not in ROWS:
             raise ValueError(f'unknown row {row!r}; rows: {", ".join(ROWS)}')
-        if row in pair.skip:
-            raise ValueError(f'row {row} does not apply to {pair.name}')
+        if not self.applies(pair, row):
+            raise ValueError(f'row {row} does not apply to {pair.name} in '
+                             f'profile {self.profile.name}')
         done = None if force else self.result(pair, row)
         if done is not None:
             self.log(f'[{pair.name}/{row}] done before: {done}')
@@ -417,26 +440,33 @@ class DatafreeBenchmark:
                 for k, v in self.profile.online.get(pair.name, {}).items()
             })
             return RowPlan(None, kd['online'], options, kd['online'], None)
-        # Offline sets: kd_synth_offline and the ablations.
+        # Offline sets: kd_synth_offline, the ablations and the scaling rows
+        # (which train on a prefix of kd_synth_offline's set).
         n = self.profile.synth_images
-        if REAL_TRAIN_IMAGES % n:
-            raise ValueError(f'synth_images={n} does not divide '
-                             f'{REAL_TRAIN_IMAGES}')
-        data_dir = osp.join(row_dir, 'data')
+        used = SCALING.get(row, n)
+        for size in (n, used):
+            if REAL_TRAIN_IMAGES % size:
+                raise ValueError(f'a set of {size} images does not divide '
+                                 f'{REAL_TRAIN_IMAGES}')
+        set_dir = self.row_dir(pair, 'kd_synth_offline') if row in SCALING \
+            else row_dir
+        data_dir = osp.join(set_dir, 'data')
         synth_cmd = [
             'tools/synthesize.py', pair.synth_config, '--teacher-ckpt',
             pair.teacher_checkpoint, '--out', data_dir, '--num-images',
             str(n), '--work-dir',
-            osp.join(row_dir, 'synth'), '--viz'
+            osp.join(set_dir, 'synth'), '--viz'
         ]
-        if row != 'kd_synth_offline':
+        if row in ABLATIONS:
             synth_cmd += ['--cfg-options'] + ABLATIONS[row]
         repeat = train_set_key(kd['synth'], 'RepeatDataset')
-        return RowPlan(
-            synth_cmd, kd['synth'], {
-                f'{repeat}.dataset.data_root': data_dir + '/',
-                f'{repeat}.times': REAL_TRAIN_IMAGES // n
-            }, kd['synth'], n)
+        options = {
+            f'{repeat}.dataset.data_root': data_dir + '/',
+            f'{repeat}.times': REAL_TRAIN_IMAGES // used
+        }
+        if used != n:  # mmengine's BaseDataset: the first `used` images
+            options[f'{repeat}.dataset.indices'] = used
+        return RowPlan(synth_cmd, kd['synth'], options, kd['synth'], used)
 
     # ------------------------------------------------------------------
 
@@ -532,6 +562,61 @@ def checkpoint_epoch(path: str) -> int:
     """The epoch of an mmengine ``epoch_N.pth`` checkpoint (0 otherwise)."""
     match = re.fullmatch(r'epoch_(\d+)\.pth', osp.basename(path))
     return int(match.group(1)) if match else 0
+
+
+def synthesis_minutes(synth_work_dir: str, num_images: int,
+                      batch_size: int = 16) -> Optional[float]:
+    """CPU minutes that the first ``num_images`` images of an offline set
+    cost: the summed times of the batches holding them (retries included),
+    from ``tools/synthesize.py``'s ``losses_rank*.jsonl``; None without a
+    log.
+
+    Args:
+        synth_work_dir (str): The set's synthesis work dir.
+        num_images (int): How many images of the set, from the first.
+        batch_size (int): The set's batch size. Defaults to 16.
+    """
+    logs = sorted(
+        osp.join(synth_work_dir, name)
+        for name in (os.listdir(synth_work_dir)
+                     if osp.isdir(synth_work_dir) else [])
+        if re.fullmatch(r'losses_rank\d+\.jsonl', name))
+    if not logs:
+        return None
+    batches = -(-num_images // batch_size)
+    seconds = 0.0
+    for log in logs:
+        with open(log, encoding='utf-8') as f:
+            for line in f:
+                entry = json.loads(line)
+                if entry['batch'] < batches:
+                    seconds += entry['seconds']
+    return seconds / 60
+
+
+def scaling_points(bench: 'DatafreeBenchmark', pair: Pair) -> List[dict]:
+    """The scaling curve's finished points of a pair, fewest images first:
+    the ``scaling_N`` rows and ``kd_synth_offline`` (the whole set).
+
+    Returns:
+        list[dict]: ``images``, ``synth_minutes``, ``map``, ``map50`` and
+        the row's ``commit``.
+    """
+    synth_dir = osp.join(bench.row_dir(pair, 'kd_synth_offline'), 'synth')
+    points = []
+    for row in ['kd_synth_offline'] + list(SCALING):
+        if not bench.applies(pair, row):
+            continue
+        result = bench.result(pair, row)
+        if result is None:
+            continue
+        minutes = synthesis_minutes(synth_dir, result['images'])
+        points.append(dict(images=result['images'],
+                           synth_minutes=None if minutes is None else
+                           round(minutes, 1),
+                           map=result['map'], map50=result['map50'],
+                           commit=result.get('commit')))
+    return sorted(points, key=lambda p: p['images'])
 
 
 def train_set_key(config: str, dataset_type: str) -> str:

@@ -90,6 +90,42 @@ def plot_datafree_results(results: Dict, path: str) -> None:
     save_png_atomic(fig, path)
 
 
+def plot_scaling(points: List[Dict], references: Dict[str, float],
+                 path: str) -> None:
+    """The student's test mAP@0.5 against the number of synthesized images
+    and against their synthesis CPU-minutes, with the teacher's and the
+    real-image student's (``kd_real``) mAP@0.5 as lines.
+
+    Args:
+        points (list[dict]): ``images``, ``synth_minutes`` (or None),
+            ``map50`` per point.
+        references (dict): Row name -> mAP@0.5 drawn as a horizontal line.
+        path (str): PNG to write (atomically).
+    """
+    fig = Figure(figsize=(10, 4))
+    FigureCanvasAgg(fig)
+    axes = (fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2))
+    for ax, key, label in zip(axes, ('images', 'synth_minutes'),
+                              ('distinct synthesized images',
+                               'synthesis CPU-minutes (2 cores)')):
+        shown = [p for p in points if p.get(key) is not None]
+        ax.plot([p[key] for p in shown], [p['map50'] for p in shown], 'o-',
+                label='data-free student')
+        for p in shown:
+            ax.annotate(f"{p['map50']:.3f}", (p[key], p['map50']),
+                        fontsize=8, textcoords='offset points',
+                        xytext=(0, 5))
+        for (name, value), style in zip(references.items(), ('--', ':')):
+            ax.axhline(value, linestyle=style, color='gray', label=name)
+        ax.set_xscale('log')
+        ax.set_xlabel(label)
+        ax.set_ylabel('test split mAP@0.5')
+        ax.set_ylim(0, 1)
+        ax.legend(fontsize=8, loc='lower right')
+    fig.tight_layout()
+    save_png_atomic(fig, path)
+
+
 def save_png_atomic(fig: Figure, path: str, dpi: int = 90) -> None:
     """Writes a figure as PNG under a temporary name, then renames it, so
     an earlier plot is never left half-written.

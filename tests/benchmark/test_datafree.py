@@ -20,7 +20,7 @@ def test_every_row_plans_existing_configs_with_one_schedule(pair, tmp_path):
     epochs = PROFILES['quick'].epochs[pair.name]
     iterations = set()
     for row in ROWS:
-        if row in pair.skip:
+        if not bench.applies(pair, row):
             continue
         plan = bench.plan(pair, row)
         assert osp.isfile(plan.test_config)
@@ -265,3 +265,59 @@ def test_interrupted_row_resumes_training_and_adds_up_its_time(
     bench.run_row(pair, 'kd_real')
     assert sum('train.py' in line
                for line in calls.read_text().splitlines()) == 3
+
+
+@pytest.mark.parametrize('pair', sorted(PAIRS))
+def test_scaling_rows_train_on_prefixes_of_the_offline_set(pair, tmp_path):
+    """The full profile's scaling rows read the first N images of the
+    kd_synth_offline row's set, repeated to the same epoch length; the
+    quick profile runs none of them."""
+    pair = PAIRS[pair]
+    full = DatafreeBenchmark(PROFILES['full'], str(tmp_path))
+    offline = full.plan(pair, 'kd_synth_offline')
+    epoch_lengths = set()
+    for row in ('kd_synth_offline', 'scaling_100', 'scaling_300'):
+        plan = full.plan(pair, row)
+        assert plan.synth_cmd == offline.synth_cmd  # the one shared set
+        options = {k.rsplit('.', 1)[1]: v
+                   for k, v in plan.train_options.items()}
+        assert options['data_root'] == offline.train_options[
+            next(k for k in offline.train_options if k.endswith('data_root'))]
+        assert options.get('indices', plan.images) == plan.images
+        epoch_lengths.add(options['times'] * plan.images)
+        cfg = Config.fromfile(plan.train_config)
+        cfg.merge_from_dict(plan.train_options)  # the keys exist
+    assert epoch_lengths == {3000}
+    quick = DatafreeBenchmark(PROFILES['quick'], str(tmp_path))
+    assert not quick.applies(pair, 'scaling_100')
+    with pytest.raises(ValueError, match='does not apply'):
+        quick.run_row(pair, 'scaling_100')
+
+
+def test_scaling_points_and_their_synthesis_minutes(tmp_path):
+    from mmdiode.benchmark.datafree import scaling_points, synthesis_minutes
+    from mmdiode.visualization.results import plot_scaling
+    import os
+    bench = DatafreeBenchmark(PROFILES['full'], str(tmp_path))
+    pair = PAIRS['yolov3']
+    synth = osp.join(bench.row_dir(pair, 'kd_synth_offline'), 'synth')
+    os.makedirs(synth)
+    with open(osp.join(synth, 'losses_rank0.jsonl'), 'w') as f:
+        for batch in range(63):  # 1000 images in batches of 16
+            f.write(json.dumps(dict(batch=batch, seconds=60.0)) + '\n')
+        f.write(json.dumps(dict(batch=3, seconds=30.0)) + '\n')  # a retry
+    # 100 images: batches 0-6 (7 x 60 s) plus the retry of batch 3.
+    assert synthesis_minutes(synth, 100) == pytest.approx(7.5)
+    assert synthesis_minutes(str(tmp_path / 'none'), 100) is None
+    for row, n, map50 in (('kd_synth_offline', 1000, 0.7),
+                          ('scaling_100', 100, 0.4)):
+        os.makedirs(bench.row_dir(pair, row), exist_ok=True)
+        with open(osp.join(bench.row_dir(pair, row), 'row.json'), 'w') as f:
+            json.dump(dict(map=map50 / 2, map50=map50, images=n,
+                           seconds=1.0, commit='abc'), f)
+    points = scaling_points(bench, pair)
+    assert [(p['images'], p['synth_minutes'], p['map50'])
+            for p in points] == [(100, 7.5, 0.4), (1000, 63.5, 0.7)]
+    png = tmp_path / 'scaling.png'
+    plot_scaling(points, dict(teacher=0.9), str(png))
+    assert png.read_bytes()[:4] == b'\x89PNG'
