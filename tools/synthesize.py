@@ -59,6 +59,9 @@ def parse_args(argv=None):
 def build_cfg(args):
     from mmdiode.apis import scale_schedule
     cfg = load_config(args.config, args.cfg_options)
+    if osp.exists(args.out) and not osp.isdir(args.out):
+        raise ConfigError(f'--out {args.out} is a file, not a folder: give '
+                          'the folder the data set goes to')
     if args.teacher_ckpt:
         cfg.teacher.checkpoint = args.teacher_ckpt
     ckpt = cfg.teacher.get('checkpoint')

@@ -105,7 +105,7 @@ def main(argv=None) -> int:
         return 2
     try:
         metrics = run_test(cfg, args, ckpt.get('state_dict', ckpt))
-    except CheckpointError as e:
+    except (CheckpointError, ConfigError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
     finally:

@@ -126,7 +126,7 @@ def main(argv=None) -> int:
         return 2
     try:
         train(cfg, args.allow_partial)
-    except CheckpointError as e:
+    except (CheckpointError, ConfigError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
     finally:

@@ -16,6 +16,7 @@ allow-list, so mmdet's own tools work too once a config has
 """
 import os
 import os.path as osp
+import re
 import tempfile
 from typing import Any, Dict, List, Mapping
 
@@ -78,10 +79,7 @@ def load_checkpoint_file(path: str, map_location: str = 'cpu') -> dict:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises several types for a bad file
         raise CheckpointError(
-            f'cannot load checkpoint {path}: {type(e).__name__}: '
-            f'{str(e).splitlines()[0] if str(e) else ""} (corrupt, truncated '
-            'or not a torch checkpoint; objects outside the safe allow-list '
-            'are refused on purpose)') from e
+            f'cannot load checkpoint {path}: {why_unloadable(e)}') from e
     if not isinstance(ckpt, dict):
         raise CheckpointError(
             f'checkpoint {path} holds a {type(ckpt).__name__}, not a dict')
@@ -136,9 +134,29 @@ def check_checkpoint_fits(model: nn.Module,
     first = (missing + reshaped)[0]
     raise CheckpointError(
         f'{source} fits {fitting} of the model\'s {len(expected)} tensors '
-        f'({len(missing)} missing, e.g. {first!r}; {len(reshaped)} of '
-        f'another shape; {unexpected} keys the model does not have): it is '
-        f'a checkpoint of another model or config{hint}')
+        f'({len(missing)} missing, {len(reshaped)} of another shape, '
+        f'{unexpected} keys the model does not have; first: {first!r}): it '
+        f'is a checkpoint of another model or config{hint}')
+
+
+def why_unloadable(error: Exception) -> str:
+    """What is wrong with a file that ``torch.load(weights_only=True)``
+    refused, in one line (torch's own message is many lines about its
+    defaults)."""
+    text = str(error)
+    blocked = re.search(r'(?:unsupported GLOBAL|Unsupported global: GLOBAL)'
+                        r' ([\w.]+)', text)
+    if blocked:
+        return (f'it refers to {blocked.group(1)}, which a checkpoint may not '
+                'hold (refused: loading it could run code; only tensors, '
+                'numbers and mmengine\'s own log buffers are allowed)')
+    if 'Weights only load failed' in text or isinstance(
+            error, (EOFError, RuntimeError, OSError)) or 'pickle' in type(
+                error).__module__:
+        return ('not a torch checkpoint, or a truncated or corrupt one '
+                f'({type(error).__name__})')
+    first = text.splitlines()[0] if text else ''
+    return f'{type(error).__name__}: {first}'
 
 
 def save_checkpoint_atomic(checkpoint: dict, path: str) -> None:

@@ -178,6 +178,12 @@ def test_bad_input_gives_one_clear_error(setup, tmp_path):
     r = synthesize(cfg, tmp_path / 'o', tmp_path / 'w',
                    ['--teacher-ckpt', str(bad)])
     assert r.returncode == 2 and 'cannot load checkpoint' in r.stderr
+    # --out naming an existing file: refused, the file left as it was.
+    taken = tmp_path / 'taken.txt'
+    taken.write_text('keep me')
+    r = synthesize(cfg, taken, tmp_path / 'w')
+    assert r.returncode == 2 and 'is a file, not a folder' in r.stderr
+    assert taken.read_text() == 'keep me'
 
 
 def test_teacher_labels_write_the_teachers_detections(setup, tmp_path):

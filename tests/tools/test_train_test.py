@@ -162,3 +162,14 @@ def test_checkpoint_of_another_model_is_refused(workspace, tmp_path):
     error, = [line for line in r.stderr.splitlines()
               if line.startswith('error:')]
     assert f'teacher checkpoint {yolo} fits 0 of' in error
+
+
+def test_student_teacher_class_count_mismatch_is_one_error(workspace,
+                                                           tmp_path):
+    r = run([tool('train.py'), config('kd_yolov3_hgd.py'), '--work-dir',
+             str(tmp_path / 'k'), '--cfg-options',
+             'model.student.bbox_head.num_classes=3'] + FAST, workspace)
+    assert r.returncode == 2, r.stderr[-3000:]
+    error, = [line for line in r.stderr.splitlines()
+              if line.startswith('error:')]
+    assert 'class count mismatch' in error and 'Traceback' not in r.stderr

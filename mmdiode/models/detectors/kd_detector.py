@@ -44,6 +44,7 @@ from torch import Tensor, nn
 from mmdiode.utils import (CheckpointError, check_checkpoint_fits,
                            load_checkpoint_file)
 from mmdiode.utils.checkpoint import strip_module_prefix
+from mmdiode.utils.cli import ConfigError
 from ..distill_base import BaseDistillLoss, DistillContext
 from .recorder import check_recording_names, record, split_recording_name
 from .teacher_input import (PixelNormalisation, map_to_teacher_inputs,
@@ -310,12 +311,13 @@ class KDDetector(BaseDetector):
         n_student = head_num_classes(self.student)
         n_teacher = head_num_classes(teacher)
         if None not in (n_student, n_teacher) and n_student != n_teacher:
-            raise ValueError(
+            raise ConfigError(
                 f'class count mismatch: the student head has {n_student} '
-                f'classes, the teacher head {n_teacher}')
+                f'classes, the teacher head {n_teacher}; give both models '
+                'the same classes (num_classes of their heads)')
         if teacher_classes and student_classes and \
                 list(student_classes) != list(teacher_classes):
-            raise ValueError(
+            raise ConfigError(
                 f'class name mismatch: student classes {list(student_classes)}'
                 f' != teacher classes {list(teacher_classes)}')
 
