@@ -7,7 +7,7 @@ WORK ?= work_dirs
 export PYTHONUNBUFFERED := 1
 
 .PHONY: help install data teachers yolov3-teacher faster-rcnn-teacher \
-        eval-teachers demo datafree test clean-venv
+        eval-teachers demo datafree lint test clean-venv
 
 help:
 	@echo "make install   create .venv with the pinned stack (tools/install.sh; CUDA=1 for CUDA ops)"
@@ -15,7 +15,8 @@ help:
 	@echo "make datafree  every row of the data-free benchmark (hours; results/digits_datafree.json)"
 	@echo "make data      build digits-on-photos ($(DATA)) and its proxy set ($(PROXY))"
 	@echo "make teachers  train the YOLOv3 and Faster R-CNN teachers into $(WORK)/"
-	@echo "make test      run the test suite"
+	@echo "make lint      flake8 + isort on the tree (settings in setup.cfg)"
+	@echo "make test      lint, then the test suite"
 
 install:
 	bash tools/install.sh
@@ -49,7 +50,12 @@ demo: install data
 datafree: data faster-rcnn-teacher
 	$(PYTHON) tools/benchmark_datafree.py
 
-test:
+LINTED = mmdiode tools tests configs setup.py
+lint:
+	$(PYTHON) -m flake8 $(LINTED)
+	$(PYTHON) -m isort --check-only --diff $(LINTED)
+
+test: lint
 	$(PYTHON) -m pytest tests -q -p no:cacheprovider
 
 clean-venv:

@@ -2,7 +2,8 @@
 
 Importing the package registers every component into mmdet's registries
 (``mmdet.registry.MODELS``, ``HOOKS``, ``DATASETS``, ...), so a config only
-needs ``custom_imports = dict(imports=['mmdiode'], allow_failed_imports=False)``
+needs
+``custom_imports = dict(imports=['mmdiode'], allow_failed_imports=False)``
 and bare ``type='...'`` names. It also allow-lists the classes that mmengine
 puts into Runner checkpoints for torch's safe loader (see
 :mod:`mmdiode.utils.checkpoint`).

@@ -6,7 +6,8 @@ backward to the pixels on the same batch, the configured schedule's
 images/s, and resident memory over consecutive batches (see
 :mod:`mmdiode.inversion.synth_benchmark`)::
 
-    python tools/benchmark.py synth --config configs/digits/synth_diode_yolov3.py
+    python tools/benchmark.py synth \\
+        --config configs/digits/synth_diode_yolov3.py
 
 ``kd``: the overhead of a KD training step over the student's own step plus
 the teacher's forward (see :mod:`mmdiode.models.kd_benchmark`)::
@@ -120,9 +121,10 @@ def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
 def run_synth(args: argparse.Namespace) -> int:
     import os.path as osp
 
+    from mmdet.registry import TASK_UTILS
+
     from mmdiode.apis import build_teacher
     from mmdiode.inversion import synth_benchmark as sb
-    from mmdet.registry import TASK_UTILS
     torch.set_num_threads(args.threads)
     cfg = load_config(args.config, args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmdet'))

@@ -41,8 +41,8 @@ from mmdiode.benchmark.datafree import (PAIRS, PROFILES, ROWS,  # noqa: E402
                                         DatafreeBenchmark, collect,
                                         scaling_points)
 from mmdiode.datasets.synthetic_coco import dump_json_atomic  # noqa: E402
-from mmdiode.visualization.results import (  # noqa: E402
-    plot_datafree_results, plot_scaling, results_table)
+from mmdiode.visualization.results import (plot_datafree_results, plot_scaling,
+                                           results_table)
 
 
 def parse_args(argv=None):
@@ -71,8 +71,8 @@ def parse_args(argv=None):
                         help='the scaling curve\'s json (profiles with '
                         'scaling rows; YOLOv3), plot beside it as .png')
     parser.add_argument('--force', action='store_true',
-                        help='rerun rows that are done (a row\'s previous work '
-                        'dir is moved to <row>.prev)')
+                        help='rerun rows that are done (a row\'s previous '
+                        'work dir is moved to <row>.prev)')
     parser.add_argument('--stream', action='store_true',
                         help='echo the tools\' output (progress bars, logs) '
                         'live; it always goes to <row>/<step>.out')

@@ -16,7 +16,8 @@ import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmdiode.benchmark.digits import SPLITS, DigitsConfig, build_dataset  # noqa
+from mmdiode.benchmark.digits import (SPLITS, DigitsConfig,  # noqa
+                                      build_dataset)
 from mmdiode.visualization.grid import coco_grid  # noqa
 
 

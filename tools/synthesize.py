@@ -6,7 +6,7 @@
         --out data/synth_yolov3 --num-images 1000 --viz
     # several processes/GPUs: each rank writes its shard, rank 0 merges
     bash tools/dist_synthesize.sh CONFIG 8 --out DIR ...  # torchrun, 8 GPUs
-    bash tools/dist_synthesize.sh CONFIG 2 --out DIR ...  # no CUDA: 2 CPU procs
+    bash tools/dist_synthesize.sh CONFIG 2 --out DIR ...  # no CUDA: 2 CPUs
 
 Killed at any moment and restarted with the same command, it continues where
 it stopped. The output loads in mmdet's CocoDataset as is
@@ -85,6 +85,7 @@ def synthesize(cfg, args) -> int:
     """Runs this process's share of the job; rank 0 reports. Exit code."""
     import torch
     from mmengine.registry import init_default_scope
+
     from mmdiode.apis import SynthesisJob
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')

@@ -16,14 +16,15 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import mmdiode  # noqa: E402,F401
-from mmdiode.utils import (CheckpointError, ConfigError, default_work_dir,  # noqa
-                           check_checkpoint_fits, load_checkpoint_file,
-                           load_config)
-from mmdiode.utils.dist import destroy_dist, setup_cpu_distributed  # noqa
 from mmengine.config import DictAction  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
+
+import mmdiode  # noqa: E402,F401
+from mmdiode.utils import (CheckpointError, ConfigError,  # noqa
+                           check_checkpoint_fits, default_work_dir,
+                           load_checkpoint_file, load_config)
+from mmdiode.utils.dist import destroy_dist, setup_cpu_distributed  # noqa
 
 
 def parse_args(argv=None):

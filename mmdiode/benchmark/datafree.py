@@ -53,8 +53,8 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import datetime
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Callable, Dict, List, Optional, Sequence
 
 from mmengine.config import Config

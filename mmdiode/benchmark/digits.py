@@ -143,8 +143,8 @@ def scaled_glyph(glyph: np.ndarray, side: int) -> np.ndarray:
     return np.clip(alpha, 0.0, 1.0)
 
 
-def tight_box(alpha: np.ndarray, thr: float = 0.15) -> Tuple[int, int, int,
-                                                            int]:
+def tight_box(alpha: np.ndarray,
+              thr: float = 0.15) -> Tuple[int, int, int, int]:
     """Inclusive-exclusive bounds (x0, y0, x1, y1) of alpha > thr."""
     ys, xs = np.nonzero(alpha > thr)
     return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1

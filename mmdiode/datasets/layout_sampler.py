@@ -6,13 +6,14 @@ function of ``(seed, index)``, so a resumed or sharded generation job
 regenerates exactly the same layout for a given global image index.
 """
 import json
-from typing import (TYPE_CHECKING, Dict, List, NamedTuple, Optional,
-                    Sequence, Tuple)
+from typing import (TYPE_CHECKING, Dict, List, NamedTuple, Optional, Sequence,
+                    Tuple)
 
 import numpy as np
 
 if TYPE_CHECKING:
     import torch
+
 from mmdet.registry import TASK_UTILS
 
 STRATEGIES = ('one-box', 'multi-box', 'tiling', 'from-annotations')

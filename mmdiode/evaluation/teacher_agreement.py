@@ -123,4 +123,3 @@ def _boxes_as_annotations(sample, category_ids: List[int], score_thr: float,
                  iscrowd=0,
                  score=score))
     return annotations
-

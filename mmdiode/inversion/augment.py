@@ -10,8 +10,8 @@ from typing import List, Optional, Sequence, Tuple
 
 import kornia.augmentation as K
 import torch
-from kornia.geometry.bbox import bbox_generator, bbox_to_mask
 import torch.nn.functional as F
+from kornia.geometry.bbox import bbox_generator, bbox_to_mask
 from torch import Tensor
 
 from .input_space import PixelSpace

@@ -51,8 +51,8 @@ def single_stage(synthesizer_cfg: dict, size: int, iterations: int) -> dict:
     return cfg
 
 
-def synthesis_iteration_times(synthesizer, layouts: Sequence[Tuple[Tensor,
-                                                                     Tensor]],
+def synthesis_iteration_times(synthesizer,
+                              layouts: Sequence[Tuple[Tensor, Tensor]],
                               generator: torch.Generator,
                               skip: int) -> List[float]:
     """Seconds of each iteration of one ``synthesize`` call (after ``skip``).

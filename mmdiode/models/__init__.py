@@ -1,6 +1,6 @@
 """mmdiode.models: the KD detector wrapper and distillation losses."""
-from .distill_base import BaseDistillLoss, DistillContext
 from .detectors import KDDetector, TeacherEvalHook
+from .distill_base import BaseDistillLoss, DistillContext
 from .losses import (DenseHeadKDLoss, OutputMSELoss, RoIHeadKDLoss,
                      YOLOv3OutputKDLoss)
 

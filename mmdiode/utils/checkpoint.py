@@ -1,4 +1,4 @@
-"""Loading Runner checkpoints on torch >= 2.6 without trusting arbitrary pickles.
+"""Loading Runner checkpoints on torch >= 2.6 without trusting any pickle.
 
 torch >= 2.6 loads with ``weights_only=True`` by default, and mmengine 0.10.7
 calls ``torch.load`` without changing that. A Runner checkpoint carries
@@ -20,10 +20,9 @@ import re
 import tempfile
 from typing import Any, Dict, List, Mapping
 
-from torch import nn
-
 import numpy as np
 import torch
+from torch import nn
 
 
 def _numpy_globals() -> List[Any]:

@@ -1,7 +1,8 @@
 """Detection data samples built from box layouts (no dataset involved)."""
 
 
-def make_data_samples(boxes_per_image, labels_per_image, img_size: int) -> list:
+def make_data_samples(boxes_per_image, labels_per_image,
+                      img_size: int) -> list:
     """DetDataSamples with gt_instances for a batch of (img_size)^2 images.
 
     Args:

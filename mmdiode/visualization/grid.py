@@ -57,8 +57,8 @@ def save_grid(tiles: Sequence[Image.Image], path: str, ncols: int = 8,
     tw, th = tiles[0].size
     nrows = (len(tiles) + ncols - 1) // ncols
     ncols = min(ncols, len(tiles))
-    grid = Image.new('RGB', (ncols * (tw + pad) + pad, nrows * (th + pad) + pad),
-                     (255, 255, 255))
+    size = (ncols * (tw + pad) + pad, nrows * (th + pad) + pad)
+    grid = Image.new('RGB', size, (255, 255, 255))
     for i, tile in enumerate(tiles):
         r, c = divmod(i, ncols)
         grid.paste(tile, (pad + c * (tw + pad), pad + r * (th + pad)))

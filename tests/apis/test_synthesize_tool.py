@@ -205,6 +205,7 @@ def test_teacher_labels_write_the_teachers_detections(setup, tmp_path):
     assert all(a['score'] >= 0.2 for a in written['annotations'])
     from mmdet.registry import MODELS
     from mmengine.config import ConfigDict
+
     from mmdiode.evaluation import write_teacher_annotations
     teacher = MODELS.build(ConfigDict(tiny_yolov3(num_classes=3)))
     ckpt = torch.load(setup[0] / 'teacher.pth', weights_only=False)

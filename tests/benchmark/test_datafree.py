@@ -6,11 +6,10 @@ import pytest
 from mmengine.config import Config
 
 from mmdiode.benchmark.datafree import (ABLATIONS, PAIRS, PROFILES, ROWS,
-                                        DatafreeBenchmark, collect,
-                                        set_epochs, teacher_training_seconds,
+                                        DatafreeBenchmark, collect, set_epochs,
+                                        teacher_training_seconds,
                                         train_set_key)
-from mmdiode.visualization.results import (plot_datafree_results,
-                                           results_table)
+from mmdiode.visualization.results import plot_datafree_results, results_table
 
 
 @pytest.mark.parametrize('pair', sorted(PAIRS))
@@ -295,9 +294,10 @@ def test_scaling_rows_train_on_prefixes_of_the_offline_set(pair, tmp_path):
 
 
 def test_scaling_points_and_their_synthesis_minutes(tmp_path):
+    import os
+
     from mmdiode.benchmark.datafree import scaling_points, synthesis_minutes
     from mmdiode.visualization.results import plot_scaling
-    import os
     bench = DatafreeBenchmark(PROFILES['full'], str(tmp_path))
     pair = PAIRS['yolov3']
     synth = osp.join(bench.row_dir(pair, 'kd_synth_offline'), 'synth')

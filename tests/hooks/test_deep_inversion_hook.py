@@ -20,12 +20,8 @@ from mmdiode.testing import run_dist_tool, tiny_yolov3
 from mmdiode.utils import load_checkpoint_file
 
 sys.path.insert(0, osp.join(osp.dirname(osp.dirname(__file__)), 'models'))
-from kd_helpers import (
-    CLASSES,
-    make_tiny_coco,
-    runner_config,  # noqa: E402
-    save_teacher,
-    tiny_pair)
+from kd_helpers import (CLASSES, make_tiny_coco,  # noqa: E402,E501
+                        runner_config, save_teacher, tiny_pair)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SIZE = 32
@@ -192,7 +188,8 @@ def test_each_rank_synthesizes_its_share_under_torchrun(tmp_path):
     folder, the layout counter advances by both ranks' batches, and rank 1's
     layouts interleave with rank 0's."""
     cfg = _config(tmp_path, max_iters=2)
-    cfg.custom_hooks[0]['pool_size'] = 4 * BATCH  # each rank keeps its 2 batches
+    # Each rank keeps its 2 batches.
+    cfg.custom_hooks[0]['pool_size'] = 4 * BATCH
     cfg.custom_imports = dict(imports=['mmdiode'], allow_failed_imports=False)
     # MobileNetV2's last conv has no reader (as in mmdet's own configs).
     cfg.find_unused_parameters = True

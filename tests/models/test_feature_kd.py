@@ -40,8 +40,8 @@ def models():
     register_all_modules()
     torch.manual_seed(0)
     student = build_detector(tiny_faster_rcnn())
-    teacher = build_detector(tiny_faster_rcnn(base_channels=16,
-                                            fpn_channels=32)).eval()
+    teacher = build_detector(
+        tiny_faster_rcnn(base_channels=16, fpn_channels=32)).eval()
     return student, teacher
 
 

@@ -34,8 +34,8 @@ def models():
     register_all_modules()
     torch.manual_seed(0)
     student = build_detector(tiny_faster_rcnn())
-    teacher = build_detector(tiny_faster_rcnn(base_channels=16,
-                                            fpn_channels=32)).eval()
+    teacher = build_detector(
+        tiny_faster_rcnn(base_channels=16, fpn_channels=32)).eval()
     return student, teacher
 
 
@@ -94,8 +94,8 @@ def test_hgd_zero_for_identical_features(models):
 
 def test_stage_imitation_is_variance_normalised():
     loss = hgd(micro_weighting='none', var_eps=0.)
-    teacher = torch.randn(2, 4, 8, 8) * torch.tensor([1., 10., 100., .1]
-                                                      ).view(1, 4, 1, 1)
+    scales = torch.tensor([1., 10., 100., .1]).view(1, 4, 1, 1)
+    teacher = torch.randn(2, 4, 8, 8) * scales
     # An error of one teacher standard deviation in every channel costs 1,
     # whatever the channel's magnitude.
     std = teacher.std(dim=(0, 2, 3), unbiased=False, keepdim=True)
@@ -121,8 +121,8 @@ def test_micro_weights_from_gt_and_attention():
     assert torch.allclose(att.sum(dim=(2, 3)), torch.full((2, 1), 64.))
     assert (att.flatten(1).argmax(1) == 6 * 8 + 1).all()
     sharper = hgd(micro_weighting='attention', temperature=0.5)
-    assert sharper.micro_weights(teacher, samples())[0, 0, 6, 1] > att[0, 0,
-                                                                        6, 1]
+    sharp = sharper.micro_weights(teacher, samples())
+    assert sharp[0, 0, 6, 1] > att[0, 0, 6, 1]
 
     # 'auto': GT weights where an image has boxes, attention where not.
     auto = hgd().micro_weights(teacher, samples())

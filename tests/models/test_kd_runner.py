@@ -7,8 +7,7 @@ import os.path as osp
 
 import pytest
 import torch
-from kd_helpers import (CLASSES, batch, make_tiny_coco, runner_config,
-                        tiny_pair)
+from kd_helpers import CLASSES, batch, make_tiny_coco, runner_config, tiny_pair
 from mmdet.registry import MODELS
 from mmengine.config import Config
 from mmengine.runner import Runner

@@ -44,8 +44,9 @@ def test_kd_command_times_a_digits_config(tmp_path, monkeypatch, capsys,
     ])
     assert rc == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0].startswith('note: teacher checkpoint '
-                               'checkpoints/digits_yolov3_teacher_fp16.pth not found')
+    assert lines[0].startswith(
+        'note: teacher checkpoint '
+        'checkpoints/digits_yolov3_teacher_fp16.pth not found')
     assert 'threads: 1' in lines
     assert 'batch: 2 x 3 x 128 x 128, 2 timed step pairs after 1 warm-up, ' \
         'interleaved' in lines

@@ -39,7 +39,8 @@ def parse_args(argv=None):
     parser.add_argument('config', help='the run\'s training config')
     parser.add_argument('work_dir', help='the run\'s work dir (epoch_N.pth)')
     parser.add_argument('--agreement', required=True,
-                        help='teacher-agreement set (teacher_annotations.json)')
+                        help='teacher-agreement set (with '
+                        'teacher_annotations.json)')
     parser.add_argument('--pair', required=True,
                         help='key of this run in the results json')
     parser.add_argument('--train-seconds', type=float,

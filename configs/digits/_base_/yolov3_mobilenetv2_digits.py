@@ -106,5 +106,6 @@ auto_scale_lr = dict(base_batch_size=16)
 default_hooks = dict(
     logger=dict(interval=20),
     checkpoint=dict(interval=4, max_keep_ckpts=2, save_best='auto'))
-env_cfg = dict(dist_cfg=dict(backend='gloo'))  # CPU-friendly; CUDA configs use nccl
+# gloo runs on CPUs; the CUDA configs use nccl.
+env_cfg = dict(dist_cfg=dict(backend='gloo'))
 randomness = dict(seed=0)

@@ -2,7 +2,8 @@
 # ../moi_faster-rcnn_kd.py (RPN and RoI output KD + the teacher's
 # pseudo-labels) on the real training images instead of synthesized ones.
 # The images' labels are not used: the teacher's detections replace them
-# (pseudo_label replace_gt=True), so only the images differ between the kd_* rows.
+# (pseudo_label replace_gt=True), so only the images differ between the kd_*
+# rows.
 #   python tools/train.py configs/digits/datafree/faster-rcnn_kd-real.py
 _base_ = '../moi_faster-rcnn_kd.py'
 

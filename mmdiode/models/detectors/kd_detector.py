@@ -259,7 +259,8 @@ class KDDetector(BaseDetector):
         # mmengine's Runner passes a config's top-level `data_preprocessor`
         # (mmdet's YOLO configs define one) to the model it builds: it is
         # the student's unless the student config names its own.
-        if data_preprocessor is not None and 'data_preprocessor' not in student:
+        if (data_preprocessor is not None
+                and 'data_preprocessor' not in student):
             student.data_preprocessor = data_preprocessor
         # ConfigDict: mmdet's heads read train/test cfgs by attribute.
         self.student = MODELS.build(student)
