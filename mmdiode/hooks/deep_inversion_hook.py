@@ -6,6 +6,7 @@ while the student trains: every ``interval`` iterations it synthesizes
 :class:`~mmdiode.datasets.BoxSamplerDataset`) into the data set's
 :class:`~mmdiode.datasets.ReplayPool`, whose images the data loader serves.
 """
+import json
 import math
 import os.path as osp
 import time
@@ -19,11 +20,14 @@ from mmengine.model import is_model_wrapper
 from torch import nn
 
 from mmdiode.datasets import BoxSamplerDataset, ReplayPool
+from mmdiode.datasets.synthetic_coco import dump_json_atomic
 from mmdiode.models.detectors.kd_detector import load_teacher_model_config
 from mmdiode.utils.seeding import derive_seed
 
 #: Key of the hook's state in mmengine checkpoints.
 CHECKPOINT_KEY = 'deep_inversion_hook'
+#: The hook's progress beside the pool (for a stop before any checkpoint).
+STATE_FILE = 'hook_state_rank{rank}.json'
 
 
 @HOOKS.register_module()
@@ -59,8 +63,15 @@ class DeepInversionHook(Hook):
     run restores the counter of the checkpoint, so rounds after it
     synthesize exactly the layouts (and seeds) an uninterrupted run would;
     images synthesized after the checkpoint by the interrupted run stay in
-    the pool (their layouts are synthesized once more). A pool that is not
-    empty is not filled again.
+    the pool (their layouts are synthesized once more).
+
+    A run stopped before its first checkpoint (during the initial batches,
+    which take minutes each on a CPU) leaves no checkpoint to resume from:
+    each rank also records its counter and how many initial batches it
+    finished in ``hook_state_rank<r>.json`` in the pool folder after every
+    batch, and a new start on the same pool continues from there (the
+    remaining initial batches, then new layouts), so no layout is
+    synthesized twice and the start costs what an uninterrupted one does.
 
     Args:
         synthesizer (dict): ``TASK_UTILS`` config of the synthesizer
@@ -128,6 +139,8 @@ class DeepInversionHook(Hook):
         self.synthesizer = None
         self.dataset: Optional[BoxSamplerDataset] = None
         self._resumed_state: Optional[dict] = None
+        #: Initial batches this rank has synthesized into the pool.
+        self.initial_done = 0
 
     # ------------------------------------------------------------------
     # Hook interface
@@ -147,6 +160,10 @@ class DeepInversionHook(Hook):
         if self._resumed_state is not None:
             self.counter = int(self._resumed_state['counter'])
             self.pool.load_state_dict(self._resumed_state['pool'])
+            # A checkpoint is saved during training: the start was complete.
+            self.initial_done = self.initial_batches
+        else:
+            self._continue_interrupted_start(runner)
         self.pool.remove_orphans(self.rank)
         self._fill_empty_pool(runner)
 
@@ -226,6 +243,37 @@ class DeepInversionHook(Hook):
                 f'the synthesizer makes {size[1]}x{size[0]} images but the '
                 f'train set\'s img_size is {img}; make them equal')
 
+    def _state_path(self) -> str:
+        return osp.join(self.dataset.pool_dir,
+                        STATE_FILE.format(rank=self.rank))
+
+    def _save_progress(self) -> None:
+        dump_json_atomic(dict(counter=self.counter,
+                              initial_done=self.initial_done),
+                         self._state_path())
+
+    def _layouts_in_pool(self) -> int:
+        """Layouts the pool's batches used, over all ranks (each rank's
+        images rounded up to whole batches: dropped images used theirs)."""
+        own = self.pool.state_dict()['next_ids'].get(self.rank, 0)
+        return math.ceil(own / self.batch_size) * self.batch_size * \
+            self.world_size
+
+    def _continue_interrupted_start(self, runner) -> None:
+        """Takes over the counter and initial batches that an earlier start
+        on this pool recorded before it stopped without a checkpoint."""
+        if not osp.isfile(self._state_path()):
+            return
+        with open(self._state_path(), encoding='utf-8') as f:
+            state = json.load(f)
+        self.counter = int(state['counter'])
+        self.initial_done = int(state['initial_done'])
+        runner.logger.info(
+            f'DeepInversionHook: continuing an earlier start on this pool '
+            f'without a checkpoint: layout counter {self.counter}, '
+            f'{self.initial_done}/{self.initial_batches} initial batches '
+            'done')
+
     def _fill_empty_pool(self, runner) -> None:
         empty = len(self.pool) == 0
         # Every rank decides before any rank writes, so all agree (and keep
@@ -234,13 +282,20 @@ class DeepInversionHook(Hook):
         if empty and self.warm_start is not None:
             num = self.pool.warm_start(self.warm_start, self.rank,
                                        self.world_size)
+            self.initial_done = self.initial_batches
             runner.logger.info(f'DeepInversionHook: imported {num} images '
                                f'from {self.warm_start} into the pool')
-        elif empty:
+        elif empty or self.initial_done < self.initial_batches:
             # Minutes on a CPU before the first training step: say how far.
-            for k in range(1, self.initial_batches + 1):
+            if not empty and self.initial_done == 0:
+                # A pool filled otherwise (another tool, an older version
+                # of this hook that recorded no progress): it is not filled
+                # again, and new layouts follow the batches it holds.
+                self.initial_done = self.initial_batches
+                self.counter = max(self.counter, self._layouts_in_pool())
+            for k in range(self.initial_done + 1, self.initial_batches + 1):
                 start = time.perf_counter()
-                self._synthesize_batch(runner)
+                self._synthesize_batch(runner, initial=True)
                 runner.logger.info(
                     f'DeepInversionHook: initial batch {k}/'
                     f'{self.initial_batches} synthesized in '
@@ -262,7 +317,7 @@ class DeepInversionHook(Hook):
             for j in range(self.batch_size)
         ]
 
-    def _synthesize_batch(self, runner) -> None:
+    def _synthesize_batch(self, runner, initial: bool = False) -> None:
         layouts = [
             self.dataset.layout(i).as_tensors() for i in self.layout_indices()
         ]
@@ -282,6 +337,8 @@ class DeepInversionHook(Hook):
             [(b, lb)
              for b, lb, ok in zip(result.boxes, result.labels, valid) if ok],
             rank=self.rank)
+        self.initial_done += int(initial)
+        self._save_progress()
         hub = runner.message_hub
         hub.update_scalar('train/synth/pool_size', len(self.pool))
         hub.update_scalar('train/synth/images_per_s',

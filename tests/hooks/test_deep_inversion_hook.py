@@ -2,6 +2,7 @@
 YOLOv3 teacher and student, BoxSamplerDataset, synthesis before and during
 training, CocoMetric validation on a tiny real COCO set), then a resumed run
 that continues the pool and the layout counter."""
+import json
 import os.path as osp
 import sys
 
@@ -304,3 +305,44 @@ def test_data_free_config_wires_dataset_hook_and_teacher(path, tmp_path):
     assert all(
         torch.isfinite(v).all() for vs in losses.values()
         for v in (vs if isinstance(vs, list) else [vs]))
+
+
+def test_start_stopped_during_initial_batches_continues_them(tmp_path):
+    """Killed before its first checkpoint (during the minutes-long initial
+    batches), a run has nothing to resume from; started again on the same
+    pool it synthesizes only the initial batches still missing, on new
+    layouts, then trains."""
+    cfg = _config(tmp_path, max_iters=1)
+    cfg.custom_hooks[0].update(initial_batches=3, interval=100, pool_size=10)
+    from mmdiode.hooks import deep_inversion_hook as module
+    calls = []
+    original = module.DeepInversionHook._synthesize_batch
+
+    def dies_in_second_batch(self, runner, initial=False):
+        calls.append(self.counter)
+        if len(calls) == 2:
+            raise KeyboardInterrupt('killed')
+        original(self, runner, initial)
+
+    module.DeepInversionHook._synthesize_batch = dies_in_second_batch
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            Runner.from_cfg(cfg).train()
+    finally:
+        module.DeepInversionHook._synthesize_batch = original
+    with open(tmp_path / 'pool' / 'hook_state_rank0.json') as f:
+        assert json.load(f) == dict(counter=BATCH, initial_done=1)
+    cfg.experiment_name = 'datafree_restart'
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    hook = _hook(runner)
+    assert (hook.counter, hook.initial_done) == (3 * BATCH, 3)
+    entries = hook.pool.entries()
+    assert len(entries) == 3 * BATCH
+    dataset = runner.train_dataloader.dataset
+    for k, entry in enumerate(entries):  # layouts 0..5, none twice
+        np.testing.assert_allclose(entry.bboxes, dataset.layout(k).bboxes,
+                                   atol=1e-4)
+    log = open(osp.join(runner.log_dir, f'{runner.timestamp}.log')).read()
+    assert 'continuing an earlier start' in log
+    assert '1/3 initial batches done' in log
