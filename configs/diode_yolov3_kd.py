@@ -3,7 +3,7 @@
 #   bash tools/dist_train.sh configs/diode_yolov3_kd.py 8     # 8 GPUs
 #
 # Synthesis is the bottleneck (DIODE made ~89 images per GPU-hour with this
-# recipe, REFERENCE.md §4): make most of the pool offline first
+# recipe): make most of the pool offline first
 # (tools/synthesize.py with configs/synth/diode_yolov3_d53_coco.py) and set
 # the hook's warm_start to its output; the hook then adds fresh images
 # during training. Each rank synthesizes its own share of the layouts.
@@ -56,8 +56,8 @@ train_dataloader = dict(
     num_workers=4,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    # DIODE's distillation augmentation (mosaic + HSV + flip, REFERENCE.md
-    # §4) on the pool's images; as in configs/digits/diode_yolov3_kd.py the
+    # DIODE's distillation augmentation (mosaic + HSV + flip) on the pool's
+    # images; as in configs/digits/diode_yolov3_kd.py the
     # 2x2 mosaic is not resized and a random 320 px window of it is kept.
     dataset=dict(
         type='MultiImageMixDataset',

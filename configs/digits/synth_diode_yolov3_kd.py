@@ -4,7 +4,7 @@
 # denser layouts of smaller boxes.
 #   python tools/synthesize.py configs/digits/synth_diode_yolov3_kd.py \
 #       --out data/synth_yolov3 --num-images 500 --viz
-# Why 1.0 instead of DIODE's 0.1 (measured, README "Data-free distillation"):
+# Why 1.0 instead of DIODE's 0.1 (measured, docs/en/benchmarks.md):
 # the images match the teacher's BN statistics better (BN prior 3.1x below
 # noise instead of 1.6x) and a student distilled on them does better on the
 # real test split (160 images, quick profile: mAP@0.5 0.161 vs 0.142), while

@@ -1,5 +1,5 @@
 # DIODE synthesis from mmdet's COCO YOLOv3-D53 (608, multi-scale) model-zoo
-# teacher with the published recipe (REFERENCE.md §4): 2500 iterations at
+# teacher with the published DIODE recipe: 2500 iterations at
 # 160 px (lr 0.2, jitter 20), then 1500 at 320 px (lr 0.002 -> 0.0005,
 # jitter 40), BN prior 0.1 (p=2, first BN x2), TV-L1 75, flips, FP sampling
 # between iterations 800 and 2800. For CUDA; several GPUs with

@@ -9,7 +9,7 @@
 #   coco_loading_dataset: a COCO source that only loads (real, proxy or
 #                         offline-synthesized images).
 
-# DIODE's mosaic + HSV (REFERENCE.md §4). A replay pool holds a few hundred
+# DIODE's distillation augmentation: mosaic + HSV. A replay pool holds a few hundred
 # images: Mosaic recombines four of them into new layouts and backgrounds,
 # and the student always learns what the teacher predicts on the very image
 # it sees (head maps, RPN/RoI outputs and pseudo-labels), so no augmentation
