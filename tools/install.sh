@@ -4,7 +4,7 @@
 # Creates $VENV (default .venv) with torch 2.13.0, setuptools<81, mmcv 2.1.0
 # built from its sdist with compiled ops, mmengine 0.10.7, mmdet 3.3.0,
 # kornia 0.9.0, pycocotools, and mmdiode itself (editable). torchvision is never
-# installed (see docs/en/get_started.md, "Why no torchvision").
+# installed (see docs/en/get_started.md, "Why there is no torchvision").
 #
 # The mmcv wheel is built once (about 14 min on 2 CPU cores) and cached in
 # $MMDIODE_WHEEL_CACHE (default ~/.cache/mmdiode/wheels), so later installs,
