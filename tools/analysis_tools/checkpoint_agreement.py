@@ -27,8 +27,8 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
-    osp.abspath(__file__)))))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, ROOT)
 
 import mmdiode  # noqa: E402,F401
 from mmdiode.utils import ConfigError, load_config  # noqa: E402
@@ -50,6 +50,9 @@ def parse_args(argv=None):
     parser.add_argument('--every', type=int, default=1,
                         help='score every n-th checkpoint (default: all)')
     parser.add_argument('--out', default='results/datafree_validation.json')
+    parser.add_argument('--runner-dir',
+                        default='work_dirs/checkpoint_agreement',
+                        help='the Runner\'s own logs')
     parser.add_argument('--plot', help='scatter plot (default: the json\'s '
                         'path with .png)')
     args = parser.parse_args(argv)
@@ -67,23 +70,28 @@ def epoch_checkpoints(work_dir: str):
     return sorted(found)
 
 
-def build_runner(cfg, agreement_root: str):
+def build_runner(cfg, agreement_root: str, runner_dir: str):
     """A Runner of the config (no custom hooks, no training) and the two
     test loops: real test split and teacher agreement."""
     from mmengine.config import Config
     from mmengine.runner import Runner, TestLoop
     cfg = Config(cfg.to_dict())
     cfg.custom_hooks = []  # synthesis and teacher logging: not needed here
-    cfg.work_dir = osp.join('work_dirs', 'checkpoint_agreement')
+    cfg.work_dir = runner_dir
     cfg.load_from, cfg.resume = None, False
     agreement = Config.fromfile(
-        'configs/digits/_base_/datafree_agreement_val.py')
+        osp.join(ROOT, 'configs/digits/_base_/datafree_agreement_val.py'))
     agreement.val_dataloader.dataset.data_root = agreement_root
+    # The run's classes (CocoMetric maps labels to categories by name).
+    metainfo = cfg.test_dataloader.dataset.get('metainfo')
+    if metainfo:
+        agreement.val_dataloader.dataset.metainfo = metainfo
     agreement.val_evaluator.ann_file = osp.join(agreement_root,
                                                 'teacher_annotations.json')
     for setting in (agreement.val_dataloader, agreement.val_evaluator):
         setting.pop('_delete_', None)  # a merge key: the file stands alone
     runner = Runner.from_cfg(cfg)
+    runner.call_hook('before_run')  # the logger hook's files, as test() does
     real = TestLoop(runner, cfg.test_dataloader, cfg.test_evaluator)
     synthetic = TestLoop(runner, agreement.val_dataloader.to_dict(),
                          agreement.val_evaluator.to_dict())
@@ -155,7 +163,8 @@ def main(argv=None) -> int:
         print(f'error: {e}', file=sys.stderr)
         return 2
     from mmdiode.datasets.synthetic_coco import dump_json_atomic
-    runner, real, synthetic = build_runner(cfg, args.agreement)
+    runner, real, synthetic = build_runner(cfg, args.agreement,
+                                           args.runner_dir)
     rows, agreement_seconds = [], []
     for epoch, path in checkpoints:
         runner.load_checkpoint(path)
@@ -172,7 +181,7 @@ def main(argv=None) -> int:
     picked = max(rows, key=lambda r: (r['agreement_map50'], r['epoch']))
     best = max(r['test_map50'] for r in rows)
     train_seconds = args.train_seconds or train_seconds_of(args.work_dir)
-    epochs = cfg.train_cfg.max_epochs
+    epochs = cfg.train_cfg.get('max_epochs') or len(checkpoints)
     per_epoch = sum(agreement_seconds) / len(agreement_seconds)
     entry = dict(
         spearman=spearman([r['agreement_map50'] for r in rows],

@@ -8,6 +8,10 @@
 # Metrics are logged as agreement/bbox_mAP, agreement/bbox_mAP_50, ...;
 # save_best='agreement/bbox_mAP_50' keeps the checkpoint that agrees best.
 agreement_root = 'data/digits_agreement_yolov3/'
+# The teacher's classes, in its label order (CocoMetric maps labels to the
+# json's categories by these names).
+agreement_metainfo = dict(
+    classes=('0', '1', '2', '3', '4', '5', '6', '7', '8', '9'))
 
 val_dataloader = dict(
     _delete_=True,
@@ -19,6 +23,7 @@ val_dataloader = dict(
         type='CocoDataset',
         data_root=agreement_root,
         ann_file='teacher_annotations.json',
+        metainfo=agreement_metainfo,
         data_prefix=dict(img=''),
         test_mode=True,
         # The images are at the students' input size already: no resize
