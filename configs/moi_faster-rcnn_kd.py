@@ -10,9 +10,10 @@
 # Synthesis is the bottleneck: with the recipe of
 # configs/synth/moi_faster-rcnn_r50_coco.py (4000 iterations per image) a
 # GPU makes on the order of a hundred images per hour (DIODE reports ~89
-# per GPU-hour with its recipe), far fewer than training consumes. Make most of the pool
-# offline first (tools/synthesize.py with that config, on many GPUs) and set
-# warm_start to its output; the hook then adds fresh impressions during
+# per GPU-hour with its recipe), far fewer than training consumes. Make
+# most of the pool offline first (tools/synthesize.py with that config, on many
+# GPUs) and set warm_start to its output; the hook then adds fresh impressions
+# during
 # training. Without warm_start the pool starts from one batch per rank.
 
 # The R18 student of configs/kd/faster-rcnn_r101_to_r18_coco.py, its

@@ -55,9 +55,10 @@ train_dataloader = dict(
             metainfo=_base_.metainfo),
         pipeline=_base_.kd_pipeline))
 
-# Cost on 2 CPU cores (estimated; measured rows in docs/en/benchmarks.md): one synthesized batch of 16 with the recipe below takes
-# about 1.5 min (200 iterations at 64 px, 100 at 128 px), a training
-# iteration about 0.5 s. The student's 24 epochs are 4500 iterations
+# Cost on 2 CPU cores (estimated; measured rows in docs/en/benchmarks.md):
+# one synthesized batch of 16 with the recipe below takes about 1.5 min (200
+# iterations at 64 px, 100 at 128 px), a training iteration about 0.5 s. The
+# student's 24 epochs are 4500 iterations
 # (~40 min); a batch every 100 iterations adds 45 batches (~70 min) to the
 # 8 initial ones (~13 min): ~2 h for ~850 synthesized images, which the
 # student sees about 85 times each. interval=50 doubles the images for ~70

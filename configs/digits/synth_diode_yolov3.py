@@ -1,7 +1,8 @@
 # DIODE synthesis from the bundled YOLOv3-MobileNetV2 teacher (CPU-sized).
 #   python tools/synthesize.py configs/digits/synth_diode_yolov3.py \
 #       --out data/synth_yolov3 --num-images 1000 --viz
-# The DIODE recipe (its paper's YOLOv3 settings) scaled to 128 px digits on 2 CPU cores:
+# The DIODE recipe (its paper's YOLOv3 settings) scaled to 128 px digits on
+# 2 CPU cores:
 # two resolution stages (64 then 128 px instead of 160 then 320), a few
 # hundred iterations instead of 4000, no flips (digits are not
 # mirror-symmetric), tiled multi-object layouts.

@@ -16,7 +16,8 @@ img_size = 128
 # 42.7 px cell, 11-43 px. A data-free choice: the low end is the short side
 # of the teacher's smallest anchors (16 px at stride 4 with aspect ratios
 # 0.5-2: 11x22 to 22x11 px, faster-rcnn_r18_fpn_digits.py), as for the
-# YOLOv3 pair (synth_diode_yolov3_kd.py). Measured (docs/en/benchmarks.md): the earlier multi-box layouts (2-5 digits of 15-56 px)
+# YOLOv3 pair (synth_diode_yolov3_kd.py). Measured (docs/en/benchmarks.md):
+# the earlier multi-box layouts (2-5 digits of 15-56 px)
 # gave a student with little small-object mAP (0.070 against 0.393 for the
 # real-image student); an offline set of 60 images with these layouts gave
 # mAP@0.5 0.244 against 0.189 for 136 images with the old ones.

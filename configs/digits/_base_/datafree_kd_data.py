@@ -9,9 +9,10 @@
 #   coco_loading_dataset: a COCO source that only loads (real, proxy or
 #                         offline-synthesized images).
 
-# DIODE's distillation augmentation: mosaic + HSV. A replay pool holds a few hundred
-# images: Mosaic recombines four of them into new layouts and backgrounds,
-# and the student always learns what the teacher predicts on the very image
+# DIODE's distillation augmentation: mosaic + HSV. A replay pool holds a
+# few hundred images: Mosaic recombines four of them into new layouts and
+# backgrounds, and the student always learns what the teacher predicts on the
+# very image
 # it sees (head maps, RPN/RoI outputs and pseudo-labels), so no augmentation
 # can make a label wrong. The 2x2 mosaic is not resized (center_ratio_range
 # 1.0) and a random 128 px window of it kept, so objects keep their size;
