@@ -10,7 +10,7 @@ export PYTHONUNBUFFERED := 1
         eval-teachers demo datafree lint test clean-venv
 
 help:
-	@echo "make install   create .venv with the pinned stack (tools/install.sh; CUDA=1 for CUDA ops)"
+	@echo "make install   create .venv with the pinned stack (tools/install.sh; CUDA=1 for CUDA ops; WHEELHOUSE=DIR offline)"
 	@echo "make demo      install, build the benchmark, distil the committed YOLOv3 teacher without data, compare on the test split"
 	@echo "make datafree  every row of the data-free benchmark (hours; results/digits_datafree.json)"
 	@echo "make data      build digits-on-photos ($(DATA)) and its proxy set ($(PROXY))"
@@ -18,8 +18,10 @@ help:
 	@echo "make lint      flake8 + isort on the tree (settings in setup.cfg)"
 	@echo "make test      lint, then the test suite"
 
+# WHEELHOUSE=DIR: install with no network from tools/make_wheelhouse.sh's DIR.
+WHEELHOUSE ?=
 install:
-	bash tools/install.sh
+	WHEELHOUSE=$(WHEELHOUSE) bash tools/install.sh
 
 $(DATA)/meta.json:
 	$(PYTHON) tools/make_digits_dataset.py --out $(DATA) --seed 0 --viz
