@@ -26,6 +26,9 @@ import re
 import subprocess
 import sys
 import time
+from typing import Optional
+
+import numpy as np
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
@@ -43,10 +46,10 @@ def parse_args(argv=None):
                         'teacher_annotations.json)')
     parser.add_argument('--pair', required=True,
                         help='key of this run in the results json')
-    parser.add_argument('--train-seconds', type=float,
-                        help='the run\'s training wall time, for the cost '
-                        'ratio (default: from seconds.json beside the work '
-                        'dir)')
+    parser.add_argument('--epoch-seconds', type=float,
+                        help='wall time of one training epoch, for the cost '
+                        'ratio (default: the median time between '
+                        'consecutive epoch checkpoints)')
     parser.add_argument('--every', type=int, default=1,
                         help='score every n-th checkpoint (default: all)')
     parser.add_argument('--out', default='results/datafree_validation.json')
@@ -104,12 +107,12 @@ def spearman(a, b) -> float:
     return float(spearmanr(a, b).statistic)
 
 
-def train_seconds_of(work_dir: str):
-    path = osp.join(osp.dirname(osp.abspath(work_dir)), 'seconds.json')
-    if not osp.isfile(path):
-        return None
-    with open(path, encoding='utf-8') as f:
-        return json.load(f).get('train')
+def epoch_seconds_of(checkpoints) -> Optional[float]:
+    """Median wall time between consecutive epoch checkpoints (their
+    modification times): one epoch of the run, synthesis included."""
+    times = [osp.getmtime(path) for _, path in checkpoints]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    return float(np.median(gaps)) if gaps else None
 
 
 def git_commit() -> str:
@@ -180,8 +183,8 @@ def main(argv=None) -> int:
         print(f'checkpoint_agreement: {json.dumps(rows[-1])}', flush=True)
     picked = max(rows, key=lambda r: (r['agreement_map50'], r['epoch']))
     best = max(r['test_map50'] for r in rows)
-    train_seconds = args.train_seconds or train_seconds_of(args.work_dir)
-    epochs = cfg.train_cfg.get('max_epochs') or len(checkpoints)
+    epoch_seconds = args.epoch_seconds or epoch_seconds_of(
+        epoch_checkpoints(args.work_dir))
     per_epoch = sum(agreement_seconds) / len(agreement_seconds)
     entry = dict(
         spearman=spearman([r['agreement_map50'] for r in rows],
@@ -190,9 +193,10 @@ def main(argv=None) -> int:
         checkpoints=len(rows),
         picked_epoch=picked['epoch'],
         agreement_seconds_per_epoch=round(per_epoch, 2),
-        # Validating every epoch on the agreement set, against training.
-        val_cost_ratio=(None if not train_seconds else
-                        round(per_epoch * epochs / train_seconds, 4)),
+        epoch_seconds=None if not epoch_seconds else round(epoch_seconds, 1),
+        # Validating every epoch on the agreement set, against an epoch.
+        val_cost_ratio=(None if not epoch_seconds else
+                        round(per_epoch / epoch_seconds, 4)),
         rows=rows)
     results = dict(commit=git_commit(), pairs={})
     if osp.isfile(args.out):
