@@ -168,7 +168,10 @@ def test_student_teacher_class_count_mismatch_is_one_error(workspace,
                                                            tmp_path):
     r = run([tool('train.py'), config('kd_yolov3_hgd.py'), '--work-dir',
              str(tmp_path / 'k'), '--cfg-options',
-             'model.student.bbox_head.num_classes=3'] + FAST, workspace)
+             'model.student.bbox_head.num_classes=3',
+             'model.teacher.checkpoint=' + osp.join(
+                 ROOT, 'checkpoints', 'digits_yolov3_teacher_fp16.pth')] +
+            FAST, workspace)
     assert r.returncode == 2, r.stderr[-3000:]
     error, = [line for line in r.stderr.splitlines()
               if line.startswith('error:')]
