@@ -22,7 +22,6 @@ import argparse
 import glob
 import json
 import os.path as osp
-import re
 import subprocess
 import sys
 import time
@@ -65,12 +64,10 @@ def parse_args(argv=None):
 
 def epoch_checkpoints(work_dir: str):
     """``(epoch, path)`` of every ``epoch_N.pth``, in epoch order."""
-    found = []
-    for path in glob.glob(osp.join(work_dir, 'epoch_*.pth')):
-        match = re.fullmatch(r'epoch_(\d+)\.pth', osp.basename(path))
-        if match:
-            found.append((int(match.group(1)), path))
-    return sorted(found)
+    from mmdiode.benchmark.datafree import checkpoint_epoch
+    paths = glob.glob(osp.join(work_dir, 'epoch_*.pth'))
+    return sorted((checkpoint_epoch(p), p) for p in paths
+                  if checkpoint_epoch(p) > 0)
 
 
 def build_runner(cfg, agreement_root: str, runner_dir: str):
