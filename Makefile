@@ -52,7 +52,7 @@ demo: install data
 datafree: data faster-rcnn-teacher
 	$(PYTHON) tools/benchmark_datafree.py
 
-LINTED = mmdiode tools tests configs setup.py
+LINTED = mmdiode benchmarks tools tests configs setup.py
 lint:
 	$(PYTHON) -m flake8 $(LINTED)
 	$(PYTHON) -m isort --check-only --diff $(LINTED)

@@ -6,14 +6,22 @@
   images of a few dozen pixels (sides divisible by 32).
 * :func:`run_dist_tool`: a ``tools/dist_*.sh`` launch (torchrun) of CPU
   processes, as the multi-process tests run them.
+* Tiny runs of the long jobs, as files the tools take: a randomly
+  initialised teacher checkpoint (:func:`save_tiny_teacher`), a synthesis
+  config for ``tools/synthesize.py`` (:func:`write_tiny_synthesis_config`)
+  and an on-the-fly data-free training config with ``DeepInversionHook``
+  for ``tools/train.py`` (:func:`write_tiny_datafree_config`). They need no
+  data set and run in seconds on a CPU; the bad-input sweep and
+  ``tools/analysis_tools/kill_resume.py`` use them.
 """
 import copy
 import os
 import os.path as osp
+import pprint
 import socket
 import subprocess
 import sys
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 from mmengine.config import ConfigDict
 
@@ -202,3 +210,162 @@ def run_dist_tool(script: str,
                           [str(a) for a in args],
                           cwd=cwd or root, env=env, capture_output=True,
                           text=True, timeout=timeout)
+
+
+#: Class names of the tiny runs.
+TINY_CLASSES: Tuple[str, ...] = ('a', 'b', 'c')
+
+
+def save_tiny_teacher(path: str, seed: int = 0) -> str:
+    """Saves a randomly initialised :func:`tiny_yolov3` (3 classes) as a
+    checkpoint with ``meta.dataset_meta.classes``, as a Runner would.
+
+    Args:
+        path (str): The checkpoint file.
+        seed (int): Seed of the initialisation. Defaults to 0.
+
+    Returns:
+        str: ``path``.
+    """
+    import torch
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    register_all_modules()
+    torch.manual_seed(seed)
+    model = MODELS.build(tiny_yolov3(num_classes=len(TINY_CLASSES)))
+    torch.save(
+        dict(state_dict=model.state_dict(),
+             meta=dict(dataset_meta=dict(classes=list(TINY_CLASSES)))), path)
+    return path
+
+
+def write_tiny_synthesis_config(path: str,
+                                teacher_ckpt: str,
+                                num_images: int = 6,
+                                batch_size: int = 2,
+                                iterations: Tuple[int, int] = (6, 4)) -> str:
+    """A ``tools/synthesize.py`` config: DIODE on :func:`tiny_yolov3`, 2x2
+    tiled layouts, 32 then 64 px.
+
+    Args:
+        path (str): The config file to write.
+        teacher_ckpt (str): From :func:`save_tiny_teacher`.
+        num_images (int): Images of the job. Defaults to 6.
+        batch_size (int): Images per batch. Defaults to 2.
+        iterations (tuple[int, int]): Of the two stages. Defaults to (6, 4).
+
+    Returns:
+        str: ``path``.
+    """
+    model = pprint.pformat(tiny_yolov3(num_classes=3).to_dict())
+    text = f'''custom_imports = dict(imports=['mmdiode'],
+                      allow_failed_imports=False)
+default_scope = 'mmdet'
+teacher = dict(config=dict(model={model}), checkpoint={str(teacher_ckpt)!r})
+layout_sampler = dict(type='BoxLayoutSampler', img_size=64,
+                      strategy='tiling', tiles_per_side=2, min_size=0.4,
+                      max_size=0.9)
+synthesizer = dict(
+    type='DeepInversion',
+    bn_prior=dict(weight=0.1),
+    image_prior=dict(tv_l1=1.0),
+    augment=dict(flip_prob=0.0),
+    stages=[dict(size=32, iterations={iterations[0]}, lr=0.1, jitter=2),
+            dict(size=64, iterations={iterations[1]}, lr=0.05, jitter=4)],
+    fp_sampling=dict(start=2, end=8, interval=3, score_thr=0.0))
+synthesis = dict(num_images={num_images}, batch_size={batch_size}, seed=0)
+vis_backends = [dict(type='LocalVisBackend')]
+'''
+    with open(path, 'w', encoding='utf-8') as f:
+        f.write(text)
+    return path
+
+
+def write_tiny_datafree_config(path: str,
+                               root: str,
+                               teacher_ckpt: str,
+                               max_iters: int = 4,
+                               interval: int = 2,
+                               checkpoint_interval: int = 2,
+                               initial_batches: int = 1,
+                               batch_size: int = 2,
+                               pool_size: int = 1000,
+                               iterations: int = 2) -> str:
+    """A ``tools/train.py`` config: a :func:`tiny_yolov3` student distilled
+    from the tiny teacher on 32 px images that ``DeepInversionHook``
+    synthesizes into ``<root>/pool``; iteration-based, no validation.
+
+    Args:
+        path (str): The config file to write.
+        root (str): Folder of the pool (``<root>/pool``).
+        teacher_ckpt (str): From :func:`save_tiny_teacher`.
+        max_iters (int): Training iterations. Defaults to 4.
+        interval (int): Iterations between synthesis rounds. Defaults to 2.
+        checkpoint_interval (int): Iterations between checkpoints.
+            Defaults to 2.
+        initial_batches (int): Batches synthesized before training.
+            Defaults to 1.
+        batch_size (int): Images per synthesized batch. Defaults to 2.
+        pool_size (int): Most images in the pool. Defaults to 1000.
+        iterations (int): Synthesis iterations per batch. Defaults to 2.
+
+    Returns:
+        str: ``path``.
+    """
+    from mmengine.config import Config
+    size = 32
+    cfg = dict(
+        custom_imports=dict(imports=['mmdiode'], allow_failed_imports=False),
+        default_scope='mmdet',
+        model=dict(type='KDDetector',
+                   student=tiny_yolov3(num_classes=3).to_dict(),
+                   teacher=dict(config=tiny_yolov3(num_classes=3).to_dict(),
+                                checkpoint=str(teacher_ckpt)),
+                   distill_losses=dict(out=dict(type='OutputMSELoss')),
+                   gt_loss_weight=1.0,
+                   classes=TINY_CLASSES),
+        train_dataloader=dict(
+            batch_size=2,
+            num_workers=0,
+            persistent_workers=False,
+            sampler=dict(type='DefaultSampler', shuffle=True),
+            dataset=dict(type='BoxSamplerDataset',
+                         pool_dir=osp.join(str(root), 'pool'),
+                         layout_sampler=dict(type='BoxLayoutSampler',
+                                             min_size=0.3, max_size=0.8),
+                         num_samples=8,
+                         img_size=size,
+                         seed=1,
+                         pipeline=[dict(type='PackDetInputs')])),
+        train_cfg=dict(type='IterBasedTrainLoop', max_iters=max_iters,
+                       val_interval=max_iters + 1),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=1e-3,
+                                          momentum=0.9)),
+        default_hooks=dict(
+            timer=dict(type='IterTimerHook'),
+            logger=dict(type='LoggerHook', interval=1),
+            param_scheduler=dict(type='ParamSchedulerHook'),
+            checkpoint=dict(type='CheckpointHook', by_epoch=False,
+                            interval=checkpoint_interval)),
+        custom_hooks=[
+            dict(type='DeepInversionHook',
+                 synthesizer=dict(
+                     type='DeepInversion',
+                     bn_prior=dict(weight=0.1),
+                     image_prior=dict(tv_l1=1.0),
+                     augment=dict(flip_prob=0.0, erase_prob=0.0),
+                     stages=[dict(size=size, iterations=iterations, lr=0.1,
+                                  jitter=2)],
+                     fp_sampling=dict(enable=False)),
+                 pool_size=pool_size,
+                 interval=interval,
+                 batch_size=batch_size,
+                 initial_batches=initial_batches,
+                 seed=0)
+        ],
+        env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo')),
+        log_processor=dict(by_epoch=False),
+        log_level='WARNING',
+        randomness=dict(seed=0))
+    Config(cfg).dump(path)
+    return path

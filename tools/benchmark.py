@@ -4,13 +4,13 @@
 ``synth``: one synthesis iteration against the teacher's bare ``loss()`` +
 backward to the pixels on the same batch, the configured schedule's
 images/s, and resident memory over consecutive batches (see
-:mod:`mmdiode.inversion.synth_benchmark`)::
+:mod:`benchmarks.profiling.synthesis`)::
 
     python tools/benchmark.py synth \\
         --config configs/digits/synth_diode_yolov3.py
 
 ``kd``: the overhead of a KD training step over the student's own step plus
-the teacher's forward (see :mod:`mmdiode.models.kd_benchmark`)::
+the teacher's forward (see :mod:`benchmarks.profiling.kd`)::
 
     python tools/benchmark.py kd --config configs/digits/kd_yolov3_hgd.py \\
         --threads 2 --iters 20 --warmup 3
@@ -25,13 +25,14 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import torch  # noqa: E402
-from mmengine.config import DictAction  # noqa: E402
 from mmengine.logging import MMLogger  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 
 import mmdiode  # noqa: E402,F401  (registers components)
-from mmdiode.models import kd_benchmark  # noqa: E402
+from benchmarks.profiling import kd as kd_benchmark  # noqa: E402
+from benchmarks.profiling.memory import peak_rss_mib  # noqa: E402
 from mmdiode.utils import ConfigError, load_config  # noqa: E402
+from mmdiode.utils.cli import ArgumentParser, DictAction  # noqa: E402
 
 
 def int_at_least(minimum: int):
@@ -87,7 +88,7 @@ def run_kd(args: argparse.Namespace) -> int:
                                             args.iters, args.warmup)
     for name, seconds in timings.medians().items():
         print(f'median {name}: {seconds:.4f} s')
-    print(f'peak_rss: {kd_benchmark.peak_rss_mib():.0f} MiB')
+    print(f'peak_rss: {peak_rss_mib():.0f} MiB')
     print(f'overhead_ratio={timings.overhead_ratio:.4f}')
     return 0
 
@@ -123,8 +124,8 @@ def run_synth(args: argparse.Namespace) -> int:
 
     from mmdet.registry import TASK_UTILS
 
+    from benchmarks.profiling import synthesis as sb
     from mmdiode.apis import build_teacher
-    from mmdiode.inversion import synth_benchmark as sb
     torch.set_num_threads(args.threads)
     cfg = load_config(args.config, args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
@@ -164,7 +165,7 @@ def run_synth(args: argparse.Namespace) -> int:
     if device.type == 'cuda':
         print('peak_cuda_memory: '
               f'{torch.cuda.max_memory_allocated() / 2**20:.0f} MiB')
-    print(f'peak_rss: {sb.peak_rss_mb():.0f} MiB')
+    print(f'peak_rss: {peak_rss_mib():.0f} MiB')
     print(f'overhead_ratio={timing["overhead_ratio"]:.4f}')
     return 0
 
@@ -179,7 +180,7 @@ COMMANDS = {
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description='mmdiode timing benchmarks')
+    parser = ArgumentParser(description='mmdiode timing benchmarks')
     subparsers = parser.add_subparsers(dest='command', required=True)
     for name, (help_text, add_arguments, _) in COMMANDS.items():
         add_arguments(subparsers.add_parser(name, help=help_text))

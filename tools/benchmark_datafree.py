@@ -1,7 +1,7 @@
 """The data-free distillation benchmark: every row, one results json.
 
 Trains and evaluates, for the bundled teachers, the students of
-:mod:`mmdiode.benchmark.datafree` (supervised, distilled on real images,
+:mod:`benchmarks.digits.datafree` (supervised, distilled on real images,
 on DIODE / MOI images offline and on the fly, on a proxy set, on noise,
 and the synthesis ablations), each with ``tools/train.py`` /
 ``tools/synthesize.py`` / ``tools/test.py`` in a subprocess. Finished rows
@@ -27,7 +27,6 @@ Examples::
     python tools/benchmark_datafree.py --pairs yolov3 \
         --rows teacher kd_synth_online --stream
 """
-import argparse
 import json
 import os
 import os.path as osp
@@ -37,16 +36,17 @@ from typing import Sequence
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmdiode.benchmark.datafree import (PAIRS, PROFILES, ROWS,  # noqa: E402
+from benchmarks.digits.datafree import (PAIRS, PROFILES, ROWS,  # noqa: E402
                                         DatafreeBenchmark, collect,
                                         scaling_points)
-from mmdiode.datasets.synthetic_coco import dump_json_atomic  # noqa: E402
+from mmdiode.utils.cli import ArgumentParser, ConfigError, fail  # noqa
+from mmdiode.utils.fileio import dump_json_atomic  # noqa: E402
 from mmdiode.visualization.results import (plot_datafree_results, plot_scaling,
                                            results_table)
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         description='Data-free distillation benchmark on digits-on-photos')
     parser.add_argument('--profile', choices=sorted(PROFILES),
                         default='quick',
@@ -127,6 +127,29 @@ def write_scaling(bench: DatafreeBenchmark, results: dict, path: str,
     plot_scaling(points, references, osp.splitext(path)[0] + '.png')
 
 
+def earlier_results(path: str):
+    """The results json already at ``path`` (its rows finished elsewhere,
+    on another machine or in a deleted work dir, are kept), or None.
+
+    Raises:
+        ConfigError: The file is not a results json; it is left as it is.
+    """
+    if not osp.isfile(path):
+        return None
+    with open(path, encoding='utf-8') as f:
+        text = f.read()
+    try:
+        previous = json.loads(text)
+        problem = None if isinstance(previous, dict) else \
+            f'a {type(previous).__name__}'
+    except ValueError as e:
+        problem = str(e)
+    if problem is not None:
+        raise ConfigError(f'{path} is not a results json ({problem}); move '
+                          'it away or give another --out')
+    return previous
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     commit = git_commit([args.out, args.plot])
@@ -142,13 +165,14 @@ def main(argv=None) -> int:
                   f'train={plan.train_config} {plan.train_options} '
                   f'test={plan.test_config}')
         return 0
+    try:
+        previous = earlier_results(args.out)
+        collect(bench, pairs, commit, previous)  # a profile mismatch fails
+    except ConfigError as e:
+        return fail(e)
+    except ValueError as e:  # collect(): the earlier results' profile
+        return fail(ConfigError(f'{args.out}: {e}'))
     os.makedirs(osp.dirname(args.out) or '.', exist_ok=True)
-    # Rows finished elsewhere (another machine, a deleted work dir) stay.
-    previous = None
-    if osp.isfile(args.out):
-        with open(args.out, encoding='utf-8') as f:
-            previous = json.load(f)
-    collect(bench, pairs, commit, previous)  # a profile mismatch fails now
     for index, (pair, row) in enumerate(jobs, 1):
         print(f'=== row {index}/{len(jobs)}: {pair.name}/{row}', flush=True)
         bench.run_row(pair, row, force=args.force)

@@ -19,7 +19,6 @@ without optimizer or scheduler states. The output is written to a temporary
 file in the same folder and renamed, so an interrupted run never leaves a
 partial file behind.
 """
-import argparse
 import os.path as osp
 import sys
 from collections import OrderedDict
@@ -32,6 +31,8 @@ import torch  # noqa: E402
 import mmdiode  # noqa: E402,F401  (registers the safe globals for loading)
 from mmdiode.utils import (CheckpointError, load_checkpoint_file,  # noqa: E402
                            save_checkpoint_atomic)
+from mmdiode.utils.cli import (ArgumentParser, ConfigError,  # noqa: E402
+                               check_output_file, fail)
 
 STUDENT_PREFIX = 'student.'
 
@@ -70,6 +71,7 @@ def extract_student(src: str, dst: str) -> int:
     Returns:
         int: The number of tensors written.
     """
+    check_output_file(dst)
     ckpt = load_checkpoint_file(src)
     state_dict = student_state_dict(ckpt.get('state_dict', ckpt))
     save_checkpoint_atomic(
@@ -78,7 +80,7 @@ def extract_student(src: str, dst: str) -> int:
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         description='Write the student of a KDDetector checkpoint as a '
         'plain detector checkpoint')
     parser.add_argument('checkpoint', help='KDDetector checkpoint (.pth)')
@@ -90,9 +92,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         count = extract_student(args.checkpoint, args.out)
-    except CheckpointError as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
+    except (CheckpointError, ConfigError, OSError) as e:
+        return fail(e)
     print(f'wrote {count} student tensors to {args.out}')
     return 0
 

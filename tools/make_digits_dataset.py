@@ -9,20 +9,20 @@ Examples::
     python tools/make_digits_dataset.py --proxy --out data/digits_proxy \
         --num-proxy 3000
 """
-import argparse
 import os.path as osp
 import sys
 import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmdiode.benchmark.digits import (SPLITS, DigitsConfig,  # noqa
-                                      build_dataset)
+from benchmarks.digits.dataset import (SPLITS, DigitsConfig,  # noqa
+                                       build_dataset)
+from mmdiode.utils.cli import ArgumentParser  # noqa: E402
 from mmdiode.visualization.grid import coco_grid  # noqa
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--out', required=True, help='output folder')
     parser.add_argument('--seed', type=int, default=0,
                         help='seed of every random choice (integer)')
@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     except (ValueError, TypeError, FileExistsError, FileNotFoundError,
             RuntimeError, OSError) as e:
         print(f'error: {e}', file=sys.stderr)
-        return 1
+        return 2
     print(f'digits-on-photos ready in {out} ({time.time() - start:.1f} s)')
     if args.viz:
         for split in splits or ('proxy', ):

@@ -12,7 +12,6 @@ atomically and prints the file's size and SHA-256.
     python tools/publish_checkpoint.py work_dirs/yolov3_teacher/final.pth \\
         checkpoints/digits_yolov3_teacher_fp16.pth --fp16
 """
-import argparse
 import hashlib
 import os
 import os.path as osp
@@ -25,11 +24,14 @@ import torch  # noqa: E402
 import mmdiode  # noqa: E402,F401  (registers the safe globals for loading)
 from mmdiode.utils import (CheckpointError, load_checkpoint_file,  # noqa: E402
                            save_checkpoint_atomic)
+from mmdiode.utils.cli import (ArgumentParser, ConfigError,  # noqa: E402
+                               check_output_file, fail)
 
 
 def publish(src: str, dst: str, fp16: bool = False) -> str:
     """Writes the weights and meta of ``src`` to ``dst``; returns the
     SHA-256 of the written file."""
+    check_output_file(dst)
     ckpt = load_checkpoint_file(src)
     state_dict = ckpt.get('state_dict', ckpt)
     if fp16:
@@ -44,7 +46,7 @@ def publish(src: str, dst: str, fp16: bool = False) -> str:
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         description='Write a checkpoint\'s weights and meta for release')
     parser.add_argument('checkpoint', help='Runner checkpoint (.pth)')
     parser.add_argument('out', help='output checkpoint path')
@@ -57,9 +59,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         digest = publish(args.checkpoint, args.out, args.fp16)
-    except CheckpointError as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
+    except (CheckpointError, ConfigError, OSError) as e:
+        return fail(e)
     size = os.path.getsize(args.out) / 2**20
     print(f'wrote {args.out}: {size:.1f} MiB, sha256 {digest}')
     return 0

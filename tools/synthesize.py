@@ -13,7 +13,6 @@ it stopped. The output loads in mmdet's CocoDataset as is
 (``annotations.json`` + ``images/``); ``fidelity.json`` and the histograms
 beside it report how well the teacher detects its own targets.
 """
-import argparse
 import os
 import os.path as osp
 import sys
@@ -21,12 +20,14 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import mmdiode  # noqa: E402,F401
-from mmdiode.utils import ConfigError, default_work_dir, load_config  # noqa
+from mmdiode.utils import ConfigError, default_work_dir  # noqa: E402
 from mmdiode.utils.checkpoint import CheckpointError  # noqa: E402
+from mmdiode.utils.cli import (ArgumentParser, DictAction,  # noqa: E402
+                               check_cfg_options, fail, load_config)
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='synthesis config')
     parser.add_argument('--teacher-ckpt', help='teacher checkpoint '
                         '(overrides teacher.checkpoint of the config)')
@@ -43,7 +44,6 @@ def parse_args(argv=None):
                         help='write viz.png, a grid of images with boxes')
     parser.add_argument('--device', default=None,
                         help='cpu or cuda (default: cuda when available)')
-    from mmengine.config import DictAction
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings in the config, key=value')
     parser.add_argument('--launcher',
@@ -58,7 +58,17 @@ def parse_args(argv=None):
 
 def build_cfg(args):
     from mmdiode.apis import scale_schedule
-    cfg = load_config(args.config, args.cfg_options)
+    from mmdiode.apis.synthesis import SYNTHESIS_DEFAULTS
+    cfg = load_config(args.config)
+    for key in ('teacher', 'layout_sampler', 'synthesizer'):
+        if not isinstance(cfg.get(key), dict):
+            raise ConfigError(
+                f'{args.config} is not a synthesis config: it has no {key}='
+                'dict(...) (see configs/digits/synth_*.py)')
+    # Settings with defaults may be set without being in the file.
+    cfg.synthesis = {**SYNTHESIS_DEFAULTS, **cfg.get('synthesis', {})}
+    check_cfg_options(cfg, args.cfg_options)
+    cfg.merge_from_dict(args.cfg_options or {})
     if osp.exists(args.out) and not osp.isdir(args.out):
         raise ConfigError(f'--out {args.out} is a file, not a folder: give '
                           'the folder the data set goes to')
@@ -67,7 +77,6 @@ def build_cfg(args):
     ckpt = cfg.teacher.get('checkpoint')
     if ckpt and '://' not in ckpt and not osp.isfile(ckpt):
         raise CheckpointError(f'teacher checkpoint not found: {ckpt}')
-    cfg.setdefault('synthesis', {})
     if args.num_images is not None:
         if args.num_images < 1:
             raise ConfigError('--num-images must be >= 1')
@@ -95,10 +104,12 @@ def synthesize(cfg, args) -> int:
         job = SynthesisJob(cfg, args.out,
                            args.work_dir or default_work_dir(args.config),
                            torch.device(device))
-    except (ValueError, CheckpointError, FileNotFoundError) as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
-    report = job.run()
+    except (ValueError, CheckpointError, OSError) as e:
+        return fail(e)
+    try:
+        report = job.run()
+    except (ConfigError, OSError) as e:
+        return fail(e)
     if report is not None:
         if args.viz:
             print(f'wrote {job.write_grid()}')
@@ -111,15 +122,16 @@ def synthesize(cfg, args) -> int:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from mmdiode.utils.dist import destroy_dist, init_dist_any_device
+    from mmdiode.utils.dist import (check_launch_env, destroy_dist,
+                                    init_dist_any_device)
     try:
+        check_launch_env(args.launcher)
         cfg = build_cfg(args)
         # Without CUDA the ranks are CPU processes talking over gloo.
         init_dist_any_device(args.launcher,
                              cfg.get('env_cfg', {}).get('dist_cfg', {}))
     except (ConfigError, CheckpointError) as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
+        return fail(e)
     try:
         return synthesize(cfg, args)
     finally:

@@ -8,7 +8,6 @@ Same flags as mmdet's ``tools/test.py``::
     bash tools/dist_test.sh CONFIG CKPT 8      # torchrun, 8 GPUs
     bash tools/dist_test.sh CONFIG CKPT 2      # no CUDA: 2 CPU processes, gloo
 """
-import argparse
 import json
 import os
 import os.path as osp
@@ -16,7 +15,6 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import DictAction  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
@@ -24,11 +22,14 @@ import mmdiode  # noqa: E402,F401
 from mmdiode.utils import (CheckpointError, ConfigError,  # noqa
                            check_checkpoint_fits, default_work_dir,
                            load_checkpoint_file, load_config)
-from mmdiode.utils.dist import destroy_dist, setup_cpu_distributed  # noqa
+from mmdiode.utils.cli import (ArgumentParser, DictAction,  # noqa: E402
+                               check_data_files, fail)
+from mmdiode.utils.dist import (check_launch_env, destroy_dist,  # noqa
+                                setup_cpu_distributed)
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Test (and eval) a model')
+    parser = ArgumentParser(description='Test (and eval) a model')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the dir to save the metrics')
@@ -88,10 +89,12 @@ def run_test(cfg, args, state_dict: dict) -> dict:
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
+        check_launch_env(args.launcher)
         if args.out is not None and not args.out.endswith(('.pkl',
                                                            '.pickle')):
             raise ConfigError('--out must end with .pkl or .pickle')
         cfg = load_config(args.config, args.cfg_options)
+        check_data_files(cfg, ('test_dataloader', ))
         # A clear error before building.
         ckpt = load_checkpoint_file(args.checkpoint)
         cfg.launcher = args.launcher
@@ -102,13 +105,11 @@ def main(argv=None) -> int:
             enable_visualization(cfg, args)
         setup_cpu_distributed(cfg)
     except (ConfigError, CheckpointError) as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
+        return fail(e)
     try:
         metrics = run_test(cfg, args, ckpt.get('state_dict', ckpt))
-    except (CheckpointError, ConfigError) as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
+    except (CheckpointError, ConfigError, OSError) as e:
+        return fail(e)
     finally:
         destroy_dist()  # the Runner, out of scope now, held the group
     # One machine-readable line, for scripts that collect results.

@@ -8,7 +8,6 @@ Same flags as mmdet's ``tools/train.py``::
     bash tools/dist_train.sh CONFIG 8          # torchrun, 8 GPUs
     bash tools/dist_train.sh CONFIG 2          # no CUDA: 2 CPU processes, gloo
 """
-import argparse
 import logging
 import os
 import os.path as osp
@@ -16,7 +15,6 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import DictAction  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
@@ -25,11 +23,14 @@ import mmdiode  # noqa: E402,F401  (registers components and safe globals)
 from mmdiode.utils import (CheckpointError, ConfigError,  # noqa: E402
                            check_checkpoint_fits, default_work_dir,
                            load_checkpoint_file, load_config)
-from mmdiode.utils.dist import destroy_dist, setup_cpu_distributed  # noqa
+from mmdiode.utils.cli import (ArgumentParser, DictAction,  # noqa: E402
+                               check_data_files, fail)
+from mmdiode.utils.dist import (check_launch_env, destroy_dist,  # noqa
+                                setup_cpu_distributed)
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Train a detector')
+    parser = ArgumentParser(description='Train a detector')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument('--amp', action='store_true',
@@ -85,7 +86,27 @@ def apply_args(cfg, args):
         if not osp.isfile(args.resume):
             raise ConfigError(f'--resume checkpoint not found: {args.resume}')
         cfg.resume, cfg.load_from = True, args.resume
+    check_schedule(cfg)
     return cfg
+
+
+def check_schedule(cfg) -> None:
+    """Refuses a schedule that trains nothing (mmengine would end at once,
+    exit 0, and leave the previous checkpoints as if they were the run's)."""
+    train_cfg = cfg.get('train_cfg') or {}
+    for key in ('max_epochs', 'max_iters'):
+        value = train_cfg.get(key)
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise ConfigError(f'train_cfg.{key} must be an integer >= 1, got '
+                              f'{value!r}')
+
+
+def used_loaders(cfg) -> tuple:
+    """The data loaders a training run reads (validation only when the
+    config validates)."""
+    if cfg.get('val_cfg') and cfg.get('val_evaluator'):
+        return ('train_dataloader', 'val_dataloader')
+    return ('train_dataloader', )
 
 
 #: Least share of the model's tensors a ``load_from`` checkpoint must fit:
@@ -120,16 +141,16 @@ def train(cfg, allow_partial: bool = False) -> None:
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
+        check_launch_env(args.launcher)
         cfg = apply_args(load_config(args.config, args.cfg_options), args)
+        check_data_files(cfg, used_loaders(cfg))
         setup_cpu_distributed(cfg)
     except ConfigError as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
+        return fail(e)
     try:
         train(cfg, args.allow_partial)
-    except (CheckpointError, ConfigError) as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
+    except (CheckpointError, ConfigError, OSError) as e:
+        return fail(e)
     finally:
         destroy_dist()  # the Runner, out of scope now, held the group
     return 0

@@ -44,12 +44,44 @@ from torch import nn
 
 from mmdiode.datasets import Layout, SyntheticCocoWriter
 from mmdiode.evaluation import fidelity_report, write_teacher_annotations
-from mmdiode.models.detectors.kd_detector import build_frozen_teacher
+from mmdiode.models.utils import build_frozen_teacher
+from mmdiode.utils.cli import DivergedError
 from mmdiode.utils.seeding import derive_seed
 from mmdiode.visualization import coco_grid
 
 SYNTHESIS_DEFAULTS = dict(num_images=1000, batch_size=16, seed=0,
                           max_retries=2, teacher_labels=None)
+
+
+def run_synthesizer(synthesizer, layouts: Sequence, generator, what: str):
+    """``synthesizer.synthesize(layouts, generator=generator)``; a run whose
+    losses stayed non-finite is a :class:`DivergedError` (the settings are
+    wrong, not the code).
+
+    The engine raises a plain ``RuntimeError`` whose message says
+    ``non-finite`` once its restarts are used up; it is recognised by that
+    word. A run in which no step had a finite loss (every step restarted,
+    within the allowed restarts) returns fresh noise as its images: that is
+    a divergence too.
+
+    Args:
+        synthesizer: A ``DeepInversion``-like synthesizer.
+        layouts (Sequence): ``(boxes, labels)`` per image.
+        generator (torch.Generator): The batch's generator.
+        what (str): Names the batch in the message, e.g. ``'batch 3'``.
+    """
+    try:
+        result = synthesizer.synthesize(layouts, generator=generator)
+    except RuntimeError as e:
+        if 'non-finite' not in str(e):
+            raise
+        raise DivergedError(f'{what}: {e}') from e
+    if not result.loss_history:
+        raise DivergedError(
+            f'{what}: no synthesis step had a finite loss (every step '
+            f'restarted from noise, {result.restarts} restarts); lower the '
+            'learning rate or the prior weights, or disable amp')
+    return result
 
 
 def build_teacher(teacher_cfg: dict,
@@ -67,14 +99,12 @@ def build_teacher(teacher_cfg: dict,
         ``classes``, else the checkpoint's ``dataset_meta``, else the
         config's dataset ``metainfo``).
     """
-    model, known_classes = build_frozen_teacher(teacher_cfg['config'],
-                                                teacher_cfg.get('checkpoint'))
-    classes = teacher_cfg.get('classes') or known_classes
+    model, classes = build_frozen_teacher(teacher_cfg)
     if not classes:
         raise ValueError(
             'the teacher\'s class names are unknown: neither its checkpoint '
             'meta nor its config names them; set teacher.classes')
-    return model.to(device), tuple(classes)
+    return model.to(device), classes
 
 
 def scale_schedule(synthesizer_cfg: dict, iterations: int) -> dict:
@@ -218,8 +248,8 @@ class SynthesisJob:
         generator = torch.Generator().manual_seed(
             derive_seed(self.job['seed'], batch, attempt))
         start = time.time()
-        result = self.synthesizer.synthesize(
-            self._layouts(indices), generator=generator)
+        result = run_synthesizer(self.synthesizer, self._layouts(indices),
+                                 generator, f'batch {batch}')
         seconds = time.time() - start
         self._log_batch(batch, attempt, len(indices), seconds, result)
         layouts = [
@@ -256,7 +286,7 @@ class SynthesisJob:
                 self.writer.write_batch(batch, images, layouts, valid=valid,
                                         rank=self.rank, indices=indices)
         if self.writer.invalid_indices(self.rank):
-            raise RuntimeError(
+            raise DivergedError(
                 f'images {self.writer.invalid_indices(self.rank)} stayed '
                 f'non-finite after {self.job["max_retries"]} retries; lower '
                 'the learning rate or the loss weights')

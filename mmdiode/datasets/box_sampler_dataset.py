@@ -14,6 +14,7 @@ from mmdet.registry import DATASETS, TASK_UTILS
 from mmdet.structures.bbox import HorizontalBoxes
 from mmengine.dataset import BaseDataset
 
+from ..utils.cli import ConfigError
 from .layout_sampler import BoxLayoutSampler, Layout
 from .replay_pool import ReplayPool
 
@@ -91,9 +92,11 @@ class BoxSamplerDataset(BaseDataset):
                  pipeline: Sequence[dict] = (dict(type='PackDetInputs'), ),
                  max_refetch: int = 1000) -> None:
         if num_samples < 1:
-            raise ValueError(f'num_samples must be >= 1, got {num_samples}')
+            raise ConfigError('BoxSamplerDataset num_samples must be >= 1, '
+                              f'got {num_samples}')
         if img_size < 1:
-            raise ValueError(f'img_size must be >= 1, got {img_size}')
+            raise ConfigError('BoxSamplerDataset img_size must be >= 1, got '
+                              f'{img_size}')
         self.pool_dir = pool_dir
         self.num_samples = num_samples
         self.img_size = img_size
@@ -109,11 +112,12 @@ class BoxSamplerDataset(BaseDataset):
     def _checked_sampler_cfg(self, cfg: dict) -> dict:
         cfg = copy.deepcopy(dict(cfg))
         if 'classes' in cfg:
-            raise ValueError('layout_sampler: do not set classes; they come '
-                             'from the data set\'s metainfo (the teacher\'s)')
+            raise ConfigError('layout_sampler: do not set classes; they come '
+                              'from the data set\'s metainfo (the '
+                              'teacher\'s)')
         for key, value in (('img_size', self.img_size), ('seed', self.seed)):
             if cfg.get(key, value) != value:
-                raise ValueError(
+                raise ConfigError(
                     f'layout_sampler.{key}={cfg[key]} differs from the data '
                     f'set\'s {key}={value}; set it on the data set only')
             cfg[key] = value
@@ -155,6 +159,13 @@ class BoxSamplerDataset(BaseDataset):
         if self._pool is None:
             self._pool = ReplayPool(self.pool_dir)
         return self._pool
+
+    @property
+    def declared_classes(self) -> Optional[Tuple[str, ...]]:
+        """The classes of ``metainfo=dict(classes=...)``; None when not
+        given (the pool's are not consulted)."""
+        classes = self._metainfo.get('classes')
+        return tuple(classes) if classes else None
 
     @property
     def classes(self) -> Tuple[str, ...]:

@@ -24,16 +24,15 @@ import json
 import os
 import os.path as osp
 import re
-import tempfile
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
 
-from .synthetic_coco import dump_json_atomic
+from ..utils.cli import ConfigError
+from ..utils.fileio import atomic_open, dump_json_atomic
 
 _INDEX_RE = re.compile(r'^index_rank(\d+)\.json$')
-_TMP_SUFFIX = '.tmp'
 # Pixels a box may overshoot the image border before it is an error.
 _BORDER_TOLERANCE = 0.5
 
@@ -162,6 +161,38 @@ class ReplayPool:
         changes whenever the pool's content does."""
         self.refresh()
         return sum(index['next_id'] for _, index in self._indexes.values())
+
+    def check_images(self, img_size: Optional[int] = None) -> None:
+        """Checks that every indexed image exists (and has the given size).
+
+        Called by a writer before it uses a pool it did not create: a pool
+        folder edited by hand, or written by a run of another config.
+
+        Args:
+            img_size (int, optional): The side every image must have.
+                Defaults to None (any size).
+
+        Raises:
+            ValueError: Naming the first missing or other-sized image.
+        """
+        self.refresh()
+        items = [item for _, index in self._indexes.values()
+                 for item in index['images']]
+        missing = [item['file_name'] for item in items
+                   if not osp.isfile(osp.join(self.pool_dir,
+                                              item['file_name']))]
+        if missing:
+            raise ValueError(
+                f'the pool {self.pool_dir} misses {len(missing)} of its '
+                f'{len(items)} indexed images (first: {missing[0]}); it was '
+                'changed by hand: move it away or use another pool_dir')
+        other = [item for item in items if img_size is not None and (
+            item['height'], item['width']) != (img_size, img_size)]
+        if other:
+            raise ValueError(
+                f'the pool {self.pool_dir} holds {other[0]["width"]}x'
+                f'{other[0]["height"]} images, not {img_size}x{img_size}: '
+                'it was written by another config; use another pool_dir')
 
     def _entry(self, item: dict) -> PoolEntry:
         return PoolEntry(file=osp.join(self.pool_dir, item['file_name']),
@@ -350,12 +381,8 @@ class ReplayPool:
 
     def _write_png(self, file_name: str, img: np.ndarray) -> None:
         path = osp.join(self.pool_dir, file_name)
-        fd, tmp = tempfile.mkstemp(dir=osp.dirname(path),
-                                   prefix='.' + osp.basename(path) + '.',
-                                   suffix=_TMP_SUFFIX)
-        with os.fdopen(fd, 'wb') as f:
+        with atomic_open(path) as f:
             Image.fromarray(img).save(f, format='PNG')
-        os.replace(tmp, path)
 
     def _commit(self, index: dict, items: List[dict], rank: int) -> None:
         """Writes the index with ``items``, then deletes the evicted images
@@ -471,8 +498,22 @@ def _rank_of(index_path: str) -> int:
 
 
 def _load_json(path: str) -> dict:
+    """A json file of the pool; a corrupt one is a :class:`ConfigError`
+    naming it (the pool writes its files atomically, so only another
+    program or a hand edit leaves one)."""
     with open(path, encoding='utf-8') as f:
-        return json.load(f)
+        text = f.read()
+    try:
+        content = json.loads(text)
+    except ValueError as e:
+        raise ConfigError(f'{path} is not valid json ({e}); it was not '
+                          'written by ReplayPool: move the pool folder away '
+                          'or use another pool_dir') from e
+    if not isinstance(content, dict):
+        raise ConfigError(f'{path} holds a {type(content).__name__}, not the '
+                          'json object ReplayPool writes; use another '
+                          'pool_dir')
+    return content
 
 
 def _as_numpy(x: Any) -> np.ndarray:

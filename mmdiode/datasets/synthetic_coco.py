@@ -31,27 +31,16 @@ import json
 import os
 import os.path as osp
 import re
-import tempfile
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 from PIL import Image
 
+from ..utils.cli import ConfigError
+from ..utils.fileio import TMP_SUFFIX, atomic_open, dump_json_atomic
+
 _RECORD_RE = re.compile(r'^batch_(\d+)\.json$')
 _RANK_RE = re.compile(r'^rank(\d+)$')
-_TMP_SUFFIX = '.tmp'
-
-
-def dump_json_atomic(obj: Any, path: str) -> None:
-    """Writes ``obj`` as json to ``path`` through a temporary file and a
-    rename, so readers never see a partial file."""
-    fd, tmp = tempfile.mkstemp(
-        dir=osp.dirname(path) or '.',
-        prefix='.' + osp.basename(path) + '.',
-        suffix=_TMP_SUFFIX)
-    with os.fdopen(fd, 'w', encoding='utf-8') as f:
-        json.dump(obj, f)
-    os.replace(tmp, path)
 
 
 def _as_numpy(x: Any) -> np.ndarray:
@@ -355,8 +344,23 @@ class SyntheticCocoWriter:
 
     @staticmethod
     def _load(path: str) -> dict:
+        """A record or ``job.json``; a corrupt one (written by another
+        program: the writer's own writes are atomic) is a
+        :class:`ConfigError` naming it."""
         with open(path, encoding='utf-8') as f:
-            return json.load(f)
+            text = f.read()
+        try:
+            content = json.loads(text)
+            problem = None if isinstance(content, dict) else \
+                f'a {type(content).__name__}'
+        except ValueError as e:
+            problem = str(e)
+        if problem is not None:
+            raise ConfigError(
+                f'{path} is not a json record of SyntheticCocoWriter '
+                f'({problem}); delete it to redo its batch, or use another '
+                'data_root')
+        return content
 
     def _checked_indices(self, batch: int, indices: Optional[Sequence[int]],
                          record: Optional[dict]) -> List[int]:
@@ -381,13 +385,8 @@ class SyntheticCocoWriter:
 
     def _write_png(self, index: int, img: np.ndarray) -> None:
         path = osp.join(self.data_root, self.image_file_name(index))
-        fd, tmp = tempfile.mkstemp(
-            dir=osp.dirname(path),
-            prefix='.' + osp.basename(path) + '.',
-            suffix=_TMP_SUFFIX)
-        with os.fdopen(fd, 'wb') as f:
+        with atomic_open(path) as f:
             Image.fromarray(img).save(f, format='PNG')
-        os.replace(tmp, path)
 
     def _image_entry(self, index: int, img: np.ndarray) -> dict:
         return dict(
@@ -456,7 +455,7 @@ class SyntheticCocoWriter:
 
     def _remove_stray_temporaries(self) -> None:
         """Deletes temporary files left by killed writers."""
-        pattern = '**/.*' + _TMP_SUFFIX
+        pattern = '**/.*' + TMP_SUFFIX
         for path in glob.glob(
                 osp.join(self.data_root, pattern), recursive=True):
             os.remove(path)

@@ -23,9 +23,9 @@ from mmengine.evaluator import Evaluator
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..datasets.synthetic_coco import dump_json_atomic
 from ..inversion.bn_prior import BNStatisticsPrior
 from ..inversion.input_space import PixelSpace
+from ..utils.fileio import dump_json_atomic
 
 # mmdet's test pipeline, without the resize: images are scored at the
 # resolution they were synthesized at. ``Resize(scale_factor=1.0)`` changes

@@ -37,7 +37,7 @@ import torch
 from mmengine.fileio import load
 from torch import nn
 
-from ..datasets.synthetic_coco import dump_json_atomic
+from ..utils.fileio import dump_json_atomic
 from .fidelity import category_names, coco_test_loader
 
 #: File name of the teacher's annotations beside a data set's own.

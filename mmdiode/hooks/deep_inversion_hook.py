@@ -19,9 +19,11 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from torch import nn
 
+from mmdiode.apis.synthesis import run_synthesizer
 from mmdiode.datasets import BoxSamplerDataset, ReplayPool
-from mmdiode.datasets.synthetic_coco import dump_json_atomic
-from mmdiode.models.detectors.kd_detector import load_teacher_model_config
+from mmdiode.models.utils import declared_teacher_classes
+from mmdiode.utils.cli import ConfigError
+from mmdiode.utils.fileio import dump_json_atomic
 from mmdiode.utils.seeding import derive_seed
 
 #: Key of the hook's state in mmengine checkpoints.
@@ -110,18 +112,19 @@ class DeepInversionHook(Hook):
                  warm_start: Optional[str] = None,
                  seed: int = 0) -> None:
         if 'teacher' in synthesizer:
-            raise ValueError('synthesizer: do not set teacher; the hook '
-                             'passes the model\'s teacher')
+            raise ConfigError('synthesizer: do not set teacher; the hook '
+                              'passes the model\'s teacher')
         positive = dict(pool_size=pool_size,
                         interval=interval,
                         batches_per_round=batches_per_round,
                         batch_size=batch_size)
         for name, value in positive.items():
             if value < 1:
-                raise ValueError(f'{name} must be >= 1, got {value}')
+                raise ConfigError(f'DeepInversionHook {name} must be >= 1, '
+                                  f'got {value}')
         if initial_batches < 0:
-            raise ValueError(
-                f'initial_batches must be >= 0, got {initial_batches}')
+            raise ConfigError('DeepInversionHook initial_batches must be >= '
+                              f'0, got {initial_batches}')
         self.synthesizer_cfg = dict(synthesizer)
         self.pool_dir = pool_dir
         self.pool_size = pool_size
@@ -146,7 +149,25 @@ class DeepInversionHook(Hook):
     # Hook interface
 
     def before_train(self, runner) -> None:
-        """Builds the synthesizer and the pool; fills an empty pool."""
+        """Builds the synthesizer and the pool; fills an empty pool.
+
+        Raises:
+            ConfigError: A setting does not fit (model, train set, sizes),
+                or the pool folder holds another run's or unreadable
+                files. Nothing in the pool folder has been changed then.
+        """
+        try:
+            self._set_up(runner)
+        except ConfigError:
+            raise
+        except (ValueError, TypeError, OSError) as e:
+            raise ConfigError(f'DeepInversionHook: {e}') from e
+        self.pool.remove_orphans(self.rank)
+        self._fill_empty_pool(runner)
+
+    def _set_up(self, runner) -> None:
+        """Everything of :meth:`before_train` that only reads: the
+        synthesizer, the pool and the progress to continue from."""
         teacher = self._teacher_of(runner.model)
         self.dataset = self._train_set(runner)
         self.rank, self.world_size = get_dist_info()
@@ -157,6 +178,8 @@ class DeepInversionHook(Hook):
         self.synthesizer = TASK_UTILS.build(
             dict(self.synthesizer_cfg, teacher=teacher))
         self._check_size()
+        self.dataset.layout(0)  # the layout settings, checked now
+        self.pool.check_images(self.dataset.img_size)
         if self._resumed_state is not None:
             self.counter = int(self._resumed_state['counter'])
             self.pool.load_state_dict(self._resumed_state['pool'])
@@ -164,8 +187,6 @@ class DeepInversionHook(Hook):
             self.initial_done = self.initial_batches
         else:
             self._continue_interrupted_start(runner)
-        self.pool.remove_orphans(self.rank)
-        self._fill_empty_pool(runner)
 
     def after_train_iter(self,
                          runner,
@@ -224,8 +245,10 @@ class DeepInversionHook(Hook):
         return dataset
 
     def _classes(self, runner) -> Tuple[str, ...]:
-        """The data set's classes, else the teacher's from the config."""
-        classes = self.dataset.metainfo.get('classes')
+        """The data set's declared classes, else the teacher's from the
+        config (never the pool's: a pool written by another config must not
+        set the classes of this run)."""
+        classes = self.dataset.declared_classes
         if not classes:
             classes = teacher_classes(runner.cfg.get('model') or {})
         if not classes:
@@ -252,12 +275,15 @@ class DeepInversionHook(Hook):
                               initial_done=self.initial_done),
                          self._state_path())
 
-    def _layouts_in_pool(self) -> int:
-        """Layouts the pool's batches used, over all ranks (each rank's
-        images rounded up to whole batches: dropped images used theirs)."""
+    def _batches_in_pool(self) -> int:
+        """Batches this rank has added to the pool (its images rounded up
+        to whole batches: dropped images used their places)."""
         own = self.pool.state_dict()['next_ids'].get(self.rank, 0)
-        return math.ceil(own / self.batch_size) * self.batch_size * \
-            self.world_size
+        return math.ceil(own / self.batch_size)
+
+    def _layouts_in_pool(self) -> int:
+        """Layouts the pool's batches used, over all ranks."""
+        return self._batches_in_pool() * self.batch_size * self.world_size
 
     def _continue_interrupted_start(self, runner) -> None:
         """Takes over the counter and initial batches that an earlier start
@@ -265,9 +291,17 @@ class DeepInversionHook(Hook):
         if not osp.isfile(self._state_path()):
             return
         with open(self._state_path(), encoding='utf-8') as f:
-            state = json.load(f)
-        self.counter = int(state['counter'])
-        self.initial_done = int(state['initial_done'])
+            text = f.read()
+        try:
+            state = json.loads(text)
+            self.counter = int(state['counter'])
+            self.initial_done = int(state['initial_done'])
+        except (ValueError, TypeError, KeyError) as e:
+            raise ConfigError(
+                f'DeepInversionHook: {self._state_path()} is not the hook\'s '
+                f'progress record ({type(e).__name__}: {e}); it was changed '
+                'by hand: move the pool folder away or use another '
+                'pool_dir') from e
         runner.logger.info(
             f'DeepInversionHook: continuing an earlier start on this pool '
             f'without a checkpoint: layout counter {self.counter}, '
@@ -280,18 +314,20 @@ class DeepInversionHook(Hook):
         # the same counter).
         barrier()
         if empty and self.warm_start is not None:
-            num = self.pool.warm_start(self.warm_start, self.rank,
-                                       self.world_size)
+            num = self._warm_start()
             self.initial_done = self.initial_batches
             runner.logger.info(f'DeepInversionHook: imported {num} images '
                                f'from {self.warm_start} into the pool')
         elif empty or self.initial_done < self.initial_batches:
             # Minutes on a CPU before the first training step: say how far.
             if not empty and self.initial_done == 0:
-                # A pool filled otherwise (another tool, an older version
-                # of this hook that recorded no progress): it is not filled
-                # again, and new layouts follow the batches it holds.
-                self.initial_done = self.initial_batches
+                # Images without a progress record: a run killed between
+                # writing its first batch and recording it, or a pool filled
+                # otherwise (another tool, an older version of this hook).
+                # Its batches count as initial batches done (a large pool is
+                # not filled again), and new layouts follow them.
+                self.initial_done = min(self.initial_batches,
+                                        self._batches_in_pool())
                 self.counter = max(self.counter, self._layouts_in_pool())
             for k in range(self.initial_done + 1, self.initial_batches + 1):
                 start = time.perf_counter()
@@ -306,6 +342,29 @@ class DeepInversionHook(Hook):
                 f'initial batches of {self.batch_size} images per rank')
         # Training starts once every rank's images are in the pool.
         barrier()
+
+    def _warm_start(self) -> int:
+        """Imports this rank's share of ``warm_start`` into the pool.
+
+        Raises:
+            ConfigError: The folder is no synthesized set, names other
+                classes, or holds no image for this rank.
+        """
+        try:
+            num = self.pool.warm_start(self.warm_start, self.rank,
+                                       self.world_size)
+        except (ValueError, OSError) as e:
+            text = str(e)
+            text = text[len('warm_start: '):] if text.startswith(
+                'warm_start: ') else text
+            raise ConfigError(f'DeepInversionHook warm_start: {text}') from e
+        if num == 0:
+            raise ConfigError(
+                f'DeepInversionHook warm_start: {self.warm_start} holds no '
+                f'image for rank {self.rank} of {self.world_size}: give a '
+                'synthesized set with images (tools/synthesize.py) or drop '
+                'warm_start to synthesize initial batches')
+        return num
 
     # ------------------------------------------------------------------
     # Synthesis
@@ -324,7 +383,9 @@ class DeepInversionHook(Hook):
         generator = torch.Generator().manual_seed(
             derive_seed(self.seed, self.counter, self.rank))
         start = time.perf_counter()
-        result = self.synthesizer.synthesize(layouts, generator=generator)
+        result = run_synthesizer(self.synthesizer, layouts, generator,
+                                 f'DeepInversionHook, layouts from '
+                                 f'{self.counter}')
         seconds = time.perf_counter() - start
         self.counter += self.batch_size * self.world_size
         valid = result.valid.tolist()
@@ -349,10 +410,11 @@ class DeepInversionHook(Hook):
 
 def teacher_classes(model_cfg: dict) -> Optional[Sequence[str]]:
     """Class names a KD model config declares: its ``classes``, else the
-    teacher config's data set ``metainfo``."""
+    teacher's known without loading its weights (its ``classes``, else its
+    config's data set ``metainfo``)."""
     if model_cfg.get('classes'):
         return model_cfg['classes']
     teacher = model_cfg.get('teacher')
     if not isinstance(teacher, dict) or 'config' not in teacher:
         return None
-    return load_teacher_model_config(teacher['config'])[1]
+    return declared_teacher_classes(teacher)

@@ -520,7 +520,7 @@ class _Run:
             sample.gt_instances = InstanceData(bboxes=b, labels=lb)
         if self.bn is not None:
             self.bn.reset()
-        with self.autocast():
+        with self.autocast(), loss_mode(self.teacher):
             task_terms = self.teacher.loss(inputs, samples)
         losses = {}
         task = 0.0
@@ -626,6 +626,29 @@ class _Run:
             valid=valid,
             loss_history=history,
             restarts=self.restarts)
+
+
+@contextlib.contextmanager
+def loss_mode(detector: nn.Module) -> Iterator[None]:
+    """Sets the detector's own ``training`` flag, and only it, for a block.
+
+    mmdet's DETR-style detectors (DINO, Deformable DETR) prepare the inputs
+    of their head's loss (encoder proposals, denoising queries) only when the
+    detector object is in training mode; their ``loss()`` fails in eval
+    mode. The flag of the detector object alone is set: every submodule
+    (BatchNorm layers with their running statistics, dropout, heads) stays
+    in eval mode, so detectors whose ``loss()`` does not read the flag
+    compute exactly what they compute in eval mode.
+
+    Args:
+        detector (nn.Module): The teacher detector (eval mode).
+    """
+    was_training = detector.training
+    detector.training = True
+    try:
+        yield
+    finally:
+        detector.training = was_training
 
 
 def _no_extra_keys(name: str, leftover: dict) -> None:

@@ -3,6 +3,9 @@ from .detectors import KDDetector, TeacherEvalHook
 from .distill_base import BaseDistillLoss, DistillContext
 from .losses import (DenseHeadKDLoss, OutputMSELoss, RoIHeadKDLoss,
                      YOLOv3OutputKDLoss)
+from .mmdet_compat import patch_ssd_head
+
+patch_ssd_head()
 
 __all__ = [
     'BaseDistillLoss', 'DistillContext', 'KDDetector', 'TeacherEvalHook',

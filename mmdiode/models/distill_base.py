@@ -63,6 +63,22 @@ class BaseDistillLoss(nn.Module):
         self.student_modules: List[str] = []
         self.teacher_modules: List[str] = []
 
+    def check_pair(self, student: nn.Module, teacher: nn.Module) -> None:
+        """Refuses, when the wrapper is built, a pair it cannot distil.
+
+        Called by the KD wrapper with the built student and teacher before
+        their recording names are checked, so that a loss can say why a
+        pair does not fit (e.g. output losses need the same head on both
+        sides) and how to fix the config. Default: every pair fits.
+
+        Args:
+            student (nn.Module): The student detector.
+            teacher (nn.Module): The teacher detector.
+
+        Raises:
+            ConfigError: The pair does not fit this loss.
+        """
+
     def teacher_forward(self, ctx: DistillContext) -> None:
         """Teacher computation that needs the student's outputs.
 

@@ -14,15 +14,15 @@ torch, so an untrusted checkpoint cannot run code on load. We never set
 allow-list, so mmdet's own tools work too once a config has
 ``custom_imports=dict(imports=['mmdiode'])``.
 """
-import os
 import os.path as osp
 import re
-import tempfile
 from typing import Any, Dict, List, Mapping
 
 import numpy as np
 import torch
 from torch import nn
+
+from .fileio import atomic_open
 
 
 def _numpy_globals() -> List[Any]:
@@ -161,13 +161,5 @@ def why_unloadable(error: Exception) -> str:
 def save_checkpoint_atomic(checkpoint: dict, path: str) -> None:
     """``torch.save`` to a temporary file beside ``path``, then a rename:
     an interrupted save never leaves a partial checkpoint behind."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(checkpoint, f)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_open(path) as f:
+        torch.save(checkpoint, f)

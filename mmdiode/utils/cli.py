@@ -1,8 +1,31 @@
-"""Helpers shared by the command-line tools: config loading and options."""
-import os.path as osp
-from typing import Optional
+"""Helpers shared by the command-line tools: config loading, options, and
+the one-line errors they end with.
 
-from mmengine.config import Config, DictAction  # noqa: F401 (re-export)
+Decisions:
+
+* A bad input ends a tool with exit code 2 and exactly one line on stderr,
+  ``error: <what is wrong; how to fix it>``, and no traceback. The tools
+  catch :class:`ConfigError` (the user's config, options or the files and
+  folders they name are wrong), ``CheckpointError`` and ``OSError`` (a full
+  disk, a folder that cannot be written); components raise
+  :class:`ConfigError` where a user setting enters them. Any other exception
+  is a bug and keeps its traceback.
+* :class:`ArgumentParser` reports argument errors in the same form (argparse
+  prints a usage block and ``prog: error: ...``).
+* Inputs are checked before anything is written: config files, option keys,
+  and the annotation files and image folders of the data sets a run will
+  read (:func:`check_data_files`), so that a typo costs no hours of
+  training before the validation set turns out to be missing.
+"""
+import argparse
+import errno
+import json
+import os.path as osp
+import sys
+from typing import Iterable, NoReturn, Optional, Sequence
+
+from mmengine.config import Config
+from mmengine.config import DictAction as _MMEngineDictAction
 
 # Runner arguments that configs may leave out but --cfg-options may set.
 RUNNER_KEYS = frozenset({
@@ -13,7 +36,33 @@ RUNNER_KEYS = frozenset({
 
 
 class ConfigError(ValueError):
-    """A config path or a --cfg-options key is wrong."""
+    """A config, an option, or a file or folder they name is wrong."""
+
+
+class DivergedError(ConfigError):
+    """Synthesis produced non-finite losses or images under the config's
+    settings (learning rate, loss weights)."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser whose errors are one ``error:`` line (exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        """Prints ``error: <message>`` and exits with code 2."""
+        print(f'error: {message} (see {self.prog} --help)', file=sys.stderr)
+        sys.exit(2)
+
+
+class DictAction(_MMEngineDictAction):
+    """mmengine's ``--cfg-options`` action; an item without ``=`` is an
+    argument error instead of a ``ValueError`` traceback."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        for item in values:
+            if '=' not in item:
+                raise argparse.ArgumentError(
+                    self, f'expected KEY=VALUE items, got {item!r}')
+        super().__call__(parser, namespace, values, option_string)
 
 
 def _has_path(cfg: Config, dotted: str) -> bool:
@@ -49,16 +98,182 @@ def check_cfg_options(cfg: Config, options: Optional[dict]) -> None:
 
 
 def load_config(path: str, options: Optional[dict] = None) -> Config:
-    """Loads a config file and merges checked --cfg-options into it."""
+    """Loads a config file and merges checked --cfg-options into it.
+
+    Args:
+        path (str): The config file.
+        options (dict, optional): Parsed ``--cfg-options``.
+
+    Raises:
+        ConfigError: The file is missing, cannot be parsed or executed
+            (syntax error, missing ``_base_``, unsupported format), or an
+            option key is unknown.
+    """
     if not osp.isfile(path):
         raise ConfigError(f'config file not found: {path}')
-    cfg = Config.fromfile(path)
+    try:
+        cfg = Config.fromfile(path)
+    except Exception as e:  # the file is Python: it may raise anything
+        raise ConfigError(
+            f'cannot load config {path}: {_one_line(e)}') from e
     check_cfg_options(cfg, options)
     if options:
         cfg.merge_from_dict(options)
     return cfg
 
 
+def check_output_file(path: str) -> None:
+    """Refuses an output file path that is an existing folder (the rename
+    that ends an atomic write would fail after all the work is done).
+
+    Args:
+        path (str): The file a tool is about to write.
+
+    Raises:
+        ConfigError: ``path`` is a folder.
+    """
+    if osp.isdir(path):
+        raise ConfigError(f'{path} is a folder: give the path of the file to '
+                          'write')
+
+
 def default_work_dir(config_path: str) -> str:
     """``./work_dirs/<config name>``, as mmdet's tools do."""
     return osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
+
+
+def _one_line(error: BaseException) -> str:
+    """``Type: first line of the message`` (with the line of a syntax
+    error)."""
+    if isinstance(error, SyntaxError):
+        return f'SyntaxError: {error.msg} (line {error.lineno})'
+    text = str(error).strip().splitlines()
+    return f'{type(error).__name__}: {text[0] if text else ""}'.rstrip(': ')
+
+
+def os_error_message(error: OSError) -> str:
+    """What an ``OSError`` of a tool's run means for the user, one line."""
+    where = f' {error.filename}' if error.filename else ''
+    reason = error.strerror or _one_line(error)
+    if error.errno in (errno.ENOSPC, getattr(errno, 'EDQUOT', errno.ENOSPC)):
+        return (f'no space left on the device ({reason}) while writing'
+                f'{where or " the outputs"}: free some space and run the same '
+                'command again; finished work is kept')
+    return f'cannot access{where or " a file"}: {reason}'
+
+
+def fail(error: BaseException) -> int:
+    """Prints the one ``error:`` line of a tool; returns its exit code, 2.
+
+    Args:
+        error (BaseException): A :class:`ConfigError`, ``CheckpointError``
+            or ``OSError``.
+    """
+    message = os_error_message(error) if isinstance(error, OSError) else \
+        str(error)
+    message = ' '.join(message.split())  # one line
+    print(f'error: {message}', file=sys.stderr)
+    return 2
+
+
+# --------------------------------------------------------------------------
+# The data a run will read
+
+
+def _datasets(cfg: dict) -> Iterable[dict]:
+    """A data set config and the ones wrapped in it (RepeatDataset,
+    ConcatDataset, MultiImageMixDataset, ...)."""
+    yield cfg
+    inner = cfg.get('dataset')
+    if isinstance(inner, dict):
+        yield from _datasets(inner)
+    for inner in cfg.get('datasets') or ():
+        if isinstance(inner, dict):
+            yield from _datasets(inner)
+
+
+def _local(path: str) -> bool:
+    return '://' not in path
+
+
+def check_data_files(cfg: Config, loaders: Sequence[str]) -> None:
+    """Refuses a run whose data sets' files are missing, before it starts.
+
+    For every data set (wrappers included) of the given data loaders that
+    names an ``ann_file``: the file (joined to ``data_root`` as mmdet does)
+    and the image folder ``data_prefix.img`` must exist; for the
+    evaluators beside ``val``/``test`` loaders, their ``ann_file``. For
+    ``val``/``test`` sets with ``metainfo.classes``, every class must be a
+    category of the annotation file: mmdet would otherwise drop its boxes
+    silently and score the model on the classes that remain.
+
+    Args:
+        cfg (Config): The run's config.
+        loaders (Sequence[str]): Keys of the data loaders the run uses,
+            e.g. ``('train_dataloader', 'val_dataloader')``; absent or None
+            ones are skipped.
+
+    Raises:
+        ConfigError: Naming the first missing file or class.
+    """
+    for key in loaders:
+        loader = cfg.get(key)
+        if not loader or not isinstance(loader.get('dataset'), dict):
+            continue
+        for dataset in _datasets(loader['dataset']):
+            _check_dataset(key, dataset,
+                           check_classes=not key.startswith('train'))
+        evaluator = cfg.get(key.replace('_dataloader', '_evaluator'))
+        for metric in ([evaluator] if isinstance(evaluator, dict) else
+                       evaluator or []):
+            ann = metric.get('ann_file') if isinstance(metric, dict) else None
+            if ann and _local(ann) and not osp.isfile(ann):
+                raise ConfigError(
+                    f'{key.replace("_dataloader", "_evaluator")}.ann_file '
+                    f'{ann} not found; {_DATA_HINT}')
+
+
+_DATA_HINT = ('build the data set (make data for data/digits) or point the '
+              'config at it, e.g. --cfg-options '
+              'train_dataloader.dataset.data_root=DIR/')
+
+
+def _check_dataset(key: str, dataset: dict, check_classes: bool) -> None:
+    ann_file = dataset.get('ann_file')
+    if not ann_file or not isinstance(ann_file, str):
+        return
+    root = dataset.get('data_root') or ''
+    path = osp.join(root, ann_file) if root and not osp.isabs(
+        ann_file) else ann_file
+    if not _local(path):
+        return
+    if not osp.isfile(path):
+        raise ConfigError(f'{key}: annotation file {path} not found '
+                          f'(data_root={root!r}); {_DATA_HINT}')
+    prefix = (dataset.get('data_prefix') or {}).get('img')
+    if prefix is not None:
+        folder = osp.join(root, prefix) if root else prefix
+        if _local(folder) and folder and not osp.isdir(folder):
+            raise ConfigError(f'{key}: image folder {folder} not found '
+                              f'(data_root={root!r}); {_DATA_HINT}')
+    classes = (dataset.get('metainfo') or {}).get('classes')
+    if check_classes and classes and path.endswith('.json'):
+        _check_categories(key, path, classes)
+
+
+def _check_categories(key: str, ann_file: str,
+                      classes: Sequence[str]) -> None:
+    try:
+        with open(ann_file, encoding='utf-8') as f:
+            categories = json.load(f).get('categories', [])
+    except (ValueError, AttributeError) as e:
+        raise ConfigError(f'{key}: annotation file {ann_file} is not a COCO '
+                          f'json ({_one_line(e)})') from e
+    names = [c.get('name') for c in categories]
+    missing = [c for c in classes if c not in names]
+    if missing:
+        raise ConfigError(
+            f'{key}: {ann_file} has no category named {missing[:5]} (its '
+            f'categories: {names[:10]}); its boxes would be dropped and the '
+            'model scored on the rest: give the metainfo classes the '
+            'json\'s category names')

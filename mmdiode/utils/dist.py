@@ -5,9 +5,15 @@ mmengine 0.10.7 assumes CUDA once a launcher is set: ``init_dist`` calls
 ``device_ids=[LOCAL_RANK]``, and both fail in CPU processes. The tools call
 these helpers so that ``--launcher pytorch`` also runs on a machine without
 a GPU (gloo), which is how the multi-process paths are tested here.
+
+:func:`check_launch_env` refuses a launch whose environment cannot work
+(``--launcher pytorch`` started without torchrun, ``LOCAL_RANK=abc``, a rank
+outside the world) with one line, before torch's rendezvous fails with a
+traceback or waits for peers that never come.
 """
 import datetime
 import gc
+import os
 from typing import Optional
 
 import torch
@@ -16,6 +22,73 @@ from mmengine.config import Config
 from mmengine.dist import init_dist
 
 from .cli import ConfigError
+
+#: Environment variables each launcher sets for every process.
+LAUNCH_ENV = dict(
+    pytorch=('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'),
+    slurm=('SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_NODELIST'),
+    mpi=('OMPI_COMM_WORLD_RANK', 'OMPI_COMM_WORLD_SIZE',
+         'OMPI_COMM_WORLD_LOCAL_RANK'))
+
+
+def _int_env(name: str, minimum: int) -> int:
+    text = os.environ[name]
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < minimum:
+        raise ConfigError(f'environment variable {name}={text!r} must be an '
+                          f'integer >= {minimum}; unset it or let the '
+                          'launcher (torchrun) set it')
+    return value
+
+
+def check_launch_env(launcher: str) -> None:
+    """Refuses a launcher whose environment is missing or malformed.
+
+    ``LOCAL_RANK`` (read by mmengine even without a launcher) must be a
+    non-negative integer; a launcher needs the variables it sets for each
+    process (:data:`LAUNCH_ENV`), and for torchrun ``0 <= RANK <
+    WORLD_SIZE``. Without CUDA only ``pytorch`` (torchrun with gloo) is
+    supported.
+
+    Args:
+        launcher (str): ``'none'``, ``'pytorch'``, ``'slurm'`` or ``'mpi'``.
+
+    Raises:
+        ConfigError: Naming the variable and how to start the job.
+    """
+    if 'LOCAL_RANK' in os.environ:
+        local_rank = _int_env('LOCAL_RANK', 0)
+    if launcher == 'none':
+        return
+    if launcher not in LAUNCH_ENV:
+        raise ConfigError(f'unknown launcher {launcher!r}; use one of '
+                          f'none, {", ".join(LAUNCH_ENV)}')
+    if launcher != 'pytorch' and not torch.cuda.is_available():
+        raise ConfigError(f'--launcher {launcher} without CUDA is not '
+                          'supported; use torchrun (--launcher pytorch)')
+    missing = [k for k in LAUNCH_ENV[launcher] if k not in os.environ]
+    if missing:
+        starter = 'tools/dist_*.sh (torchrun)' if launcher == 'pytorch' \
+            else ('srun' if launcher == 'slurm' else 'mpirun')
+        raise ConfigError(
+            f'--launcher {launcher} needs the environment its launcher sets '
+            f'for each process ({", ".join(missing)} not set): start the '
+            f'tool with {starter}, or use --launcher none for one process')
+    if launcher == 'pytorch':
+        rank, world = _int_env('RANK', 0), _int_env('WORLD_SIZE', 1)
+        _int_env('MASTER_PORT', 1)
+        if rank >= world:
+            raise ConfigError(f'RANK={rank} is outside the WORLD_SIZE={world}'
+                              ' processes; let torchrun set both')
+    if torch.cuda.is_available() and 'LOCAL_RANK' in os.environ and \
+            local_rank >= torch.cuda.device_count():
+        raise ConfigError(
+            f'LOCAL_RANK={local_rank} but this machine has '
+            f'{torch.cuda.device_count()} GPUs; start at most that many '
+            'processes per machine')
 
 
 def _gloo_kwargs(dist_cfg: Optional[dict]) -> dict:

@@ -1,10 +1,11 @@
 """Grids of detection images with their boxes, for a quick look by eye."""
-import os
 import os.path as osp
 from typing import Optional, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from ..utils.fileio import atomic_open
 
 # A fixed palette so a class keeps its colour across pictures.
 PALETTE = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200),
@@ -62,10 +63,8 @@ def save_grid(tiles: Sequence[Image.Image], path: str, ncols: int = 8,
     for i, tile in enumerate(tiles):
         r, c = divmod(i, ncols)
         grid.paste(tile, (pad + c * (tw + pad), pad + r * (th + pad)))
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    tmp = f'{path}.tmp-{os.getpid()}.png'
-    grid.save(tmp)
-    os.replace(tmp, path)
+    with atomic_open(path) as f:
+        grid.save(f, format='PNG')
     return path
 
 

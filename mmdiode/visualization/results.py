@@ -6,14 +6,13 @@ The json (``tools/benchmark_datafree.py``)::
      "pairs": {PAIR: {ROW: {"map": f, "map50": f, "images": n,
                             "seconds": s}}}}
 """
-import os
-import os.path as osp
-import tempfile
 from typing import Dict, List
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from ..utils.fileio import atomic_open
 
 
 def results_table(results: Dict) -> str:
@@ -135,8 +134,5 @@ def save_png_atomic(fig: Figure, path: str, dpi: int = 90) -> None:
         path (str): PNG to write; its folder is created.
         dpi (int): Resolution. Defaults to 90.
     """
-    os.makedirs(osp.dirname(path) or '.', exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=osp.dirname(path) or '.', suffix='.png')
-    os.close(fd)
-    fig.savefig(tmp, format='png', dpi=dpi)
-    os.replace(tmp, path)
+    with atomic_open(path) as f:
+        fig.savefig(f, format='png', dpi=dpi)

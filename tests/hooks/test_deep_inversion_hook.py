@@ -278,7 +278,7 @@ def test_data_free_config_wires_dataset_hook_and_teacher(path, tmp_path):
     KD model runs on the train set's samples."""
     from mmengine.config import ConfigDict
 
-    from mmdiode.models.detectors.kd_detector import load_teacher_model_config
+    from mmdiode.models.utils import load_teacher_model_config
     cfg = Config.fromfile(osp.join(ROOT, path))
     dataset_cfg = box_set_cfg = cfg.train_dataloader.dataset
     while box_set_cfg.type != 'BoxSamplerDataset':  # Mosaic's wrapper
@@ -346,3 +346,38 @@ def test_start_stopped_during_initial_batches_continues_them(tmp_path):
     log = open(osp.join(runner.log_dir, f'{runner.timestamp}.log')).read()
     assert 'continuing an earlier start' in log
     assert '1/3 initial batches done' in log
+
+
+def test_start_killed_before_recording_its_first_batch_continues(tmp_path):
+    """Killed between committing its first initial batch to the pool and
+    recording it in hook_state_rank0.json, a run leaves images without a
+    progress record; started again, it counts them as one initial batch
+    done and synthesizes the others on new layouts (it used to take them
+    for a pool filled otherwise and skip the remaining initial batches)."""
+    cfg = _config(tmp_path, max_iters=1)
+    cfg.custom_hooks[0].update(initial_batches=3, interval=100, pool_size=10)
+    from mmdiode.hooks import deep_inversion_hook as module
+    original = module.DeepInversionHook._save_progress
+
+    def killed(self):
+        raise KeyboardInterrupt('killed')
+
+    module.DeepInversionHook._save_progress = killed
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            Runner.from_cfg(cfg).train()
+    finally:
+        module.DeepInversionHook._save_progress = original
+    assert not osp.exists(tmp_path / 'pool' / 'hook_state_rank0.json')
+    assert len(ReplayPool(str(tmp_path / 'pool'))) == BATCH
+    cfg.experiment_name = 'datafree_unrecorded_restart'
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    hook = _hook(runner)
+    assert (hook.counter, hook.initial_done) == (3 * BATCH, 3)
+    entries = hook.pool.entries()
+    assert len(entries) == 3 * BATCH
+    dataset = runner.train_dataloader.dataset
+    for k, entry in enumerate(entries):  # layouts 0..5, none twice
+        np.testing.assert_allclose(entry.bboxes, dataset.layout(k).bboxes,
+                                   atol=1e-4)

@@ -12,7 +12,7 @@ from mmdet.registry import MODELS
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from mmdiode.models.detectors.kd_detector import load_teacher_model_config
+from mmdiode.models.utils import load_teacher_model_config
 from mmdiode.testing import run_dist_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -33,7 +33,8 @@ def test_all_kd_configs_are_found():
         'kd_yolov3_output-kl.py', 'kd_yolov3_fitnet.py', 'kd_yolov3_fgfi.py',
         'kd_yolov3_pkd.py', 'kd_faster-rcnn_pkd.py', 'kd_faster-rcnn_mimic.py',
         'kd_faster-rcnn_roi.py', 'yolov3_d53_to_mobilenetv2_coco.py',
-        'faster-rcnn_r101_to_r50_coco.py', 'faster-rcnn_r101_to_r18_coco.py'
+        'faster-rcnn_r101_to_r50_coco.py', 'faster-rcnn_r101_to_r18_coco.py',
+        'rtmdet_l_to_tiny_coco.py'
     } <= names
 
 
@@ -82,10 +83,11 @@ def test_coco_kd_config_loads(path):
     model = cfg.model
     assert model.type == 'KDDetector'
     assert model.teacher.checkpoint.startswith(
-        'https://download.openmmlab.com/mmdetection/v2.0/')
+        ('https://download.openmmlab.com/mmdetection/v2.0/',
+         'https://download.openmmlab.com/mmdetection/v3.0/'))
     assert model.teacher.config.startswith('mmdet::')
     teacher_cfg, _ = load_teacher_model_config(model.teacher.config)
-    head = 'bbox_head' if teacher_cfg['type'] == 'YOLOV3' else 'roi_head'
+    head = 'roi_head' if 'roi_head' in teacher_cfg else 'bbox_head'
     assert teacher_cfg['type'] == model.student.type
     if head == 'roi_head':
         assert teacher_cfg[head]['bbox_head']['num_classes'] == \

@@ -9,9 +9,12 @@ from mmdet.registry import MODELS
 from mmengine.config import ConfigDict
 
 from mmdiode.models import DistillContext
-from mmdiode.models.losses.output_kd import (binary_kl_with_logits,
+from mmdiode.models.losses.output_kd import (binary_kl_with_log_probs,
+                                             binary_kl_with_logits,
                                              softmax_kl_with_logits)
 from mmdiode.testing import tiny_retinanet, tiny_yolov3
+from mmdiode.tiny_zoo import tiny_detector
+from mmdiode.utils.cli import ConfigError
 
 LOSSES = dict(
     yolov3=dict(
@@ -97,12 +100,16 @@ def _head_ctx(cfg, student_maps, teacher_maps):
     """A context around real heads (for layout attributes) with given maps."""
     student = MODELS.build(ConfigDict(cfg))
     teacher = MODELS.build(ConfigDict(cfg))
-    return DistillContext(
+    ctx = DistillContext(
         student_outs={'bbox_head': student_maps},
         teacher_outs={'bbox_head': teacher_maps},
         data_samples=[],
         student=student,
         teacher=teacher)
+    # DenseHeadKDLoss re-runs the teacher head (in the student's mode) into
+    # this slot; given maps stand in for it.
+    ctx.extra['bbox_head.teacher_outputs'] = teacher_maps
+    return ctx
 
 
 def test_yolov3_soft_terms_only_count_where_the_teacher_sees_objects():
@@ -163,19 +170,15 @@ def test_dense_regression_is_weighted_by_teacher_confidence():
         rtol=1e-4)  # 4 coords x 0.5
 
 
-def test_dense_layout_mismatch_is_a_clear_error():
+def test_dense_layout_mismatch_is_a_clear_build_error():
     student = tiny_retinanet()
     student['bbox_head']['anchor_generator']['ratios'] = [1.0]
-    model = build_kd(
-        student, tiny_retinanet(), distill_losses=LOSSES['retinanet'])
-    with pytest.raises(ValueError, match='num_base_priors=1'):
-        model.loss(*batch())
+    with pytest.raises(ConfigError, match='num_base_priors=1'):
+        build_kd(student, tiny_retinanet(), distill_losses=LOSSES['retinanet'])
     student = tiny_retinanet()
     student['bbox_head']['bbox_coder']['target_stds'] = [.1, .1, .2, .2]
-    model = build_kd(
-        student, tiny_retinanet(), distill_losses=LOSSES['retinanet'])
-    with pytest.raises(ValueError, match='box coder stds differ'):
-        model.loss(*batch())
+    with pytest.raises(ConfigError, match='box coder stds differ'):
+        build_kd(student, tiny_retinanet(), distill_losses=LOSSES['retinanet'])
 
 
 def test_bad_loss_arguments_raise():
@@ -183,3 +186,86 @@ def test_bad_loss_arguments_raise():
         MODELS.build(dict(type='DenseHeadKDLoss', temperature=0))
     with pytest.raises(ValueError, match="reg_loss must be one of"):
         MODELS.build(dict(type='RoIHeadKDLoss', reg_loss='huber'))
+
+
+def test_binary_kl_of_log_probabilities_matches_its_definition():
+    s, t = -torch.rand(50) * 5, -torch.rand(50) * 5  # log probabilities
+    p, q = t.exp(), s.exp()
+    expected = p * (p / q).log() + (1 - p) * ((1 - p) / (1 - q)).log()
+    torch.testing.assert_close(binary_kl_with_log_probs(s, t), expected)
+    assert (binary_kl_with_log_probs(t, t) == 0).all()
+
+
+def _same_weights_pair(family):
+    """A KD wrapper whose teacher is its student (same config, weights)."""
+    cfg = tiny_detector(family)
+    loss = dict(out=dict(type='DenseHeadKDLoss'))
+    if family == 'cascade_rcnn':
+        loss = dict(roi=dict(type='RoIHeadKDLoss', stage=1, reg_loss='mse'))
+    model = build_kd(cfg, copy.deepcopy(cfg), distill_losses=loss)
+    model.teacher.load_state_dict(model.student.state_dict())
+    return model
+
+
+@pytest.mark.parametrize('family', ['fcos', 'yolox', 'ssd', 'cascade_rcnn'])
+def test_zero_for_score_factor_softmax_and_cascade_heads(family):
+    """FCOS (centerness) and YOLOX (objectness) distil the joint score, SSD
+    a softmax, Cascade R-CNN a middle stage: 0 for the same weights."""
+    model = _same_weights_pair(family).eval()
+    # Cascade R-CNN's own terms have dots too ('s0.loss_cls').
+    terms = {
+        k: v
+        for k, v in model.loss(*batch()).items()
+        if k.startswith(('out.', 'roi.'))
+    }
+    assert len(terms) == 2
+    for name, value in terms.items():
+        assert value.abs().item() < 1e-6, name
+
+
+def test_teacher_head_runs_in_the_students_mode():
+    """FCOS with norm_on_bbox scales its box outputs by the stride in eval
+    mode only: the teacher's head (eval) runs in the training student's
+    mode, so identical weights give identical outputs."""
+    model = _same_weights_pair('fcos').train()  # norm_eval: BN stays eval
+    assert model.student.bbox_head.norm_on_bbox
+    terms = _distill_terms(model.loss(*batch()))
+    assert terms['out.loss_reg'].item() < 1e-6
+    assert terms['out.loss_cls'].item() < 1e-6
+    assert not model.teacher.bbox_head.training
+
+
+def _detr_ctx(student_out, teacher_out, num_queries=6):
+    cfg = tiny_detector('dino')
+    cfg['num_queries'] = num_queries
+    student = MODELS.build(copy.deepcopy(cfg))
+    teacher = MODELS.build(copy.deepcopy(cfg))
+    samples = batch(num_boxes=(1, 1))[1]
+    return DistillContext(
+        student_outs={'bbox_head': student_out},
+        teacher_outs={'bbox_head': teacher_out},
+        data_samples=samples,
+        student=student,
+        teacher=teacher)
+
+
+def test_detr_query_loss_matches_queries_before_comparing():
+    """(layers, N, Q, C) logits and boxes: a permutation of the teacher's
+    queries (set prediction has no order) costs nothing, a changed query
+    does; the student's leading (denoising) queries are ignored."""
+    g = torch.Generator().manual_seed(0)
+    cls = torch.randn(2, 2, 6, 3, generator=g)
+    boxes = torch.rand(2, 2, 6, 4, generator=g) * 0.4 + 0.3
+    perm = torch.tensor([3, 0, 5, 1, 4, 2])
+    denoising = torch.randn(2, 2, 4, 3), torch.rand(2, 2, 4, 4)
+    student = (torch.cat([denoising[0], cls], 2),
+               torch.cat([denoising[1], boxes], 2))
+    loss = MODELS.build(dict(type='DETRQueryKDLoss'))
+    same = loss(_detr_ctx(student, (cls[:, :, perm], boxes[:, :, perm])))
+    assert set(same) == {'loss_cls', 'loss_bbox', 'loss_iou'}
+    for name, value in same.items():
+        assert value.abs().item() < 1e-5, name
+    shifted = boxes.clone()
+    shifted[-1, 0, 2] = shifted[-1, 0, 2] * 0.5
+    moved = loss(_detr_ctx((cls, shifted), (cls, boxes)))
+    assert moved['loss_bbox'] > 0 and moved['loss_iou'] > 0

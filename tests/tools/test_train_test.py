@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from mmdiode.benchmark.digits import DigitsConfig, build_dataset
+from benchmarks.digits.dataset import DigitsConfig, build_dataset
 from mmdiode.testing import run_dist_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

@@ -18,7 +18,6 @@ and a scatter plot::
         --agreement data/digits_agreement_yolov3 --pair yolov3 \\
         --out results/datafree_validation.json
 """
-import argparse
 import glob
 import json
 import os.path as osp
@@ -34,10 +33,11 @@ sys.path.insert(0, ROOT)
 
 import mmdiode  # noqa: E402,F401
 from mmdiode.utils import ConfigError, load_config  # noqa: E402
+from mmdiode.utils.cli import ArgumentParser  # noqa: E402
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='the run\'s training config')
     parser.add_argument('work_dir', help='the run\'s work dir (epoch_N.pth)')
     parser.add_argument('--agreement', required=True,
@@ -64,7 +64,7 @@ def parse_args(argv=None):
 
 def epoch_checkpoints(work_dir: str):
     """``(epoch, path)`` of every ``epoch_N.pth``, in epoch order."""
-    from mmdiode.benchmark.datafree import checkpoint_epoch
+    from benchmarks.digits.datafree import checkpoint_epoch
     paths = glob.glob(osp.join(work_dir, 'epoch_*.pth'))
     return sorted((checkpoint_epoch(p), p) for p in paths
                   if checkpoint_epoch(p) > 0)
@@ -162,7 +162,7 @@ def main(argv=None) -> int:
     except ConfigError as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
-    from mmdiode.datasets.synthetic_coco import dump_json_atomic
+    from mmdiode.utils.fileio import dump_json_atomic
     runner, real, synthetic = build_runner(cfg, args.agreement,
                                            args.runner_dir)
     rows, agreement_seconds = [], []

@@ -25,9 +25,7 @@ Example config::
             out=dict(type='OutputMSELoss', module='bbox_head')),
         gt_loss_weight=0.0)
 """
-import importlib.util
-import os.path as osp
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmdet.models.detectors.base import BaseDetector
@@ -36,17 +34,16 @@ from mmdet.models.detectors.two_stage import TwoStageDetector
 from mmdet.models.utils import rename_loss_dict, reweight_loss_dict
 from mmdet.registry import MODELS
 from mmdet.structures import OptSampleList, SampleList
-from mmengine.config import Config, ConfigDict
-from mmengine.runner import CheckpointLoader, load_state_dict
+from mmdet.structures.bbox import HorizontalBoxes
+from mmengine.config import ConfigDict
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
-from mmdiode.utils import (CheckpointError, check_checkpoint_fits,
-                           load_checkpoint_file)
-from mmdiode.utils.checkpoint import strip_module_prefix
 from mmdiode.utils.cli import ConfigError
 from ..distill_base import BaseDistillLoss, DistillContext
-from .recorder import check_recording_names, record, split_recording_name
+from ..utils.teacher import build_frozen_teacher, head_num_classes
+from .recorder import (INPUT_SUFFIX, check_recording_names, record,
+                       split_recording_name)
 from .teacher_input import (PixelNormalisation, map_to_teacher_inputs,
                             teacher_data_samples)
 
@@ -54,134 +51,7 @@ from .teacher_input import (PixelNormalisation, map_to_teacher_inputs,
 # ``extract_feat``; dense heads (see ``dense_heads``) need their own forward
 # on those features; anything else needs the full ``_forward``.
 _FEATURE_MODULES = ('backbone', 'neck')
-_TEACHER_KEYS = {'config', 'checkpoint'}
 _PSEUDO_LABEL_DEFAULTS = dict(score_thr=0.3, replace_gt=False)
-
-
-def load_teacher_model_config(
-        config: Union[dict, Config, str]) -> Tuple[dict, Optional[list]]:
-    """Returns the teacher's model config and, if present, its class names.
-
-    Args:
-        config (dict | str): A model config dict (with ``type``), a full
-            config dict (with ``model``), a config file path, or an
-            ``'mmdet::path/to/config.py'`` package path.
-
-    Returns:
-        tuple[dict, list[str] | None]: The model config and the classes of
-        the config's dataset ``metainfo`` (None when it names none).
-    """
-    if isinstance(config, str):
-        if '::' in config:
-            cfg = _package_config(config)
-        elif not osp.isfile(config):
-            raise FileNotFoundError(f'teacher config not found: {config}')
-        else:
-            cfg = Config.fromfile(config)
-    elif isinstance(config, (dict, Config)):
-        cfg = config
-    else:
-        raise TypeError('teacher config must be a dict or a path, got '
-                        f'{type(config).__name__}')
-    if 'model' in cfg:
-        return dict(cfg['model']), _classes_in_config(cfg)
-    if 'type' in cfg:
-        return dict(cfg), None
-    raise ValueError('teacher config has neither "model" (a full config) '
-                     'nor "type" (a model config)')
-
-
-def _package_config(path: str) -> Config:
-    """Loads ``'package::rel/path.py'`` from an installed OpenMMLab package.
-
-    mmengine's ``get_config`` would pip-install a missing package; refuse
-    instead.
-    """
-    from mmengine.hub import get_config
-    package = path.split('::', 1)[0]
-    if importlib.util.find_spec(package) is None:
-        raise ValueError(f'teacher config {path}: package "{package}" is '
-                         'not installed')
-    return get_config(path)
-
-
-def _classes_in_config(cfg: dict) -> Optional[list]:
-    """The dataset ``metainfo['classes']`` a full config declares."""
-    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        node = (cfg.get(key) or {}).get('dataset')
-        while isinstance(node, dict):  # dataset wrappers nest 'dataset'
-            classes = (node.get('metainfo') or {}).get('classes')
-            if classes:
-                return list(classes)
-            node = node.get('dataset')
-    classes = (cfg.get('metainfo') or {}).get('classes')
-    return list(classes) if classes else None
-
-
-def load_teacher_weights(model: nn.Module,
-                         checkpoint: Optional[str]) -> Optional[list]:
-    """Loads the teacher's weights strictly; returns the checkpoint's classes.
-
-    Args:
-        model (nn.Module): The built teacher.
-        checkpoint (str, optional): Local path, or a URL / mmengine scheme
-            (``https://``, ``open-mmlab://``...) loaded by mmengine's
-            ``CheckpointLoader``. None keeps the initial weights.
-
-    Returns:
-        list[str] | None: ``meta['dataset_meta']['classes']`` if saved.
-
-    Raises:
-        CheckpointError: The file cannot be read or does not fit the model.
-    """
-    if checkpoint is None:
-        return None
-    if '://' in checkpoint:
-        ckpt = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
-    else:
-        ckpt = load_checkpoint_file(checkpoint)
-    state_dict = strip_module_prefix(ckpt.get('state_dict', ckpt))
-    check_checkpoint_fits(model, state_dict,
-                          f'teacher checkpoint {checkpoint}',
-                          hint='; give one trained with the teacher config')
-    try:
-        load_state_dict(model, state_dict, strict=True)
-    except RuntimeError as e:
-        raise CheckpointError(
-            f'teacher checkpoint {checkpoint} does not fit the teacher '
-            f'config: {e}') from e
-    meta = ckpt.get('meta') or {}
-    classes = (meta.get('dataset_meta') or {}).get('classes')
-    return list(classes) if classes else None
-
-
-def build_frozen_teacher(
-        config: Union[dict, Config, str],
-        checkpoint: Optional[str]) -> Tuple[nn.Module, Optional[list]]:
-    """Builds a teacher, loads its weights and freezes it (eval mode).
-
-    Args:
-        config (dict | str): See :func:`load_teacher_model_config`.
-        checkpoint (str, optional): See :func:`load_teacher_weights`.
-
-    Returns:
-        tuple: The frozen teacher and its class names (the checkpoint's
-        ``dataset_meta``, else the config's dataset ``metainfo``, else None).
-    """
-    model_cfg, cfg_classes = load_teacher_model_config(config)
-    model = MODELS.build(ConfigDict(model_cfg))
-    ckpt_classes = load_teacher_weights(model, checkpoint)
-    model.eval()
-    model.requires_grad_(False)
-    return model, ckpt_classes or cfg_classes
-
-
-def head_num_classes(detector: nn.Module) -> Optional[int]:
-    """``num_classes`` of the detector's final box head, if it has one."""
-    roi_head = getattr(detector, 'roi_head', None)
-    if roi_head is not None and getattr(roi_head, 'bbox_head', None):
-        return roi_head.bbox_head.num_classes
-    return getattr(getattr(detector, 'bbox_head', None), 'num_classes', None)
 
 
 def dense_heads(detector: nn.Module) -> Tuple[str, ...]:
@@ -225,8 +95,9 @@ class KDDetector(BaseDetector):
         student (dict): The student's mmdet detector config, including its
             ``data_preprocessor``, which becomes the wrapper's.
         teacher (dict): ``config`` (model or full config dict, file path or
-            ``'mmdet::...'`` path) and ``checkpoint`` (local path, URL, or
-            None for the config's initial weights).
+            ``'mmdet::...'`` path), ``checkpoint`` (local path, URL, or
+            None for the config's initial weights) and optional ``classes``
+            (see :mod:`mmdiode.models.utils.teacher`).
         distill_losses (dict, optional): Name -> config of a
             :class:`BaseDistillLoss` registered in ``MODELS``. Names must not
             contain dots. Defaults to None (no distillation loss).
@@ -285,6 +156,10 @@ class KDDetector(BaseDetector):
         self.gt_loss_weight = gt_loss_weight
         self._student_names = self._recording_names('student_modules')
         self._teacher_names = self._recording_names('teacher_modules')
+        # Before the names: a loss says why a pair does not fit it (e.g.
+        # output losses between different heads) and how to fix the config.
+        for distill_loss in self.distill_losses.values():
+            distill_loss.check_pair(self.student, self.teacher)
         check_recording_names(self.student, self._student_names, 'student')
         check_recording_names(self.teacher, self._teacher_names, 'teacher')
 
@@ -293,15 +168,7 @@ class KDDetector(BaseDetector):
     def _build_teacher(self, teacher: dict,
                        student_classes: Optional[Sequence[str]]) -> nn.Module:
         """Builds, loads, checks and freezes the teacher."""
-        if not isinstance(teacher, dict) or 'config' not in teacher:
-            raise ValueError(
-                'teacher must be dict(config=..., checkpoint=...)')
-        unknown = set(teacher) - _TEACHER_KEYS
-        if unknown:
-            raise ValueError(f'unknown teacher keys {sorted(unknown)}; '
-                             f'allowed: {sorted(_TEACHER_KEYS)}')
-        model, teacher_classes = build_frozen_teacher(
-            teacher['config'], teacher.get('checkpoint'))
+        model, teacher_classes = build_frozen_teacher(teacher)
         self._check_classes(model, teacher_classes, student_classes)
         return model
 
@@ -489,11 +356,11 @@ class KDDetector(BaseDetector):
         """
         inputs, samples = self._teacher_batch(batch_inputs, batch_data_samples)
         with record(self.teacher, self._teacher_names) as teacher_outs:
-            results = self._run_teacher(inputs, samples)
+            results = self._run_teacher(inputs, samples, teacher_outs)
         return inputs, teacher_outs, results
 
-    def _run_teacher(self, inputs: Tensor,
-                     samples: SampleList) -> Optional[SampleList]:
+    def _run_teacher(self, inputs: Tensor, samples: SampleList,
+                     outs: Dict[str, Any]) -> Optional[SampleList]:
         """Runs the teacher as far as needed; returns its predictions when
         pseudo-labels are on."""
         if self.pseudo_label is not None:
@@ -510,24 +377,38 @@ class KDDetector(BaseDetector):
             # its own proposals, which no recording would read.
             feats = self.teacher.extract_feat(inputs)
             for head in heads:
-                if head in roots:
+                input_name = head + INPUT_SUFFIX
+                if any(n != input_name and n.split('.')[0] == head
+                       for n in self._teacher_names):
                     getattr(self.teacher, head)(feats)
+                elif input_name in self._teacher_names:
+                    # Only the head's input is read (e.g. DenseHeadKDLoss
+                    # runs the head itself): the features.
+                    outs[input_name] = (feats, )
         else:
             self.teacher._forward(inputs, samples)
         return None
 
     def _set_pseudo_labels(self, samples: SampleList,
                            results: SampleList) -> None:
-        """Writes the teacher's confident detections into ``gt_instances``."""
+        """Writes the teacher's confident detections into ``gt_instances``.
+
+        Boxes are clipped to the image and empty ones dropped: heads that
+        do not clip their detections (YOLOX's) may predict boxes far
+        outside the image, which no detection loss takes as a target.
+        """
         score_thr = self.pseudo_label['score_thr']
         for sample, result in zip(samples, results):
             has_gt = 'gt_instances' in sample and len(sample.gt_instances)
             if has_gt and not self.pseudo_label['replace_gt']:
                 continue
             pred = result.pred_instances
-            keep = pred.scores > score_thr
+            boxes = HorizontalBoxes(pred.bboxes.detach().clone())
+            boxes.clip_(sample.metainfo['img_shape'])
+            keep = ((pred.scores > score_thr) & (boxes.widths > 0) &
+                    (boxes.heights > 0))
             sample.gt_instances = InstanceData(
-                bboxes=pred.bboxes[keep], labels=pred.labels[keep])
+                bboxes=boxes.tensor[keep], labels=pred.labels[keep])
 
     def _student_losses(self, inputs: Tensor,
                         samples: SampleList) -> Dict[str, Tensor]:

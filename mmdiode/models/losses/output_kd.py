@@ -3,9 +3,12 @@
 Every loss here is a :class:`~mmdiode.models.distill_base.BaseDistillLoss`
 that reads head outputs recorded by the KD wrapper. Levels are matched by
 index and every pair of tensors must have the same shape (a clear
-``ValueError`` says which does not), so student and teacher heads must share
-their layout (levels, anchors per location, classes, box coding); their
-widths and depths may differ.
+``ValueError`` says which does not), so student and teacher need the same
+head class with the same layout (levels, anchors per location, classes, box
+coding); their widths and depths may differ. That is checked when the KD
+wrapper is built (:meth:`check_pair`): a ``ConfigError`` names the output
+losses, which cannot pair two different heads, and the cross-head recipe
+(pseudo-labels plus feature distillation).
 
 Notation: ``s`` student logits/values, ``t`` teacher's, ``tau`` the
 temperature, ``sigma`` the sigmoid, ``KL_b(p || q) = p log(p/q) + (1-p)
@@ -14,18 +17,22 @@ one. KL terms are multiplied by ``tau**2`` so their gradients keep their
 scale when ``tau`` changes (Hinton et al., 2015). KL terms, unlike BCE, are
 exactly 0 when student and teacher agree.
 """
-from typing import Any, Dict, List, Sequence
+import contextlib
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from mmdet.registry import MODELS
 from torch import Tensor, nn
 
+from mmdiode.utils.cli import ConfigError
+from ..detectors.recorder import INPUT_SUFFIX, check_recording_names
 from ..distill_base import BaseDistillLoss, DistillContext
 
 __all__ = [
     'OutputMSELoss', 'YOLOv3OutputKDLoss', 'DenseHeadKDLoss', 'RoIHeadKDLoss',
-    'binary_kl_with_logits', 'softmax_kl_with_logits'
+    'OUTPUT_LOSSES', 'binary_kl_with_logits', 'binary_kl_with_log_probs',
+    'check_same_head', 'softmax_kl_with_logits'
 ]
 
 _EPS = 1e-6
@@ -47,6 +54,28 @@ def binary_kl_with_logits(student_logits: Tensor,
     p = t.sigmoid()
     return (F.binary_cross_entropy_with_logits(s, p, reduction='none') -
             F.binary_cross_entropy_with_logits(t, p, reduction='none'))
+
+
+def _log1mexp(x: Tensor) -> Tensor:
+    """``log(1 - exp(x))`` for ``x < 0``, stable at both ends."""
+    x = x.clamp(max=-1e-7)
+    return torch.where(x > -0.6931, torch.log(-torch.expm1(x)),
+                       torch.log1p(-torch.exp(x)))
+
+
+def binary_kl_with_log_probs(student_log_probs: Tensor,
+                             teacher_log_probs: Tensor) -> Tensor:
+    """Elementwise ``KL_b(p || q)`` from ``log p`` (teacher) and ``log q``
+    (student), same shape as the inputs.
+
+    For probabilities that are products of sigmoids (a class score times a
+    score factor), whose logarithms are sums of log-sigmoids; exactly 0
+    where the inputs agree.
+    """
+    p = teacher_log_probs.exp()
+    return (p * (teacher_log_probs - student_log_probs) +
+            (1 - p) * (_log1mexp(teacher_log_probs) -
+                       _log1mexp(student_log_probs)))
 
 
 def softmax_kl_with_logits(student_logits: Tensor,
@@ -119,29 +148,93 @@ def _check_reg_loss(reg_loss: str) -> None:
                          f'"{reg_loss}"')
 
 
+#: The losses that compare two heads' outputs element by element; none of
+#: them can pair two different heads.
+OUTPUT_LOSSES = ('OutputMSELoss', 'YOLOv3OutputKDLoss', 'DenseHeadKDLoss',
+                 'RoIHeadKDLoss', 'DETRQueryKDLoss')
+
+#: How to distil between two detectors whose heads differ.
+CROSS_HEAD_FIX = (
+    'to distil between different detectors, remove this loss, train the '
+    "student on the teacher's detections (pseudo_label=dict(score_thr=0.3)"
+    ', with gt_loss_weight > 0) and distil features of backbone or neck '
+    'stages (FitNetLoss, MimicLoss, FGFILoss, PKDLoss or HGDLoss)')
+
+
+def _describe(detector: nn.Module, module: Optional[nn.Module],
+              name: str) -> str:
+    if module is None:
+        return f'missing ({type(detector).__name__} has no {name})'
+    return f'a {type(module).__name__}'
+
+
+def _submodule(model: nn.Module, name: str) -> Optional[nn.Module]:
+    try:
+        return model.get_submodule(name)
+    except AttributeError:
+        return None
+
+
+def check_same_head(what: str, student: nn.Module, teacher: nn.Module,
+                    name: str) -> Tuple[nn.Module, nn.Module]:
+    """The student's and the teacher's module ``name``, of the same class.
+
+    Args:
+        what (str): The loss, for the message (e.g. ``'DenseHeadKDLoss'``).
+        student (nn.Module): The student detector.
+        teacher (nn.Module): The teacher detector.
+        name (str): Module path, e.g. ``'bbox_head'``.
+
+    Returns:
+        tuple[nn.Module, nn.Module]: The student's and the teacher's module.
+
+    Raises:
+        ValueError: The student has no such module (a wrong name).
+        ConfigError: The teacher lacks the module or the classes differ;
+        the message names the output losses and the cross-head recipe.
+    """
+    s, t = _submodule(student, name), _submodule(teacher, name)
+    if s is None:  # a wrong name rather than another detector
+        check_recording_names(student, [name], 'student')
+    if t is None or type(s) is not type(t):
+        raise ConfigError(
+            f"{what} compares the student's and the teacher's {name} "
+            'output by output, so both need the same head: the student\'s '
+            f'{name} is {_describe(student, s, name)}, the teacher\'s '
+            f'{_describe(teacher, t, name)}. The output losses '
+            f'({", ".join(OUTPUT_LOSSES)}) cannot pair two different heads; '
+            f'{CROSS_HEAD_FIX}')
+    return s, t
+
+
 def _check_same_attrs(student: nn.Module, teacher: nn.Module,
                       attrs: Sequence[str], what: str) -> None:
     """Refuses heads whose layout attributes differ."""
     for attr in attrs:
         s, t = getattr(student, attr, None), getattr(teacher, attr, None)
         if s != t:
-            raise ValueError(f'{what}: the student head has {attr}={s}, the '
-                             f'teacher head {attr}={t}; their outputs are not '
-                             'comparable')
+            raise ConfigError(
+                f'{what}: the student head has {attr}={s}, the teacher head '
+                f'{attr}={t}; their outputs are not comparable. Give both '
+                f'heads the same {attr}, or {CROSS_HEAD_FIX}')
 
 
 def _check_same_box_coding(student: nn.Module, teacher: nn.Module,
                            what: str) -> None:
-    """Box deltas are only comparable under the same coder normalisation."""
-    s, t = student.bbox_coder, teacher.bbox_coder
+    """Box deltas are only comparable under the same coder normalisation
+    (heads without a box coder, e.g. YOLOX's, decode their own)."""
+    s = getattr(student, 'bbox_coder', None)
+    t = getattr(teacher, 'bbox_coder', None)
     if type(s) is not type(t):
-        raise ValueError(f'{what}: box coders differ ({type(s).__name__} vs '
-                         f'{type(t).__name__})')
+        raise ConfigError(f'{what}: box coders differ ({type(s).__name__} vs '
+                          f'{type(t).__name__}); give both heads the same '
+                          'bbox_coder')
     for attr in ('means', 'stds'):
         if list(getattr(s, attr, [])) != list(getattr(t, attr, [])):
-            raise ValueError(f'{what}: box coder {attr} differ '
-                             f'({getattr(s, attr)} vs {getattr(t, attr)}); '
-                             'their deltas are not comparable')
+            raise ConfigError(
+                f'{what}: box coder {attr} differ ({getattr(s, attr)} vs '
+                f'{getattr(t, attr)}); their deltas are not comparable, give '
+                'both heads the same bbox_coder')
 
 
 def _levels_to_rows(maps: Sequence[Tensor], row_size: int) -> Tensor:
@@ -185,6 +278,12 @@ class OutputMSELoss(BaseDistillLoss):
         self.module = module
         self.student_modules = [module]
         self.teacher_modules = [module]
+
+    def check_pair(self, student: nn.Module, teacher: nn.Module) -> None:
+        """Refuses modules of different classes (see
+        :func:`check_same_head`)."""
+        check_same_head(f'OutputMSELoss({self.module})', student, teacher,
+                        self.module)
 
     def forward(self, ctx: DistillContext) -> Dict[str, Tensor]:
         student = flatten_tensors(
@@ -245,11 +344,17 @@ class YOLOv3OutputKDLoss(BaseDistillLoss):
         self.student_modules = [module]
         self.teacher_modules = [module]
 
+    def check_pair(self, student: nn.Module, teacher: nn.Module) -> None:
+        """Refuses different heads or anchor layouts."""
+        what = f'YOLOv3OutputKDLoss({self.module})'
+        head, teacher_head = check_same_head(what, student, teacher,
+                                             self.module)
+        _check_same_attrs(head, teacher_head,
+                          ('num_base_priors', 'num_attrib'), what)
+
     def forward(self, ctx: DistillContext) -> Dict[str, Tensor]:
         what = f'YOLOv3OutputKDLoss({self.module})'
         head = ctx.student.get_submodule(self.module)
-        _check_same_attrs(head, ctx.teacher.get_submodule(self.module),
-                          ('num_base_priors', 'num_attrib'), what)
         student = flatten_tensors(
             recorded(ctx.student_outs, self.module, 'student'))
         teacher = flatten_tensors(
@@ -340,27 +445,64 @@ class _ClassAndBoxKDLoss(BaseDistillLoss):
             loss_reg=w * self.reg_weight * loss_reg)
 
 
+@contextlib.contextmanager
+def module_mode(module: nn.Module, training: bool) -> Iterator[None]:
+    """Sets ``module.training`` alone (not its children's) for a block.
+
+    Some heads compute their outputs differently in training and in eval
+    mode (FCOS with ``norm_on_bbox`` multiplies its box distances by the
+    stride in eval mode only); the teacher's head then runs in the
+    student's mode while its norm layers keep their eval behaviour.
+    """
+    was_training = module.training
+    module.training = training
+    try:
+        yield
+    finally:
+        module.training = was_training
+
+
+def _joint_log_probs(cls_logits: Tensor, factor_logits: Tensor,
+                     temperature: float) -> Tensor:
+    """``log(sigma(c / tau) * sigma(f / tau))`` of (M, C) class logits and
+    (M, 1) score-factor logits, (M, C)."""
+    return (F.logsigmoid(cls_logits / temperature) +
+            F.logsigmoid(factor_logits / temperature))
+
+
 @MODELS.register_module()
 class DenseHeadKDLoss(_ClassAndBoxKDLoss):
     """Classification and box distillation for anchor-based/free dense heads.
 
-    For heads whose forward returns ``(cls_scores, bbox_preds, ...)``, each a
-    list of per-level (N, A*C', H, W) / (N, A*D, H, W) maps: RetinaNet,
-    FCOS, ATSS, and the RPN of two-stage detectors (``module='rpn_head'``,
-    where C' = 1 is the objectness). Anchors of all levels are pooled into
-    ``M`` rows; ``q_m`` is the teacher's best foreground probability::
+    For heads whose forward returns ``(cls_scores, bbox_preds)`` or
+    ``(cls_scores, bbox_preds, score_factors)``, each a list of per-level
+    (N, A_l*C', H, W) / (N, A_l*D, H, W) / (N, A_l, H, W) maps: RetinaNet,
+    ATSS, FCOS, SSD, YOLOX, RTMDet, and the RPN of two-stage detectors
+    (``module='rpn_head'``, where C' = 1 is the objectness). A third output
+    is what mmdet's ``predict_by_feat`` multiplies the class scores with
+    (FCOS and ATSS centerness, YOLOX objectness), so the distilled score is
+    the one the head detects with: ``P = sigma(c)`` without it, ``P =
+    sigma(c) * sigma(f)`` with it. Anchors of all levels are pooled into
+    ``M`` rows; ``q_m = max_c P_t(m, c)`` is the teacher's best foreground
+    probability::
 
-        loss_cls = w_cls * tau**2 * mean_m sum_c KL_b(sigma(t_mc/tau) ||
-                   sigma(s_mc/tau))                       (sigmoid heads)
+        loss_cls = w_cls * tau**2 * mean_m sum_c KL_b(P_t^tau(m, c) ||
+                   P_s^tau(m, c))                         (sigmoid heads)
         loss_cls = w_cls * tau**2 * mean_m KL(softmax(t_m/tau) ||
                    softmax(s_m/tau))                      (softmax heads)
         loss_reg = w_reg * sum_m q_m sum_d rho(s_md - t_md) / sum_m q_m
 
-    with ``rho`` = ``|.|`` (``'l1'``) or ``(.)**2`` (``'mse'``). Box outputs
-    of background anchors are unconstrained, hence the weighting by
-    ``q_m``. Further outputs (e.g. FCOS centerness) are not distilled.
-    ``use_sigmoid_cls``, ``cls_out_channels``, ``num_base_priors`` and the
-    box coder's ``means``/``stds`` must agree between the heads.
+    with ``P^tau`` the score of the logits divided by ``tau`` and ``rho`` =
+    ``|.|`` (``'l1'``) or ``(.)**2`` (``'mse'``), on the box outputs in the
+    head's own units (deltas, stride units or pixels). Box outputs of
+    background anchors are unconstrained, hence the weighting by ``q_m``.
+
+    The teacher's head runs again, without gradients, on the inputs its
+    forward received, in the student head's mode (:func:`module_mode`), so
+    both heads' outputs mean the same. Both heads must be of the same class
+    with the same ``use_sigmoid_cls``, ``cls_out_channels``,
+    ``num_base_priors`` and box coder ``means``/``stds`` (checked when the
+    wrapper is built).
 
     Args:
         module (str): Recording name of the head. Defaults to
@@ -382,44 +524,86 @@ class DenseHeadKDLoss(_ClassAndBoxKDLoss):
         super().__init__(cls_weight, reg_weight, temperature, reg_loss,
                          loss_weight)
         self.module = module
+        self._input_name = f'{module}{INPUT_SUFFIX}'
+        self._extra_key = f'{module}.teacher_outputs'
         self.student_modules = [module]
-        self.teacher_modules = [module]
+        self.teacher_modules = [self._input_name]
 
-    def forward(self, ctx: DistillContext) -> Dict[str, Tensor]:
-        what = f'DenseHeadKDLoss({self.module})'
-        head = ctx.student.get_submodule(self.module)
-        teacher_head = ctx.teacher.get_submodule(self.module)
+    @property
+    def _what(self) -> str:
+        return f'DenseHeadKDLoss({self.module})'
+
+    def check_pair(self, student: nn.Module, teacher: nn.Module) -> None:
+        """Refuses different heads, layouts or box codings."""
+        head, teacher_head = check_same_head(self._what, student, teacher,
+                                             self.module)
         _check_same_attrs(
             head, teacher_head,
-            ('use_sigmoid_cls', 'cls_out_channels', 'num_base_priors'), what)
-        _check_same_box_coding(head, teacher_head, what)
-        s_cls, s_reg = self._cls_and_reg(
+            ('use_sigmoid_cls', 'cls_out_channels', 'num_base_priors'),
+            self._what)
+        _check_same_box_coding(head, teacher_head, self._what)
+
+    @torch.no_grad()
+    def teacher_forward(self, ctx: DistillContext) -> None:
+        """The teacher head on its recorded inputs in the student head's
+        mode, into ``ctx.extra``."""
+        args = recorded(ctx.teacher_outs, self._input_name, 'teacher')
+        head = ctx.teacher.get_submodule(self.module)
+        training = ctx.student.get_submodule(self.module).training
+        with module_mode(head, training):
+            ctx.extra[self._extra_key] = head(*args)
+
+    def forward(self, ctx: DistillContext) -> Dict[str, Tensor]:
+        what = self._what
+        head = ctx.student.get_submodule(self.module)
+        if self._extra_key not in ctx.extra:
+            self.teacher_forward(ctx)
+        s_cls, s_reg, s_fac = self._outputs(
             recorded(ctx.student_outs, self.module, 'student'), what)
-        t_cls, t_reg = self._cls_and_reg(
-            recorded(ctx.teacher_outs, self.module, 'teacher'), what)
+        t_cls, t_reg, t_fac = self._outputs(ctx.extra[self._extra_key], what)
         check_same_shapes(s_cls, t_cls, f'{what} class maps')
         check_same_shapes(s_reg, t_reg, f'{what} box maps')
-        num_priors = head.num_base_priors
-        reg_size = s_reg[0].shape[1] // num_priors
-        s_cls = _levels_to_rows(s_cls, head.cls_out_channels)
-        t_cls = _levels_to_rows(t_cls, head.cls_out_channels)
+        check_same_shapes(s_fac, t_fac, f'{what} score factor maps')
+        num_cls = head.cls_out_channels
+        # Priors per location from the maps (SSD's differ per level).
+        priors = s_cls[0].shape[1] // num_cls
+        reg_size = s_reg[0].shape[1] // priors
+        s_cls = _levels_to_rows(s_cls, num_cls)
+        t_cls = _levels_to_rows(t_cls, num_cls)
         s_reg = _levels_to_rows(s_reg, reg_size)
         t_reg = _levels_to_rows(t_reg, reg_size)
-        use_sigmoid = head.use_sigmoid_cls
-        loss_cls = _class_kd(s_cls, t_cls, use_sigmoid, self.temperature)
-        confidence = _teacher_confidence(t_cls, use_sigmoid)
+        tau = self.temperature
+        if s_fac:
+            if not head.use_sigmoid_cls:
+                raise ValueError(f'{what}: score factors of a softmax head '
+                                 'are not supported')
+            s_fac = _levels_to_rows(s_fac, 1)
+            t_fac = _levels_to_rows(t_fac, 1)
+            loss_cls = tau**2 * binary_kl_with_log_probs(
+                _joint_log_probs(s_cls, s_fac, tau),
+                _joint_log_probs(t_cls, t_fac, tau)).sum(-1).mean()
+            confidence = _joint_log_probs(t_cls, t_fac,
+                                          1.0).exp().max(-1).values
+        else:
+            use_sigmoid = head.use_sigmoid_cls
+            loss_cls = _class_kd(s_cls, t_cls, use_sigmoid, tau)
+            confidence = _teacher_confidence(t_cls, use_sigmoid)
         loss_reg = _weighted_mean(
             regression_distance(s_reg, t_reg, self.reg_loss).sum(-1),
             confidence)
         return self.weighted(loss_cls, loss_reg)
 
     @staticmethod
-    def _cls_and_reg(outputs: Any, what: str):
-        if not (isinstance(outputs, (tuple, list)) and len(outputs) >= 2):
+    def _outputs(outputs: Any,
+                 what: str) -> Tuple[List[Tensor], List[Tensor], List[Tensor]]:
+        """(cls_scores, bbox_preds, score_factors or []) of a head's
+        forward."""
+        if not (isinstance(outputs, (tuple, list)) and 2 <= len(outputs) <= 3):
             raise ValueError(f'{what}: expected the head to return '
-                             '(cls_scores, bbox_preds, ...), got '
+                             '(cls_scores, bbox_preds[, score_factors]), got '
                              f'{type(outputs).__name__}')
-        return list(outputs[0]), list(outputs[1])
+        factors = list(outputs[2]) if len(outputs) == 3 else []
+        return list(outputs[0]), list(outputs[1]), factors
 
 
 @MODELS.register_module()
@@ -438,18 +622,25 @@ class RoIHeadKDLoss(_ClassAndBoxKDLoss):
                    / sum_r q_r
 
     with ``rho`` = ``|.|`` or ``(.)**2``; class-agnostic heads (one box per
-    RoI) use that box. The box heads must share num_classes, class-agnostic
-    regression and box coder ``means``/``stds``.
+    RoI) use that box. The RoI heads and their box heads must be of the
+    same classes, with the same num_classes, class-agnostic regression and
+    box coder ``means``/``stds`` (checked when the wrapper is built).
 
     Records ``'<roi_head>.bbox_roi_extractor:input'`` (features and RoIs)
     and ``'<roi_head>.bbox_head'`` of the student and ``teacher_feats`` of
-    the teacher.
+    the teacher. A cascade RoI head (Cascade R-CNN: one extractor and box
+    head per stage) is distilled one stage per loss: ``stage=i`` reads
+    ``'<roi_head>.bbox_roi_extractor.<i>:input'`` and
+    ``'<roi_head>.bbox_head.<i>'``, the RoIs the student's stage ``i``
+    classifies (refined by its earlier stages).
 
     Args:
         roi_head (str): Name of the RoI head in both detectors. Defaults to
             ``'roi_head'``.
         teacher_feats (str): Recording name of the teacher module whose
             output feeds its RoI head. Defaults to ``'neck'``.
+        stage (int, optional): The stage of a cascade RoI head. Defaults to
+            None (a single-stage RoI head such as ``StandardRoIHead``).
         cls_weight (float): ``w_cls``. Defaults to 1.0.
         reg_weight (float): ``w_reg``. Defaults to 1.0.
         temperature (float): ``tau``. Defaults to 1.0.
@@ -460,6 +651,7 @@ class RoIHeadKDLoss(_ClassAndBoxKDLoss):
     def __init__(self,
                  roi_head: str = 'roi_head',
                  teacher_feats: str = 'neck',
+                 stage: Optional[int] = None,
                  cls_weight: float = 1.0,
                  reg_weight: float = 1.0,
                  temperature: float = 1.0,
@@ -467,21 +659,47 @@ class RoIHeadKDLoss(_ClassAndBoxKDLoss):
                  loss_weight: float = 1.0) -> None:
         super().__init__(cls_weight, reg_weight, temperature, reg_loss,
                          loss_weight)
+        if stage is not None and stage < 0:
+            raise ValueError(f'stage must be >= 0, got {stage}')
         self.roi_head = roi_head
         self.teacher_feats = teacher_feats
-        self._rois_name = f'{roi_head}.bbox_roi_extractor:input'
-        self._head_name = f'{roi_head}.bbox_head'
-        self._extra_key = f'{roi_head}.teacher_box_branch'
+        self.stage = stage
+        suffix = '' if stage is None else f'.{stage}'
+        self._extractor_name = f'{roi_head}.bbox_roi_extractor{suffix}'
+        self._rois_name = f'{self._extractor_name}{INPUT_SUFFIX}'
+        self._head_name = f'{roi_head}.bbox_head{suffix}'
+        self._extra_key = f'{roi_head}{suffix}.teacher_box_branch'
         self.student_modules = [self._rois_name, self._head_name]
         self.teacher_modules = [teacher_feats]
 
-    def forward(self, ctx: DistillContext) -> Dict[str, Tensor]:
-        what = f'RoIHeadKDLoss({self.roi_head})'
-        head = ctx.student.get_submodule(self._head_name)
-        teacher_roi_head = ctx.teacher.get_submodule(self.roi_head)
-        _check_same_attrs(head, teacher_roi_head.bbox_head,
+    @property
+    def _what(self) -> str:
+        stage = '' if self.stage is None else f', stage={self.stage}'
+        return f'RoIHeadKDLoss({self.roi_head}{stage})'
+
+    def check_pair(self, student: nn.Module, teacher: nn.Module) -> None:
+        """Refuses different RoI or box heads, a cascade without ``stage``
+        and box heads of other classes or box codings."""
+        what = self._what
+        roi_head, _ = check_same_head(what, student, teacher, self.roi_head)
+        is_cascade = isinstance(roi_head.bbox_head, nn.ModuleList)
+        if is_cascade and self.stage is None:
+            raise ConfigError(
+                f'{what}: {type(roi_head).__name__} has '
+                f'{len(roi_head.bbox_head)} stages; give stage=<index> (one '
+                'RoIHeadKDLoss per distilled stage)')
+        if not is_cascade and self.stage is not None:
+            raise ConfigError(f'{what}: {type(roi_head).__name__} has one '
+                              'stage; remove stage')
+        head, teacher_head = check_same_head(what, student, teacher,
+                                             self._head_name)
+        _check_same_attrs(head, teacher_head,
                           ('num_classes', 'reg_class_agnostic'), what)
-        _check_same_box_coding(head, teacher_roi_head.bbox_head, what)
+        _check_same_box_coding(head, teacher_head, what)
+
+    def forward(self, ctx: DistillContext) -> Dict[str, Tensor]:
+        what = self._what
+        head = ctx.student.get_submodule(self._head_name)
         s_cls, s_reg = recorded(ctx.student_outs, self._head_name,
                                 'student')[:2]
         if self._extra_key not in ctx.extra:
@@ -512,20 +730,21 @@ class RoIHeadKDLoss(_ClassAndBoxKDLoss):
         ``ctx.extra``: (cls_score (R, C+1), bbox_pred)."""
         rois = recorded(ctx.student_outs, self._rois_name, 'student')[1]
         ctx.extra[self._extra_key] = self._teacher_box_branch(
-            ctx.teacher.get_submodule(self.roi_head),
+            ctx.teacher,
             recorded(ctx.teacher_outs, self.teacher_feats, 'teacher'),
             rois.detach())
 
-    @staticmethod
-    def _teacher_box_branch(roi_head: nn.Module, feats: Sequence[Tensor],
-                            rois: Tensor):
-        """The teacher RoI head's box branch on given RoIs, as mmdet's
-        ``StandardRoIHead`` runs it: (cls_score (R, C+1), bbox_pred)."""
-        extractor = roi_head.bbox_roi_extractor
+    def _teacher_box_branch(self, teacher: nn.Module,
+                            feats: Sequence[Tensor], rois: Tensor):
+        """The teacher RoI head's box branch (of ``stage``) on given RoIs,
+        as mmdet's ``StandardRoIHead`` and ``CascadeRoIHead`` run it:
+        (cls_score (R, C+1), bbox_pred)."""
+        roi_head = teacher.get_submodule(self.roi_head)
+        extractor = teacher.get_submodule(self._extractor_name)
         bbox_feats = extractor(feats[:extractor.num_inputs], rois)
         if roi_head.with_shared_head:
             bbox_feats = roi_head.shared_head(bbox_feats)
-        return roi_head.bbox_head(bbox_feats)[:2]
+        return teacher.get_submodule(self._head_name)(bbox_feats)[:2]
 
     @staticmethod
     def _box_of_class(bbox_pred: Tensor, classes: Tensor) -> Tensor:

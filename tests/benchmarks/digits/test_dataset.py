@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmdiode.benchmark import digits
-from mmdiode.benchmark.digits import DigitsConfig, build_dataset
+from benchmarks.digits import dataset as digits
+from benchmarks.digits.dataset import DigitsConfig, build_dataset
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+ROOT = osp.abspath(osp.join(osp.dirname(__file__), *[osp.pardir] * 3))
 TOOL = osp.join(ROOT, 'tools', 'make_digits_dataset.py')
 
 

@@ -60,7 +60,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 from mmengine.config import Config
 
 from mmdiode.datasets.replay_pool import ReplayPool
-from mmdiode.datasets.synthetic_coco import dump_json_atomic
+from mmdiode.utils.fileio import dump_json_atomic
 
 ROWS = ('teacher', 'supervised', 'kd_real', 'kd_synth_offline',
         'kd_synth_online', 'kd_proxy', 'kd_noise', 'ablate_no_bn',

@@ -5,7 +5,7 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 
-from mmdiode.benchmark.datafree import (ABLATIONS, PAIRS, PROFILES, ROWS,
+from benchmarks.digits.datafree import (ABLATIONS, PAIRS, PROFILES, ROWS,
                                         DatafreeBenchmark, collect, set_epochs,
                                         teacher_training_seconds,
                                         train_set_key)
@@ -296,7 +296,7 @@ def test_scaling_rows_train_on_prefixes_of_the_offline_set(pair, tmp_path):
 def test_scaling_points_and_their_synthesis_minutes(tmp_path):
     import os
 
-    from mmdiode.benchmark.datafree import scaling_points, synthesis_minutes
+    from benchmarks.digits.datafree import scaling_points, synthesis_minutes
     from mmdiode.visualization.results import plot_scaling
     bench = DatafreeBenchmark(PROFILES['full'], str(tmp_path))
     pair = PAIRS['yolov3']

@@ -28,7 +28,6 @@ Example::
 """
 import copy
 import os.path as osp
-import resource
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -41,9 +40,10 @@ from mmengine.config import Config, ConfigDict
 from mmengine.optim import OptimWrapper, build_optim_wrapper
 from mmengine.structures import InstanceData
 
+from mmdiode.models.detectors.kd_detector import KDDetector
+from mmdiode.models.detectors.recorder import record
+from mmdiode.models.utils import head_num_classes
 from mmdiode.utils import ConfigError
-from .detectors.kd_detector import KDDetector, head_num_classes
-from .detectors.recorder import record
 
 
 @dataclass
@@ -277,8 +277,3 @@ def num_classes_of(model: KDDetector) -> int:
                          f'{type(model.student).__name__}: it has neither a '
                          'bbox_head nor a roi_head.bbox_head')
     return num_classes
-
-
-def peak_rss_mib() -> float:
-    """Peak resident memory of this process so far, in MiB (Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

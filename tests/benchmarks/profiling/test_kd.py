@@ -1,4 +1,4 @@
-"""tools/benchmark.py kd and mmdiode.models.kd_benchmark on real models."""
+"""tools/benchmark.py kd and benchmarks.profiling.kd on real models."""
 import importlib.util
 import os.path as osp
 import re
@@ -9,10 +9,10 @@ from mmdet.registry import MODELS
 from mmdet.utils import register_all_modules
 from mmengine.config import Config
 
-from mmdiode.models import kd_benchmark
+from benchmarks.profiling import kd as kd_benchmark
 from mmdiode.testing import tiny_yolov3
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+ROOT = osp.abspath(osp.join(osp.dirname(__file__), *[osp.pardir] * 3))
 DIGITS = osp.join(ROOT, 'configs', 'digits')
 
 

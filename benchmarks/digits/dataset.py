@@ -29,6 +29,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
+from mmdiode.utils.fileio import dump_json_atomic
+
 CLASSES: Tuple[str, ...] = tuple(str(d) for d in range(10))
 SPLITS: Tuple[str, ...] = ('train', 'val', 'test')
 
@@ -220,14 +222,6 @@ def write_png(path: str, img: np.ndarray) -> None:
     Image.fromarray(img).save(path, format='PNG', optimize=False)
 
 
-def atomic_write_json(path: str, obj: dict) -> None:
-    """Writes json under a temporary name, then renames it into place."""
-    tmp = f'{path}.tmp-{os.getpid()}'
-    with open(tmp, 'w', encoding='utf-8') as f:
-        json.dump(obj, f, sort_keys=True)
-    os.replace(tmp, path)
-
-
 def build_split(root: str, split: str, num: int, photos: Sequence[np.ndarray],
                 glyphs: np.ndarray, labels: np.ndarray, cfg: DigitsConfig,
                 seed_key: int) -> dict:
@@ -328,16 +322,17 @@ def build_dataset(out_dir: str,
             coco = build_split(tmp, split, cfg.num_images[split], photos,
                                digits.images[idx], digits.target[idx], cfg,
                                seed_key=key)
-            atomic_write_json(osp.join(tmp, 'annotations', f'{split}.json'),
-                              coco)
+            dump_json_atomic(coco,
+                             osp.join(tmp, 'annotations', f'{split}.json'),
+                             sort_keys=True)
         if proxy:
             if cfg.num_proxy < 1:
                 raise ValueError('the proxy set needs --num-proxy >= 1')
             photos = [load_photo(p) for p in PHOTOS['train']]
-            atomic_write_json(
-                osp.join(tmp, 'annotations', 'proxy.json'),
-                build_proxy(tmp, cfg.num_proxy, photos, cfg))
-        atomic_write_json(osp.join(tmp, 'meta.json'), meta)
+            dump_json_atomic(build_proxy(tmp, cfg.num_proxy, photos, cfg),
+                             osp.join(tmp, 'annotations', 'proxy.json'),
+                             sort_keys=True)
+        dump_json_atomic(meta, osp.join(tmp, 'meta.json'), sort_keys=True)
         if osp.exists(out_dir):
             shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)

@@ -9,7 +9,6 @@ shared machine affects both alike. False-positive sampling is periodic (a
 ``predict()`` every ``interval`` iterations) and is left out of the ratio.
 """
 import copy
-import os
 import statistics
 import time
 from typing import Dict, List, Sequence, Tuple
@@ -19,19 +18,7 @@ from mmdet.registry import TASK_UTILS
 from torch import Tensor
 
 from mmdiode.utils.samples import make_data_samples
-
-
-def current_rss_mb() -> float:
-    """Resident memory of this process in MiB (Linux)."""
-    with open('/proc/self/statm') as f:
-        pages = int(f.read().split()[1])
-    return pages * os.sysconf('SC_PAGE_SIZE') / 2**20
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process in MiB (Linux)."""
-    import resource
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+from .memory import current_rss_mib
 
 
 def single_stage(synthesizer_cfg: dict, size: int, iterations: int) -> dict:
@@ -154,5 +141,5 @@ def memory_growth(teacher, synthesizer_cfg: dict, layouts, size: int,
     for b in range(batches):
         synthesizer.synthesize(layouts,
                                generator=torch.Generator().manual_seed(b))
-        rss.append(current_rss_mb())
+        rss.append(current_rss_mib())
     return rss

@@ -1,0 +1,5 @@
+"""Benchmarks of mmdiode, kept outside the installable package: the bundled
+digits-on-photos benchmark (:mod:`benchmarks.digits`) and the timing
+harnesses of ``tools/benchmark.py`` (:mod:`benchmarks.profiling`). They run
+from a checkout (``python tools/...`` puts the repository on ``sys.path``).
+"""

@@ -1,1 +1,0 @@
-"""The bundled digits-on-photos benchmark."""
