@@ -14,6 +14,6 @@ from .version import __version__
 register_safe_globals()
 
 # Imported for their side effect: registration into mmdet's registries.
-from . import datasets, hooks, inversion, models  # noqa: E402,F401
+from . import datasets, engine, models  # noqa: E402,F401
 
 __all__ = ['__version__']

@@ -41,8 +41,8 @@ from mmengine.optim import OptimWrapper, build_optim_wrapper
 from mmengine.structures import InstanceData
 
 from mmdiode.models.detectors.kd_detector import KDDetector
-from mmdiode.models.detectors.recorder import record
 from mmdiode.models.utils import head_num_classes
+from mmdiode.models.utils.recorder import record
 from mmdiode.utils import ConfigError
 
 

@@ -7,8 +7,9 @@ The job glues the pieces together; each has its own module:
 * target layouts: :class:`~mmdiode.datasets.BoxLayoutSampler`, a pure
   function of ``(seed, index)``, so a restarted or sharded job regenerates
   exactly the layout of every global image index;
-* the synthesizer: :class:`~mmdiode.inversion.DeepInversion` or
-  :class:`~mmdiode.inversion.MultiObjectImpressions` from ``TASK_UTILS``;
+* the synthesizer: :class:`~mmdiode.models.task_modules.DeepInversion` or
+  :class:`~mmdiode.models.task_modules.MultiObjectImpressions` from
+  ``TASK_UTILS``;
 * the output: :class:`~mmdiode.datasets.SyntheticCocoWriter` (atomic,
   per-batch records; rank 0 merges);
 * at the end, :func:`~mmdiode.evaluation.fidelity_report` and a picture grid.
@@ -42,8 +43,9 @@ from mmengine.utils import ProgressBar
 from mmengine.visualization import Visualizer
 from torch import nn
 
-from mmdiode.datasets import Layout, SyntheticCocoWriter
+from mmdiode.datasets import SyntheticCocoWriter
 from mmdiode.evaluation import fidelity_report, write_teacher_annotations
+from mmdiode.models.task_modules import Layout
 from mmdiode.models.utils import build_frozen_teacher
 from mmdiode.utils.cli import DivergedError
 from mmdiode.utils.seeding import derive_seed

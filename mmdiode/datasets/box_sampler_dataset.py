@@ -1,7 +1,7 @@
 """The training set of on-the-fly data-free distillation.
 
 Images are synthesized from the teacher while the student trains (by
-:class:`~mmdiode.hooks.DeepInversionHook`) into a
+:class:`~mmdiode.engine.hooks.DeepInversionHook`) into a
 :class:`~mmdiode.datasets.ReplayPool`; this data set serves them to the data
 loader and gives the hook the target layouts to synthesize.
 """
@@ -14,8 +14,8 @@ from mmdet.registry import DATASETS, TASK_UTILS
 from mmdet.structures.bbox import HorizontalBoxes
 from mmengine.dataset import BaseDataset
 
+from ..models.task_modules.layout_sampler import BoxLayoutSampler, Layout
 from ..utils.cli import ConfigError
-from .layout_sampler import BoxLayoutSampler, Layout
 from .replay_pool import ReplayPool
 
 # Streams of the seed sequence: the layout sampler draws from

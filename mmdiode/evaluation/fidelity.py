@@ -23,8 +23,8 @@ from mmengine.evaluator import Evaluator
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..inversion.bn_prior import BNStatisticsPrior
-from ..inversion.input_space import PixelSpace
+from ..models.task_modules.inversion.bn_prior import BNStatisticsPrior
+from ..models.task_modules.inversion.input_space import PixelSpace
 from ..utils.fileio import dump_json_atomic
 
 # mmdet's test pipeline, without the resize: images are scored at the
@@ -152,17 +152,19 @@ def bn_prior_drop(teacher: nn.Module,
     no augmentation) on batches of ``batch_size`` images at the data set's
     size, the prior averaged over the batches. The written images are the
     PNGs as a student will read them (quantised to uint8); the initial
-    images are what :class:`~mmdiode.inversion.DeepInversion` starts from
-    with ``init='noise'``: standard normal noise in the teacher's input
-    space, clamped to valid pixels, one noise batch per image batch.
+    images are what :class:`~mmdiode.models.task_modules.DeepInversion`
+    starts from with ``init='noise'``: standard normal noise in the
+    teacher's input space, clamped to valid pixels, one noise batch per
+    image batch.
 
     Args:
         teacher (nn.Module): An mmdet detector with BatchNorm layers.
         data_root (str): Folder of the data set.
         ann_file (str): COCO json, relative to ``data_root`` or absolute.
         bn_prior (dict): ``p``, ``first_bn_multiplier``, ``layer_pattern``
-            (defaults as :class:`~mmdiode.inversion.BNStatisticsPrior`);
-            other keys (``weight``) are ignored.
+            (defaults as
+            :class:`~mmdiode.models.task_modules.BNStatisticsPrior`); other
+            keys (``weight``) are ignored.
         batch_size (int): Images per batch. Defaults to 8.
         device (str): Device of the forward passes. Defaults to ``'cpu'``.
         seed (int): Seed of the noise. Defaults to 0.

@@ -1,13 +1,16 @@
 """mmdiode.models: the KD detector wrapper and distillation losses."""
-from .detectors import KDDetector, TeacherEvalHook
+from .detectors import KDDetector
 from .distill_base import BaseDistillLoss, DistillContext
 from .losses import (DenseHeadKDLoss, OutputMSELoss, RoIHeadKDLoss,
                      YOLOv3OutputKDLoss)
-from .mmdet_compat import patch_ssd_head
+from .task_modules import (BoxLayoutSampler, DeepInversion,
+                           MultiObjectImpressions)
+from .utils.mmdet_compat import patch_ssd_head
 
 patch_ssd_head()
 
 __all__ = [
-    'BaseDistillLoss', 'DistillContext', 'KDDetector', 'TeacherEvalHook',
-    'OutputMSELoss', 'YOLOv3OutputKDLoss', 'DenseHeadKDLoss', 'RoIHeadKDLoss'
+    'BaseDistillLoss', 'DistillContext', 'KDDetector', 'BoxLayoutSampler',
+    'DeepInversion', 'MultiObjectImpressions', 'OutputMSELoss',
+    'YOLOv3OutputKDLoss', 'DenseHeadKDLoss', 'RoIHeadKDLoss'
 ]

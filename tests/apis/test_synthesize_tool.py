@@ -62,12 +62,19 @@ vis_backends = [dict(type='LocalVisBackend')]
 
 
 def synthesize(cfg, out, work, extra=(), **popen):
-    cmd = [sys.executable, TOOL, str(cfg), '--out', str(out), '--work-dir',
-           str(work), '--device', 'cpu'] + list(extra)
+    cmd = [
+        sys.executable, TOOL,
+        str(cfg), '--out',
+        str(out), '--work-dir',
+        str(work), '--device', 'cpu'
+    ] + list(extra)
     env = dict(os.environ, OMP_NUM_THREADS='1')
     if popen:
         return subprocess.Popen(cmd, env=env, **popen)
-    return subprocess.run(cmd, env=env, capture_output=True, text=True,
+    return subprocess.run(cmd,
+                          env=env,
+                          capture_output=True,
+                          text=True,
                           timeout=600)
 
 
@@ -101,22 +108,30 @@ def test_writes_a_coco_set_mmdet_loads(setup):
         bn = json.load(f)['bn_prior']
     assert bn['initial'] > 0 and bn['final'] > 0
     assert bn['drop'] == pytest.approx(bn['initial'] / bn['final'])
-    losses = [json.loads(line) for line in open(
-        tmp / 'work_full' / 'losses_rank0.jsonl')]
+    losses = [
+        json.loads(line)
+        for line in open(tmp / 'work_full' / 'losses_rank0.jsonl')
+    ]
     assert [e['batch'] for e in losses] == [0, 1, 2]
     assert {'loss', 'loss_bn', 'loss_task'} <= set(losses[0]['final'])
     from mmdet.datasets import CocoDataset
-    ds = CocoDataset(data_root=str(out), ann_file='annotations.json',
-                     data_prefix=dict(img=''), metainfo=dict(classes=CLASSES),
-                     pipeline=[], test_mode=True)
+    ds = CocoDataset(data_root=str(out),
+                     ann_file='annotations.json',
+                     data_prefix=dict(img=''),
+                     metainfo=dict(classes=CLASSES),
+                     pipeline=[],
+                     test_mode=True)
     assert len(ds) == 6
 
 
 def test_killed_and_restarted_run_gives_the_same_data_set(setup):
     tmp, cfg, out, _ = setup
     resumed = tmp / 'resumed'
-    proc = synthesize(cfg, resumed, tmp / 'work_resumed',
-                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = synthesize(cfg,
+                      resumed,
+                      tmp / 'work_resumed',
+                      stdout=subprocess.DEVNULL,
+                      stderr=subprocess.DEVNULL)
     first = resumed / 'shards' / 'rank0' / 'batch_000000.json'
     deadline = time.time() + 300
     while not first.exists() and time.time() < deadline:
@@ -129,8 +144,7 @@ def test_killed_and_restarted_run_gives_the_same_data_set(setup):
     a, b = load(out), load(resumed)
     assert a['images'] == b['images']
     assert a['annotations'] == b['annotations']
-    leftovers = [f for d, _, fs in os.walk(resumed) for f in fs
-                 if '.tmp' in f]
+    leftovers = [f for d, _, fs in os.walk(resumed) for f in fs if '.tmp' in f]
     assert leftovers == []
 
 
@@ -140,17 +154,21 @@ def test_two_ranks_write_the_same_data_set_as_one(setup):
     index only, so the merged set equals the single-process one."""
     tmp, cfg, out, _ = setup
     sharded = tmp / 'sharded'
-    r = run_dist_tool('dist_synthesize.sh', [
+    r = run_dist_tool(osp.join(ROOT, 'tools', 'dist_synthesize.sh'), [
         cfg, 2, '--out', sharded, '--work-dir', tmp / 'work_sharded',
-        '--device', 'cpu'])
+        '--device', 'cpu'
+    ],
+                      cwd=ROOT)
     assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
     # Batches 0 and 2 on rank 0, batch 1 on rank 1.
-    shards = {rank: sorted(os.listdir(sharded / 'shards' / f'rank{rank}'))
-              for rank in (0, 1)}
-    assert [f for f in shards[0] if f.endswith('.json')] == [
-        'batch_000000.json', 'batch_000002.json']
-    assert [f for f in shards[1] if f.endswith('.json')] == [
-        'batch_000001.json']
+    shards = {
+        rank: sorted(os.listdir(sharded / 'shards' / f'rank{rank}'))
+        for rank in (0, 1)
+    }
+    assert [f for f in shards[0] if f.endswith('.json')
+            ] == ['batch_000000.json', 'batch_000002.json']
+    assert [f for f in shards[1]
+            if f.endswith('.json')] == ['batch_000001.json']
     a, b = load(out), load(sharded)
     assert a['images'] == b['images']
     assert a['annotations'] == b['annotations']
@@ -169,8 +187,9 @@ def test_restart_with_other_settings_is_refused(setup):
 
 def test_bad_input_gives_one_clear_error(setup, tmp_path):
     _, cfg, _, _ = setup
-    r = synthesize(cfg, tmp_path / 'o', tmp_path / 'w',
-                   ['--teacher-ckpt', str(tmp_path / 'missing.pth')])
+    r = synthesize(
+        cfg, tmp_path / 'o', tmp_path / 'w',
+        ['--teacher-ckpt', str(tmp_path / 'missing.pth')])
     assert r.returncode == 2
     assert 'teacher checkpoint not found' in r.stderr
     bad = tmp_path / 'corrupt.pth'
@@ -210,14 +229,16 @@ def test_teacher_labels_write_the_teachers_detections(setup, tmp_path):
     teacher = MODELS.build(ConfigDict(tiny_yolov3(num_classes=3)))
     ckpt = torch.load(setup[0] / 'teacher.pth', weights_only=False)
     teacher.load_state_dict(ckpt['state_dict'])
-    again = write_teacher_annotations(teacher, str(out),
-                                      out_file='again.json', score_thr=0.2)
+    again = write_teacher_annotations(teacher,
+                                      str(out),
+                                      out_file='again.json',
+                                      score_thr=0.2)
     with open(again) as f:
         expected = json.load(f)['annotations']
     # Equal up to float rounding (the tool ran with one thread).
     assert len(expected) == len(written['annotations']) > 0
     for a, b in zip(written['annotations'], expected):
-        assert (a['id'], a['image_id'], a['category_id']) == (
-            b['id'], b['image_id'], b['category_id'])
+        assert (a['id'], a['image_id'],
+                a['category_id']) == (b['id'], b['image_id'], b['category_id'])
         assert a['bbox'] == pytest.approx(b['bbox'], abs=1e-3)
         assert a['score'] == pytest.approx(b['score'], abs=1e-5)

@@ -48,7 +48,7 @@ def test_rtmdet_pair_configs_pair_their_heads():
     from mmdet.utils import register_all_modules
 
     import mmdiode  # noqa: F401
-    from mmdiode.tiny_zoo import mmdet_config_root
+    from mmdiode.testing.tiny_zoo import mmdet_config_root
     register_all_modules()
     kd = Config.fromfile(
         osp.join(ROOT, 'configs', 'kd', 'rtmdet_l_to_tiny_coco.py'))

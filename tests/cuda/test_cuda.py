@@ -22,9 +22,10 @@ from mmengine.config import ConfigDict
 from mmengine.optim import OptimWrapper
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from mmdiode.inversion import (BNStatisticsPrior, DeepInversion,
-                               FalsePositiveSampler)
-from mmdiode.inversion import bn_prior as bn_prior_module
+from mmdiode.models.task_modules.inversion import (BNStatisticsPrior,
+                                                   DeepInversion,
+                                                   FalsePositiveSampler)
+from mmdiode.models.task_modules.inversion import bn_prior as bn_prior_module
 from mmdiode.testing import make_data_samples, tiny_retinanet, tiny_yolov3
 
 TESTS = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -389,12 +390,12 @@ def test_kd_train_steps_with_amp_optim_wrapper():
 
 
 def test_deep_inversion_hook_synthesizes_on_device(tmp_path, monkeypatch):
-    """The data-free loop of tests/hooks (tiny YOLOv3 pair, 32 px, 1
+    """The data-free loop of tests/engine/hooks (tiny YOLOv3 pair, 32 px, 1
     initial batch + 1 round at iteration 2) trained by mmengine's Runner,
     which puts the model on the GPU: the hook's synthesis runs there."""
     if not ON_CUDA and torch.cuda.is_available():
         pytest.skip('the Runner trains on the GPU when there is one')
-    sys.path.insert(0, osp.join(TESTS, 'hooks'))
+    sys.path.insert(0, osp.join(TESTS, 'engine', 'hooks'))
     from test_deep_inversion_hook import BATCH, _config
 
     calls = []

@@ -13,7 +13,8 @@ from mmengine.dataset import pseudo_collate
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from mmdiode.datasets import BoxSamplerDataset, Layout, ReplayPool
+from mmdiode.datasets import BoxSamplerDataset, ReplayPool
+from mmdiode.models.task_modules import Layout
 
 CLASSES = ('cat', 'dog', 'bird')
 SIZE = 32

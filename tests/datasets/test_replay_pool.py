@@ -12,8 +12,8 @@ from mmdet.registry import DATASETS
 from mmdet.utils import register_all_modules
 from PIL import Image
 
-from mmdiode.datasets import (BoxLayoutSampler, Layout, ReplayPool,
-                              SyntheticCocoWriter)
+from mmdiode.datasets import ReplayPool, SyntheticCocoWriter
+from mmdiode.models.task_modules import BoxLayoutSampler, Layout
 
 CLASSES = ('cat', 'dog', 'bird')
 SIZE = 32

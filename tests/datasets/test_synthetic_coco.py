@@ -12,7 +12,8 @@ from mmdet.utils import register_all_modules
 from mmengine.structures import InstanceData
 from PIL import Image
 
-from mmdiode.datasets import BoxLayoutSampler, SyntheticCocoWriter
+from mmdiode.datasets import SyntheticCocoWriter
+from mmdiode.models.task_modules import BoxLayoutSampler
 
 CLASSES = ('cat', 'dog', 'bird')
 SIZE = 32

@@ -9,9 +9,10 @@ from mmengine.config import ConfigDict
 from mmengine.dataset import pseudo_collate
 from mmengine.optim import OptimWrapper
 
-from mmdiode.datasets import BoxLayoutSampler, SyntheticCocoWriter
+from mmdiode.datasets import SyntheticCocoWriter
 from mmdiode.evaluation import fidelity_report
 from mmdiode.evaluation.fidelity import bn_prior_drop, coco_test_loader
+from mmdiode.models.task_modules import BoxLayoutSampler
 from mmdiode.testing import tiny_yolov3
 
 CLASSES = ('a', 'b', 'c')

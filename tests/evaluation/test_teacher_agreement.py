@@ -9,9 +9,10 @@ from mmdet.registry import MODELS
 from mmdet.utils import register_all_modules
 from mmengine.config import Config, ConfigDict
 
-from mmdiode.datasets import BoxLayoutSampler, SyntheticCocoWriter
+from mmdiode.datasets import SyntheticCocoWriter
 from mmdiode.evaluation import TEACHER_ANN_FILE, write_teacher_annotations
 from mmdiode.evaluation.fidelity import coco_test_loader
+from mmdiode.models.task_modules import BoxLayoutSampler
 from mmdiode.testing import tiny_yolov3
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

@@ -1,15 +1,15 @@
 """The teacher/student matrix over mmdet's detector families.
 
-Every family of :mod:`mmdiode.tiny_zoo` (tiny models derived from mmdet's own
-configs, random weights, BatchNorm statistics measured on random images) is
-a teacher and a student: (a) DeepInversion with the BN prior lowers its task
-loss, (b) false-positive sampling works on its ``predict()``, (c) a KD step
-with the output loss that fits it and the teacher's pseudo-labels runs
+Every family of :mod:`mmdiode.testing.tiny_zoo` (tiny models derived from
+mmdet's own configs, random weights, BatchNorm statistics measured on random
+images) is a teacher and a student: (a) DeepInversion with the BN prior lowers
+its task loss, (b) false-positive sampling works on its ``predict()``, (c) a KD
+step with the output loss that fits it and the teacher's pseudo-labels runs
 through mmengine's Runner, and (d) ``tools/extract_student.py`` gives a
-checkpoint that the plain student config evaluates with CocoMetric. A
-Faster R-CNN teacher trains an RTMDet student through pseudo-labels and
-feature KD, and output losses between different heads are a build-time
-error. ``pytest -m detector_matrix`` runs exactly these tests
+checkpoint that the plain student config evaluates with CocoMetric. A Faster
+R-CNN teacher trains an RTMDet student through pseudo-labels and feature KD,
+and output losses between different heads are a build-time error.
+``pytest -m detector_matrix`` runs exactly these tests
 (docs/en/detector_families.md tabulates them).
 """
 import copy
@@ -23,9 +23,11 @@ from mmdet.registry import MODELS
 from mmengine.config import Config, ConfigDict
 from mmengine.runner import Runner, load_checkpoint
 
-from mmdiode.inversion import BNStatisticsPrior, DeepInversion
+from mmdiode.models.task_modules.inversion import (BNStatisticsPrior,
+                                                   DeepInversion)
 from mmdiode.testing import make_data_samples
-from mmdiode.tiny_zoo import FAMILIES, calibrate_batchnorm, tiny_detector
+from mmdiode.testing.tiny_zoo import (FAMILIES, calibrate_batchnorm,
+                                      tiny_detector)
 from mmdiode.utils.cli import ConfigError
 
 pytestmark = pytest.mark.detector_matrix

@@ -38,14 +38,15 @@ def test_all_kd_configs_are_found():
     } <= names
 
 
-@pytest.mark.parametrize(
-    'path', DIGITS_KD, ids=[osp.basename(p) for p in DIGITS_KD])
+@pytest.mark.parametrize('path',
+                         DIGITS_KD,
+                         ids=[osp.basename(p) for p in DIGITS_KD])
 def test_digits_kd_config_builds_and_trains_a_step(path):
     cfg = Config.fromfile(path)
     student_cfg = Config.fromfile(
-        osp.join(ROOT, 'configs', 'digits',
-                 'yolov3_student.py' if 'yolov3' in path else
-                 'faster-rcnn_student.py'))
+        osp.join(
+            ROOT, 'configs', 'digits', 'yolov3_student.py'
+            if 'yolov3' in path else 'faster-rcnn_student.py'))
     # The student is exactly the student config's, trained the same way.
     assert cfg.model.student.to_dict() == student_cfg.model.to_dict()
     for key in ('train_dataloader', 'optim_wrapper', 'param_scheduler',
@@ -74,8 +75,9 @@ def test_digits_kd_config_builds_and_trains_a_step(path):
             assert param.grad is not None, f'{name}.{param_name}'
 
 
-@pytest.mark.parametrize(
-    'path', COCO_KD, ids=[osp.basename(p) for p in COCO_KD])
+@pytest.mark.parametrize('path',
+                         COCO_KD,
+                         ids=[osp.basename(p) for p in COCO_KD])
 def test_coco_kd_config_loads(path):
     # Neither model is built: the teacher's weights come by URL and both
     # configs initialise from ImageNet checkpoints.
@@ -113,10 +115,9 @@ def _kd_model(teacher_ckpt):
             out=dict(type='YOLOv3OutputKDLoss'),
             # Owns trainable correspondence layers and a running buffer
             # (the adaptive stage weights) that a resume must restore.
-            hgd=dict(
-                type='HGDLoss',
-                student_channels=[8, 24, 80, 24, 24, 24],
-                teacher_channels=[16, 48, 160, 48, 48, 48])),
+            hgd=dict(type='HGDLoss',
+                     student_channels=[8, 24, 80, 24, 24, 24],
+                     teacher_channels=[16, 48, 160, 48, 48, 48])),
         classes=CLASSES)
 
 
@@ -143,28 +144,24 @@ def _save_calibrated_teacher(teacher_cfg, path):
             teacher.extract_feat(torch.randn(4, 3, 64, 64, generator=g))
     state = {k: v.clone() for k, v in teacher.state_dict().items()}
     torch.save(
-        dict(
-            meta=dict(dataset_meta=dict(classes=list(CLASSES))),
-            state_dict=state), path)
+        dict(meta=dict(dataset_meta=dict(classes=list(CLASSES))),
+             state_dict=state), path)
     return state
 
 
 def _train_config(root, name, max_iters):
     """A deterministic, validation-free Runner config; checkpoints every 2
     iterations."""
-    cfg = runner_config(
-        _kd_model(str(root / 'teacher.pth')),
-        dict(
-            ann_file=str(root / 'ann.json'),
-            img_dir=str(root / 'images')),
-        str(root / 'work'),
-        max_iters=max_iters)
-    cfg.update(
-        val_dataloader=None,
-        val_cfg=None,
-        val_evaluator=None,
-        experiment_name=name,
-        randomness=dict(seed=0, deterministic=True))
+    cfg = runner_config(_kd_model(str(root / 'teacher.pth')),
+                        dict(ann_file=str(root / 'ann.json'),
+                             img_dir=str(root / 'images')),
+                        str(root / 'work'),
+                        max_iters=max_iters)
+    cfg.update(val_dataloader=None,
+               val_cfg=None,
+               val_evaluator=None,
+               experiment_name=name,
+               randomness=dict(seed=0, deterministic=True))
     cfg['default_hooks']['checkpoint']['interval'] = 2
     return Config(cfg)
 
@@ -177,8 +174,8 @@ def deterministic_algorithms():
     torch.use_deterministic_algorithms(before)
 
 
-def test_teacher_frozen_and_resume_continues_exactly(
-        tmp_path, deterministic_algorithms):
+def test_teacher_frozen_and_resume_continues_exactly(tmp_path,
+                                                     deterministic_algorithms):
     make_tiny_coco(str(tmp_path))
     _, teacher = tiny_pair('yolov3')
     saved_teacher = _save_calibrated_teacher(teacher,
@@ -197,21 +194,19 @@ def test_teacher_frozen_and_resume_continues_exactly(
     # Interrupted after 2 iterations, resumed to 4.
     resumed_cfg = _train_config(tmp_path, 'kd_resumed', 4)
     # As tools/train.py --resume CKPT sets them.
-    resumed_cfg.update(
-        work_dir=str(tmp_path / 'resumed'),
-        resume=True,
-        load_from=str(tmp_path / 'work' / 'iter_2.pth'))
+    resumed_cfg.update(work_dir=str(tmp_path / 'resumed'),
+                       resume=True,
+                       load_from=str(tmp_path / 'work' / 'iter_2.pth'))
     runner = Runner.from_cfg(resumed_cfg)
     runner.train()
     resumed_losses = runner.message_hub.get_scalar('train/loss').data[0]
     assert len(resumed_losses) == 4  # 2 restored from the checkpoint + 2
-    torch.testing.assert_close(
-        torch.as_tensor(resumed_losses[2:]),
-        torch.as_tensor(full_losses[2:]),
-        rtol=1e-6,
-        atol=0)
-    torch.testing.assert_close(
-        runner.model.distill_losses.hgd.stage_loss_ema, hgd_ema)
+    torch.testing.assert_close(torch.as_tensor(resumed_losses[2:]),
+                               torch.as_tensor(full_losses[2:]),
+                               rtol=1e-6,
+                               atol=0)
+    torch.testing.assert_close(runner.model.distill_losses.hgd.stage_loss_ema,
+                               hgd_ema)
 
 
 # --- torchrun + gloo ---------------------------------------------------------
@@ -229,10 +224,13 @@ def test_dist_train_on_cpu_keeps_the_teacher_out_of_ddp(tmp_path):
     config_file = str(tmp_path / 'kd_tiny.py')
     cfg.dump(config_file)
     work = str(tmp_path / 'ddp')
-    r = run_dist_tool('dist_train.sh', [config_file, 2, '--work-dir', work])
+    r = run_dist_tool(osp.join(ROOT, 'tools', 'dist_train.sh'),
+                      [config_file, 2, '--work-dir', work],
+                      cwd=ROOT)
     assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
-    ckpt = torch.load(
-        osp.join(work, 'iter_2.pth'), map_location='cpu', weights_only=False)
+    ckpt = torch.load(osp.join(work, 'iter_2.pth'),
+                      map_location='cpu',
+                      weights_only=False)
     keys = set(ckpt['state_dict'])
     # The saved model is the unwrapped KDDetector: student and distillation
     # layers, no 'module.' prefix and no teacher.

@@ -13,7 +13,7 @@ from mmdiode.models.losses.output_kd import (binary_kl_with_log_probs,
                                              binary_kl_with_logits,
                                              softmax_kl_with_logits)
 from mmdiode.testing import tiny_retinanet, tiny_yolov3
-from mmdiode.tiny_zoo import tiny_detector
+from mmdiode.testing.tiny_zoo import tiny_detector
 from mmdiode.utils.cli import ConfigError
 
 LOSSES = dict(

@@ -12,8 +12,9 @@ from mmdet.registry import MODELS
 from mmdet.utils import register_all_modules
 from mmengine.config import Config, ConfigDict
 
-from mmdiode.datasets import BoxLayoutSampler, SyntheticCocoWriter
+from mmdiode.datasets import SyntheticCocoWriter
 from mmdiode.evaluation import write_teacher_annotations
+from mmdiode.models.task_modules import BoxLayoutSampler
 from mmdiode.testing import tiny_yolov3
 
 sys.path.insert(0, osp.join(osp.dirname(osp.dirname(__file__)), 'models'))

@@ -49,8 +49,12 @@ def workspace(tmp_path_factory):
 
 def run(args, cwd):
     env = dict(os.environ, OMP_NUM_THREADS='2')
-    return subprocess.run([sys.executable] + args, cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run([sys.executable] + args,
+                          cwd=cwd,
+                          env=env,
+                          capture_output=True,
+                          text=True,
+                          timeout=600)
 
 
 @pytest.mark.parametrize('name, batch', [('yolov3_teacher.py', 8),
@@ -58,8 +62,9 @@ def run(args, cwd):
 def test_train_resume_and_test(workspace, name, batch):
     work = str(workspace / 'work' / name)
     opts = FAST + [f'train_dataloader.batch_size={batch}']
-    r = run([tool('train.py'), config(name), '--work-dir', work,
-             '--cfg-options'] + opts, workspace)
+    r = run(
+        [tool('train.py'),
+         config(name), '--work-dir', work, '--cfg-options'] + opts, workspace)
     assert r.returncode == 0, r.stderr[-3000:]
     ckpt = osp.join(work, 'epoch_1.pth')
     assert osp.exists(ckpt)
@@ -68,25 +73,32 @@ def test_train_resume_and_test(workspace, name, batch):
     assert 'Epoch(val) [1]' in r.stdout + r.stderr
 
     # --resume loads the Runner checkpoint (message_hub, numpy) safely.
-    r = run([tool('train.py'), config(name), '--work-dir', work, '--resume',
-             ckpt, '--cfg-options'] + opts[:-1] + ['train_cfg.max_epochs=2'],
-            workspace)
+    r = run([
+        tool('train.py'),
+        config(name), '--work-dir', work, '--resume', ckpt, '--cfg-options'
+    ] + opts[:-1] + ['train_cfg.max_epochs=2'], workspace)
     assert r.returncode == 0, r.stderr[-3000:]
     assert 'resumed epoch: 1' in r.stdout + r.stderr
     assert osp.exists(osp.join(work, 'epoch_2.pth'))
 
-    r = run([tool('test.py'), config(name), ckpt, '--work-dir', work,
-             '--out', osp.join(work, 'preds.pkl'), '--cfg-options'] +
-            ['test_dataloader.num_workers=0',
-             'test_dataloader.persistent_workers=False'], workspace)
+    r = run([
+        tool('test.py'),
+        config(name), ckpt, '--work-dir', work, '--out',
+        osp.join(work, 'preds.pkl'), '--cfg-options'
+    ] + [
+        'test_dataloader.num_workers=0',
+        'test_dataloader.persistent_workers=False'
+    ], workspace)
     assert r.returncode == 0, r.stderr[-3000:]
     assert 'metrics_json=' in r.stdout
     assert osp.getsize(osp.join(work, 'preds.pkl')) > 0
 
 
 def test_unknown_cfg_option_is_one_clear_error(workspace):
-    r = run([tool('train.py'), config('yolov3_teacher.py'), '--cfg-options',
-             'train_cfg.max_epoch=3'], workspace)
+    r = run([
+        tool('train.py'),
+        config('yolov3_teacher.py'), '--cfg-options', 'train_cfg.max_epoch=3'
+    ], workspace)
     assert r.returncode == 2
     assert 'unknown --cfg-options key "train_cfg.max_epoch"' in r.stderr
     assert not osp.exists(workspace / 'work_dirs')
@@ -97,16 +109,19 @@ def test_missing_config_and_corrupt_checkpoint(workspace, tmp_path):
     assert r.returncode == 2 and 'config file not found' in r.stderr
     bad = tmp_path / 'bad.pth'
     bad.write_bytes(b'not a checkpoint')
-    r = run([tool('test.py'), config('yolov3_teacher.py'), str(bad)],
-            workspace)
+    r = run([tool('test.py'),
+             config('yolov3_teacher.py'),
+             str(bad)], workspace)
     assert r.returncode == 2
     assert 'cannot load checkpoint' in r.stderr and 'bad.pth' in r.stderr
 
 
 def _metrics(stdout):
     import json
-    lines = [line for line in stdout.splitlines()
-             if line.startswith('metrics_json=')]
+    lines = [
+        line for line in stdout.splitlines()
+        if line.startswith('metrics_json=')
+    ]
     assert lines, stdout[-3000:]
     return [json.loads(line[len('metrics_json='):]) for line in lines]
 
@@ -116,15 +131,22 @@ def test_dist_test_on_two_cpu_processes_scores_like_one(workspace):
     split and CocoMetric gathers it; the committed teacher scores the same as
     in one process."""
     ckpt = osp.join(ROOT, 'checkpoints', 'digits_yolov3_teacher_fp16.pth')
-    opts = ['--cfg-options', 'test_dataloader.num_workers=0',
-            'test_dataloader.persistent_workers=False']
-    single = run([tool('test.py'), config('yolov3_teacher.py'), ckpt,
-                  '--work-dir', str(workspace / 'test_single')] + opts,
-                 workspace)
+    opts = [
+        '--cfg-options', 'test_dataloader.num_workers=0',
+        'test_dataloader.persistent_workers=False'
+    ]
+    single = run([
+        tool('test.py'),
+        config('yolov3_teacher.py'), ckpt, '--work-dir',
+        str(workspace / 'test_single')
+    ] + opts, workspace)
     assert single.returncode == 0, single.stderr[-3000:]
-    dist = run_dist_tool('dist_test.sh', [
-        config('yolov3_teacher.py'), ckpt, 2, '--work-dir',
-        workspace / 'test_dist'] + opts, cwd=workspace)
+    dist = run_dist_tool(osp.join(ROOT, 'tools', 'dist_test.sh'),
+                         [
+                             config('yolov3_teacher.py'), ckpt, 2,
+                             '--work-dir', workspace / 'test_dist'
+                         ] + opts,
+                         cwd=workspace)
     assert dist.returncode == 0, (dist.stdout + dist.stderr)[-4000:]
     expected, = _metrics(single.stdout)
     assert expected['coco/bbox_mAP_50'] > 0  # a trained teacher detects
@@ -139,40 +161,54 @@ def test_checkpoint_of_another_model_is_refused(workspace, tmp_path):
     random detector would be scored or fine-tuned. test.py, load_from and
     the KD teacher refuse it with one line naming how much fits."""
     yolo = osp.join(ROOT, 'checkpoints', 'digits_yolov3_teacher_fp16.pth')
-    opts = ['--cfg-options', 'test_dataloader.num_workers=0',
-            'test_dataloader.persistent_workers=False']
-    r = run([tool('test.py'), config('faster-rcnn_teacher.py'), yolo,
-             '--work-dir', str(tmp_path / 'w')] + opts, workspace)
+    opts = [
+        '--cfg-options', 'test_dataloader.num_workers=0',
+        'test_dataloader.persistent_workers=False'
+    ]
+    r = run([
+        tool('test.py'),
+        config('faster-rcnn_teacher.py'), yolo, '--work-dir',
+        str(tmp_path / 'w')
+    ] + opts, workspace)
     assert r.returncode == 2, r.stderr[-3000:]
-    error, = [line for line in r.stderr.splitlines()
-              if line.startswith('error:')]
+    error, = [
+        line for line in r.stderr.splitlines() if line.startswith('error:')
+    ]
     assert 'fits 0 of the model' in error and '--allow-partial' in error
     assert 'metrics_json=' not in r.stdout
-    r = run([tool('train.py'), config('faster-rcnn_teacher.py'),
-             '--work-dir', str(tmp_path / 't'), '--cfg-options',
-             f'load_from={yolo}'] + FAST, workspace)
+    r = run([
+        tool('train.py'),
+        config('faster-rcnn_teacher.py'), '--work-dir',
+        str(tmp_path / 't'), '--cfg-options', f'load_from={yolo}'
+    ] + FAST, workspace)
     assert r.returncode == 2, r.stderr[-3000:]
     assert f'error: load_from {yolo} fits 0 of the model' in r.stderr
     assert not osp.exists(tmp_path / 't' / 'epoch_1.pth')
-    r = run([tool('train.py'), osp.join(ROOT, 'configs', 'digits',
-                                        'kd_faster-rcnn_hgd.py'),
-             '--work-dir', str(tmp_path / 'k'), '--cfg-options',
-             f'model.teacher.checkpoint={yolo}'] + FAST, workspace)
+    r = run([
+        tool('train.py'),
+        osp.join(ROOT, 'configs', 'digits',
+                 'kd_faster-rcnn_hgd.py'), '--work-dir',
+        str(tmp_path / 'k'), '--cfg-options',
+        f'model.teacher.checkpoint={yolo}'
+    ] + FAST, workspace)
     assert r.returncode == 2, r.stderr[-3000:]
-    error, = [line for line in r.stderr.splitlines()
-              if line.startswith('error:')]
+    error, = [
+        line for line in r.stderr.splitlines() if line.startswith('error:')
+    ]
     assert f'teacher checkpoint {yolo} fits 0 of' in error
 
 
-def test_student_teacher_class_count_mismatch_is_one_error(workspace,
-                                                           tmp_path):
-    r = run([tool('train.py'), config('kd_yolov3_hgd.py'), '--work-dir',
-             str(tmp_path / 'k'), '--cfg-options',
-             'model.student.bbox_head.num_classes=3',
-             'model.teacher.checkpoint=' + osp.join(
-                 ROOT, 'checkpoints', 'digits_yolov3_teacher_fp16.pth')] +
-            FAST, workspace)
+def test_student_teacher_class_count_mismatch_is_one_error(
+        workspace, tmp_path):
+    r = run([
+        tool('train.py'),
+        config('kd_yolov3_hgd.py'), '--work-dir',
+        str(tmp_path / 'k'), '--cfg-options',
+        'model.student.bbox_head.num_classes=3', 'model.teacher.checkpoint=' +
+        osp.join(ROOT, 'checkpoints', 'digits_yolov3_teacher_fp16.pth')
+    ] + FAST, workspace)
     assert r.returncode == 2, r.stderr[-3000:]
-    error, = [line for line in r.stderr.splitlines()
-              if line.startswith('error:')]
+    error, = [
+        line for line in r.stderr.splitlines() if line.startswith('error:')
+    ]
     assert 'class count mismatch' in error and 'Traceback' not in r.stderr

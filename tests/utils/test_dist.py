@@ -1,7 +1,7 @@
 """mmdiode.utils.dist: process groups for torchrun tools without CUDA.
 
 The multi-process paths themselves run in the torchrun tests of the tools
-(tests/apis, tests/hooks, tests/models, tests/tools); these check the
+(tests/apis, tests/engine/hooks, tests/models, tests/tools); these check the
 decisions taken before any process group starts.
 """
 import datetime

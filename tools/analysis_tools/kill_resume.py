@@ -226,7 +226,7 @@ class TrainJob:
             return f.read().strip() or None
 
     def _hook_state(self, ckpt: str) -> dict:
-        from mmdiode.hooks.deep_inversion_hook import CHECKPOINT_KEY
+        from mmdiode.engine.hooks.deep_inversion_hook import CHECKPOINT_KEY
         from mmdiode.utils import load_checkpoint_file
         return load_checkpoint_file(ckpt)[CHECKPOINT_KEY]
 

@@ -1,5 +1,4 @@
-"""The KD detector wrapper; importing registers it (and its hook)."""
+"""The KD detector wrapper; importing registers it."""
 from .kd_detector import KDDetector
-from .teacher_eval_hook import TeacherEvalHook
 
-__all__ = ['KDDetector', 'TeacherEvalHook']
+__all__ = ['KDDetector']

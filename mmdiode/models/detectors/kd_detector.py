@@ -41,11 +41,11 @@ from torch import Tensor, nn
 
 from mmdiode.utils.cli import ConfigError
 from ..distill_base import BaseDistillLoss, DistillContext
+from ..utils.recorder import (INPUT_SUFFIX, check_recording_names, record,
+                              split_recording_name)
 from ..utils.teacher import build_frozen_teacher, head_num_classes
-from .recorder import (INPUT_SUFFIX, check_recording_names, record,
-                       split_recording_name)
-from .teacher_input import (PixelNormalisation, map_to_teacher_inputs,
-                            teacher_data_samples)
+from ..utils.teacher_input import (PixelNormalisation, map_to_teacher_inputs,
+                                   teacher_data_samples)
 
 # Recorded teacher modules under these top-level names only need
 # ``extract_feat``; dense heads (see ``dense_heads``) need their own forward

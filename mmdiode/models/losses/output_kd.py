@@ -26,8 +26,8 @@ from mmdet.registry import MODELS
 from torch import Tensor, nn
 
 from mmdiode.utils.cli import ConfigError
-from ..detectors.recorder import INPUT_SUFFIX, check_recording_names
 from ..distill_base import BaseDistillLoss, DistillContext
+from ..utils.recorder import INPUT_SUFFIX, check_recording_names
 
 __all__ = [
     'OutputMSELoss', 'YOLOv3OutputKDLoss', 'DenseHeadKDLoss', 'RoIHeadKDLoss',

@@ -16,7 +16,7 @@ coding), so output distillation can pair them.
 Example::
 
     from mmdet.registry import MODELS
-    from mmdiode.tiny_zoo import tiny_detector
+    from mmdiode.testing.tiny_zoo import tiny_detector
     teacher = MODELS.build(tiny_detector('rtmdet', role='teacher'))
 """
 import copy

@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from mmdiode.inversion import BoxConsistentAugment, PixelSpace
+from mmdiode.models.task_modules.inversion import (BoxConsistentAugment,
+                                                   PixelSpace)
 
 _GEOMETRY_ONLY = dict(
     flip_prob=0.0, brightness=0.0, contrast=0.0, erase_prob=0.0)

@@ -3,7 +3,7 @@ import pytest
 import torch
 from mmdet.models.data_preprocessors import DetDataPreprocessor
 
-from mmdiode.inversion import PixelSpace
+from mmdiode.models.task_modules.inversion import PixelSpace
 
 
 def _rgb_batch():

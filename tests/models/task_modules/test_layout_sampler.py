@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from mmdet.registry import TASK_UTILS
 
-from mmdiode.datasets import BoxLayoutSampler, Layout
-from mmdiode.datasets.layout_sampler import box_iou
+from mmdiode.models.task_modules import BoxLayoutSampler, Layout
+from mmdiode.models.task_modules.layout_sampler import box_iou
 
 CLASSES = ('cat', 'dog', 'bird')
 

@@ -4,7 +4,7 @@ import torch
 from mmdet.structures import DetDataSample
 from mmengine.structures import InstanceData
 
-from mmdiode.inversion import FalsePositiveSampler
+from mmdiode.models.task_modules.inversion import FalsePositiveSampler
 
 
 def test_schedule():

@@ -10,7 +10,8 @@ import torch
 from mmdet.registry import TASK_UTILS
 from torch import Tensor, nn
 
-from .engine import DeepInversion, LayoutLike, LossCallback, SynthesisResult
+from .deep_inversion import (DeepInversion, LayoutLike, LossCallback,
+                             SynthesisResult)
 
 
 @TASK_UTILS.register_module()

@@ -1,7 +1,7 @@
 """Total variation (4 directions) and L2 image priors."""
 import torch
 
-from mmdiode.inversion import l2_prior, tv_l1, tv_l2
+from mmdiode.models.task_modules.inversion import l2_prior, tv_l1, tv_l2
 
 
 def _ramp(fn):

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from mmdiode.inversion import BNStatisticsPrior
+from mmdiode.models.task_modules.inversion import BNStatisticsPrior
 
 
 class _Net(nn.Module):

@@ -4,7 +4,7 @@
   returns a model ``ConfigDict`` (mmdet heads read ``train_cfg``/``test_cfg``
   by attribute) for ``mmdet.registry.MODELS.build`` that works on 3-channel
   images of a few dozen pixels (sides divisible by 32).
-* :func:`run_dist_tool`: a ``tools/dist_*.sh`` launch (torchrun) of CPU
+* :func:`run_dist_tool`: a ``dist_*.sh`` launch (torchrun) of CPU
   processes, as the multi-process tests run them.
 * Tiny runs of the long jobs, as files the tools take: a randomly
   initialised teacher checkpoint (:func:`save_tiny_teacher`), a synthesis
@@ -183,32 +183,32 @@ def tiny_retinanet(num_classes: int = 3, base_channels: int = 8,
 
 def run_dist_tool(script: str,
                   args: Sequence[str],
-                  cwd: Optional[str] = None,
+                  cwd: str,
                   timeout: int = 600) -> subprocess.CompletedProcess:
-    """Runs ``tools/<script>`` (``dist_train.sh`` etc.) on a free port.
+    """Runs a ``dist_*.sh`` launcher (torchrun) of CPU processes on a free
+    port.
 
     Each process gets one thread (2 processes on 2 cores), and torchrun the
     interpreter of the calling process.
 
     Args:
-        script (str): File name in ``tools/``, e.g. ``'dist_train.sh'``.
+        script (str): Path of the launcher script, e.g. a checkout's
+            ``dist_train.sh``.
         args (Sequence[str]): The script's arguments (config, number of
             processes, tool flags).
-        cwd (str, optional): Working directory. Defaults to the repository.
+        cwd (str): Working directory of the launch.
         timeout (int): Seconds before the launch is killed. Defaults to 600.
 
     Returns:
         subprocess.CompletedProcess: With ``stdout``/``stderr`` as text.
     """
-    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         port = s.getsockname()[1]
     env = dict(os.environ, PYTHON=sys.executable, PORT=str(port),
                OMP_NUM_THREADS='1')
-    return subprocess.run(['bash', osp.join(root, 'tools', script)] +
-                          [str(a) for a in args],
-                          cwd=cwd or root, env=env, capture_output=True,
+    return subprocess.run(['bash', script] + [str(a) for a in args],
+                          cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)
 
 

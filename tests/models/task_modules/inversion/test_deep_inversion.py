@@ -4,7 +4,8 @@ import torch
 from conftest import build_teacher, gn_teacher
 from mmdet.registry import TASK_UTILS
 
-from mmdiode.inversion import DeepInversion, SynthesisResult
+from mmdiode.models.task_modules.inversion import (DeepInversion,
+                                                   SynthesisResult)
 
 NO_AUGMENT = dict(flip_prob=0.0, brightness=0.0, contrast=0.0, erase_prob=0.0)
 NO_FP = dict(enable=False)

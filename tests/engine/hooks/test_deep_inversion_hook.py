@@ -16,15 +16,16 @@ from mmengine.dataset import pseudo_collate
 from mmengine.runner import Runner
 
 from mmdiode.datasets import ReplayPool
-from mmdiode.hooks.deep_inversion_hook import CHECKPOINT_KEY
+from mmdiode.engine.hooks.deep_inversion_hook import CHECKPOINT_KEY
 from mmdiode.testing import run_dist_tool, tiny_yolov3
 from mmdiode.utils import load_checkpoint_file
 
-sys.path.insert(0, osp.join(osp.dirname(osp.dirname(__file__)), 'models'))
-from kd_helpers import (CLASSES, make_tiny_coco,  # noqa: E402,E501
-                        runner_config, save_teacher, tiny_pair)
+TESTS = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, osp.join(TESTS, 'models'))
+from kd_helpers import (CLASSES, make_tiny_coco, runner_config,  # noqa: E402
+                        save_teacher, tiny_pair)
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+ROOT = osp.dirname(TESTS)
 SIZE = 32
 BATCH = 2
 
@@ -196,8 +197,9 @@ def test_each_rank_synthesizes_its_share_under_torchrun(tmp_path):
     cfg.find_unused_parameters = True
     config_file = str(tmp_path / 'datafree_ddp.py')
     cfg.dump(config_file)
-    r = run_dist_tool('dist_train.sh',
-                      [config_file, 2, '--work-dir', tmp_path / 'work'])
+    r = run_dist_tool(osp.join(ROOT, 'tools', 'dist_train.sh'),
+                      [config_file, 2, '--work-dir', tmp_path / 'work'],
+                      cwd=ROOT)
     assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
     ckpt = load_checkpoint_file(str(tmp_path / 'work' / 'iter_2.pth'))
     # 1 initial batch + 1 round at iteration 2, on each of the 2 ranks.
@@ -212,8 +214,9 @@ def test_each_rank_synthesizes_its_share_under_torchrun(tmp_path):
     for entry in pool.entries():
         rank, number = osp.basename(entry.file)[4:-4].split('_')
         if int(number) == 0:
-            np.testing.assert_allclose(
-                entry.bboxes, dataset.layout(int(rank)).bboxes, atol=1e-4)
+            np.testing.assert_allclose(entry.bboxes,
+                                       dataset.layout(int(rank)).bboxes,
+                                       atol=1e-4)
 
 
 def test_errors_name_the_problem(tmp_path):
@@ -314,7 +317,7 @@ def test_start_stopped_during_initial_batches_continues_them(tmp_path):
     layouts, then trains."""
     cfg = _config(tmp_path, max_iters=1)
     cfg.custom_hooks[0].update(initial_batches=3, interval=100, pool_size=10)
-    from mmdiode.hooks import deep_inversion_hook as module
+    from mmdiode.engine.hooks import deep_inversion_hook as module
     calls = []
     original = module.DeepInversionHook._synthesize_batch
 
@@ -341,7 +344,8 @@ def test_start_stopped_during_initial_batches_continues_them(tmp_path):
     assert len(entries) == 3 * BATCH
     dataset = runner.train_dataloader.dataset
     for k, entry in enumerate(entries):  # layouts 0..5, none twice
-        np.testing.assert_allclose(entry.bboxes, dataset.layout(k).bboxes,
+        np.testing.assert_allclose(entry.bboxes,
+                                   dataset.layout(k).bboxes,
                                    atol=1e-4)
     log = open(osp.join(runner.log_dir, f'{runner.timestamp}.log')).read()
     assert 'continuing an earlier start' in log
@@ -356,7 +360,7 @@ def test_start_killed_before_recording_its_first_batch_continues(tmp_path):
     for a pool filled otherwise and skip the remaining initial batches)."""
     cfg = _config(tmp_path, max_iters=1)
     cfg.custom_hooks[0].update(initial_batches=3, interval=100, pool_size=10)
-    from mmdiode.hooks import deep_inversion_hook as module
+    from mmdiode.engine.hooks import deep_inversion_hook as module
     original = module.DeepInversionHook._save_progress
 
     def killed(self):
@@ -379,5 +383,6 @@ def test_start_killed_before_recording_its_first_batch_continues(tmp_path):
     assert len(entries) == 3 * BATCH
     dataset = runner.train_dataloader.dataset
     for k, entry in enumerate(entries):  # layouts 0..5, none twice
-        np.testing.assert_allclose(entry.bboxes, dataset.layout(k).bboxes,
+        np.testing.assert_allclose(entry.bboxes,
+                                   dataset.layout(k).bboxes,
                                    atol=1e-4)

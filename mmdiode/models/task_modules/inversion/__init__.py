@@ -5,7 +5,7 @@ Importing this package registers ``DeepInversion`` and
 """
 from .augment import BoxConsistentAugment
 from .bn_prior import BNStatisticsPrior
-from .engine import DeepInversion, SynthesisResult
+from .deep_inversion import DeepInversion, SynthesisResult
 from .fp_sampling import FalsePositiveSampler
 from .image_priors import l2_prior, tv_l1, tv_l2
 from .input_space import PixelSpace

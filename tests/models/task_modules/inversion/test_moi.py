@@ -4,7 +4,8 @@ import torch
 from conftest import build_teacher, gn_teacher
 from mmdet.registry import TASK_UTILS
 
-from mmdiode.inversion import DeepInversion, MultiObjectImpressions
+from mmdiode.models.task_modules.inversion import (DeepInversion,
+                                                   MultiObjectImpressions)
 
 STAGES = [
     dict(size=32, iterations=2, lr=0.1, jitter=4),
