@@ -322,7 +322,7 @@ def write_tiny_datafree_config(path: str,
                    teacher=dict(config=tiny_yolov3(num_classes=3).to_dict(),
                                 checkpoint=str(teacher_ckpt)),
                    distill_losses=dict(out=dict(type='OutputMSELoss')),
-                   gt_loss_weight=1.0,
+                   det_loss_weight=1.0,
                    classes=TINY_CLASSES),
         train_dataloader=dict(
             batch_size=2,

@@ -192,7 +192,7 @@ def test_data_free_mode_without_targets():
     model = build_kd(
         student,
         teacher,
-        gt_loss_weight=0.0,
+        det_loss_weight=0.0,
         distill_losses=dict(out=dict(type='OutputMSELoss')))
     inputs, samples = batch()
     for s in samples:  # nothing but image geometry
@@ -202,14 +202,21 @@ def test_data_free_mode_without_targets():
     losses['out.loss_mse'].backward()
 
 
-def test_gt_loss_weight_scales_the_detection_loss():
+def test_det_loss_weight_scales_the_detection_loss():
     student, teacher = tiny_pair('retinanet')
-    model = build_kd(student, teacher, gt_loss_weight=0.5).eval()
+    model = build_kd(student, teacher, det_loss_weight=0.5).eval()
     inputs, samples = batch()
     weighted = model.loss(inputs, copy.deepcopy(samples))
     plain = model.student.loss(inputs, copy.deepcopy(samples))
     torch.testing.assert_close(weighted['loss_cls'],
                                [0.5 * v for v in plain['loss_cls']])
+
+
+def test_gt_loss_weight_is_the_deprecated_name_of_det_loss_weight():
+    student, teacher = tiny_pair('retinanet')
+    with pytest.warns(DeprecationWarning, match='renamed det_loss_weight'):
+        model = build_kd(student, teacher, gt_loss_weight=0.5)
+    assert model.det_loss_weight == 0.5
 
 
 def test_predict_and_tensor_modes_are_the_students():
@@ -230,7 +237,7 @@ def test_predict_and_tensor_modes_are_the_students():
 def test_class_mismatch_raises(tmp_path):
     student, _ = tiny_pair('yolov3')
     with pytest.raises(ValueError, match='class count mismatch'):
-        build_kd(student, tiny_yolov3(num_classes=4), gt_loss_weight=1.0)
+        build_kd(student, tiny_yolov3(num_classes=4), det_loss_weight=1.0)
     # Names from a full teacher config's dataset metainfo ...
     full = dict(
         model=tiny_yolov3(),
@@ -256,12 +263,12 @@ def test_bad_arguments_raise():
             distill_losses=dict(
                 out=dict(type='OutputMSELoss', module='bbox_hed')))
     with pytest.raises(ValueError, match='nothing to train'):
-        build_kd(student, teacher, gt_loss_weight=0.0)
-    with pytest.raises(ValueError, match='needs gt_loss_weight > 0'):
+        build_kd(student, teacher, det_loss_weight=0.0)
+    with pytest.raises(ValueError, match='needs det_loss_weight > 0'):
         build_kd(
             student,
             teacher,
-            gt_loss_weight=0.0,
+            det_loss_weight=0.0,
             pseudo_label=dict(score_thr=0.3),
             distill_losses=LOSSES['yolov3'])
     with pytest.raises(ValueError, match='unknown pseudo_label keys'):

@@ -52,7 +52,7 @@ def test_digits_kd_config_builds_and_trains_a_step(path):
     for key in ('train_dataloader', 'optim_wrapper', 'param_scheduler',
                 'train_cfg'):
         assert cfg[key] == student_cfg[key], key
-    assert cfg.model.gt_loss_weight == 1.0
+    assert cfg.model.det_loss_weight == 1.0
     assert dict(type='TeacherEvalHook') in cfg.custom_hooks
     # The committed YOLOv3 teacher, or the Faster R-CNN one `make
     # faster-rcnn-teacher` writes.

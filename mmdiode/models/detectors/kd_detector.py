@@ -23,15 +23,17 @@ Example config::
                      checkpoint='work_dirs/yolov3_teacher/epoch_24.pth'),
         distill_losses=dict(
             out=dict(type='OutputMSELoss', module='bbox_head')),
-        gt_loss_weight=0.0)
+        det_loss_weight=0.0)
 """
+import warnings
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmdet.models.detectors.base import BaseDetector
 from mmdet.models.detectors.single_stage import SingleStageDetector
 from mmdet.models.detectors.two_stage import TwoStageDetector
-from mmdet.models.utils import rename_loss_dict, reweight_loss_dict
+from mmdet.models.utils import (filter_gt_instances, rename_loss_dict,
+                                reweight_loss_dict)
 from mmdet.registry import MODELS
 from mmdet.structures import OptSampleList, SampleList
 from mmdet.structures.bbox import HorizontalBoxes
@@ -86,7 +88,7 @@ class KDDetector(BaseDetector):
        ``replace_gt=True``, else only of images that carry no ground truth
        (ground truth beats the teacher's guess).
     3. The student runs its own ``loss()`` on those targets, weighted by
-       ``gt_loss_weight``; with ``gt_loss_weight=0`` (data-free, no targets)
+       ``det_loss_weight``; with ``det_loss_weight=0`` (data-free, no targets)
        it runs ``_forward`` instead and no detection loss is computed.
     4. Every distillation loss gets a :class:`DistillContext` with the
        recorded outputs; its terms are added as ``'<name>.<term>'``.
@@ -104,8 +106,9 @@ class KDDetector(BaseDetector):
         pseudo_label (dict, optional): ``score_thr`` (float, 0.3) and
             ``replace_gt`` (bool, False), see step 2. Defaults to None (the
             batch's own targets only).
-        gt_loss_weight (float): Weight of the student's detection loss on
-            its targets. 0 for data-free distillation without targets.
+        det_loss_weight (float): Weight of the student's own detection loss
+            on its targets, whichever they are: the batch's ground truth or
+            the teacher's pseudo-labels. 0 for distillation without targets.
             Defaults to 1.0.
         classes (Sequence[str], optional): The student's class names
             (usually the training set's ``metainfo['classes']``); compared
@@ -115,6 +118,9 @@ class KDDetector(BaseDetector):
             preprocessor when its config has none (mmengine's Runner
             passes a config's top-level ``data_preprocessor`` here).
             Defaults to None.
+        gt_loss_weight (float, optional): Deprecated name of
+            ``det_loss_weight`` (it also weighs the loss on pseudo-labels);
+            when given, it is used with a warning. Defaults to None.
     """
 
     def __init__(self,
@@ -122,10 +128,18 @@ class KDDetector(BaseDetector):
                  teacher: dict,
                  distill_losses: Optional[Dict[str, dict]] = None,
                  pseudo_label: Optional[dict] = None,
-                 gt_loss_weight: float = 1.0,
+                 det_loss_weight: float = 1.0,
                  classes: Optional[Sequence[str]] = None,
-                 data_preprocessor: Optional[dict] = None) -> None:
+                 data_preprocessor: Optional[dict] = None,
+                 gt_loss_weight: Optional[float] = None) -> None:
         super().__init__()
+        if gt_loss_weight is not None:
+            warnings.warn(
+                'KDDetector: gt_loss_weight is renamed det_loss_weight (it '
+                'weighs the detection loss on ground truth and on '
+                'pseudo-labels alike); rename it in the config',
+                DeprecationWarning)
+            det_loss_weight = gt_loss_weight
         student = ConfigDict(student)
         # mmengine's Runner passes a config's top-level `data_preprocessor`
         # (mmdet's YOLO configs define one) to the model it builds: it is
@@ -143,17 +157,17 @@ class KDDetector(BaseDetector):
         for name, cfg in (distill_losses or {}).items():
             self.distill_losses[name] = self._build_distill_loss(name, cfg)
         self.pseudo_label = self._check_pseudo_label(pseudo_label)
-        if gt_loss_weight < 0:
-            raise ValueError(f'gt_loss_weight must be >= 0, got '
-                             f'{gt_loss_weight}')
-        if gt_loss_weight == 0 and self.pseudo_label is not None:
-            raise ValueError('pseudo_label needs gt_loss_weight > 0: the '
+        if det_loss_weight < 0:
+            raise ValueError(f'det_loss_weight must be >= 0, got '
+                             f'{det_loss_weight}')
+        if det_loss_weight == 0 and self.pseudo_label is not None:
+            raise ValueError('pseudo_label needs det_loss_weight > 0: the '
                              'pseudo-labels are targets of the student\'s '
-                             'detection loss, which gt_loss_weight weights')
-        if gt_loss_weight == 0 and not self.distill_losses:
-            raise ValueError('nothing to train: gt_loss_weight is 0 and no '
+                             'detection loss, which det_loss_weight weights')
+        if det_loss_weight == 0 and not self.distill_losses:
+            raise ValueError('nothing to train: det_loss_weight is 0 and no '
                              'distill_losses are given')
-        self.gt_loss_weight = gt_loss_weight
+        self.det_loss_weight = det_loss_weight
         self._student_names = self._recording_names('student_modules')
         self._teacher_names = self._recording_names('teacher_modules')
         # Before the names: a loss says why a pair does not fit it (e.g.
@@ -289,7 +303,7 @@ class KDDetector(BaseDetector):
             batch_inputs (Tensor): Student-normalised batch, (N, C, H, W).
             batch_data_samples (list[DetDataSample]): Samples with
                 ``gt_instances`` (may be empty with pseudo-labels or
-                ``gt_loss_weight=0``).
+                ``det_loss_weight=0``).
 
         Returns:
             dict[str, Tensor]: The student's weighted loss terms and
@@ -397,7 +411,7 @@ class KDDetector(BaseDetector):
         do not clip their detections (YOLOX's) may predict boxes far
         outside the image, which no detection loss takes as a target.
         """
-        score_thr = self.pseudo_label['score_thr']
+        relabelled = []
         for sample, result in zip(samples, results):
             has_gt = 'gt_instances' in sample and len(sample.gt_instances)
             if has_gt and not self.pseudo_label['replace_gt']:
@@ -405,19 +419,24 @@ class KDDetector(BaseDetector):
             pred = result.pred_instances
             boxes = HorizontalBoxes(pred.bboxes.detach().clone())
             boxes.clip_(sample.metainfo['img_shape'])
-            keep = ((pred.scores > score_thr) & (boxes.widths > 0) &
-                    (boxes.heights > 0))
             sample.gt_instances = InstanceData(
-                bboxes=boxes.tensor[keep], labels=pred.labels[keep])
+                bboxes=boxes.tensor, labels=pred.labels,
+                scores=pred.scores.detach())
+            relabelled.append(sample)
+        # mmdet's semi-supervised filter: confident, non-empty boxes.
+        filter_gt_instances(relabelled, self.pseudo_label['score_thr'],
+                            wh_thr=(0, 0))
+        for sample in relabelled:  # targets are boxes and labels only
+            del sample.gt_instances.scores
 
     def _student_losses(self, inputs: Tensor,
                         samples: SampleList) -> Dict[str, Tensor]:
-        if self.gt_loss_weight == 0:
+        if self.det_loss_weight == 0:
             # Data-free: no targets; the forward only feeds the recordings.
             self.student._forward(inputs, samples)
             return {}
         return reweight_loss_dict(
-            self.student.loss(inputs, samples), self.gt_loss_weight)
+            self.student.loss(inputs, samples), self.det_loss_weight)
 
     # --- inference: the student's -------------------------------------------
 

@@ -157,7 +157,7 @@ OUTPUT_LOSSES = ('OutputMSELoss', 'YOLOv3OutputKDLoss', 'DenseHeadKDLoss',
 CROSS_HEAD_FIX = (
     'to distil between different detectors, remove this loss, train the '
     "student on the teacher's detections (pseudo_label=dict(score_thr=0.3)"
-    ', with gt_loss_weight > 0) and distil features of backbone or neck '
+    ', with det_loss_weight > 0) and distil features of backbone or neck '
     'stages (FitNetLoss, MimicLoss, FGFILoss, PKDLoss or HGDLoss)')
 
 
@@ -736,15 +736,17 @@ class RoIHeadKDLoss(_ClassAndBoxKDLoss):
 
     def _teacher_box_branch(self, teacher: nn.Module,
                             feats: Sequence[Tensor], rois: Tensor):
-        """The teacher RoI head's box branch (of ``stage``) on given RoIs,
-        as mmdet's ``StandardRoIHead`` and ``CascadeRoIHead`` run it:
-        (cls_score (R, C+1), bbox_pred)."""
+        """The teacher RoI head's box branch (of ``stage``) on given RoIs:
+        mmdet's own ``_bbox_forward`` (``StandardRoIHead`` and
+        ``CascadeRoIHead``, which takes the stage first).
+
+        Returns:
+            tuple[Tensor, Tensor]: cls_score (R, C+1) and bbox_pred.
+        """
         roi_head = teacher.get_submodule(self.roi_head)
-        extractor = teacher.get_submodule(self._extractor_name)
-        bbox_feats = extractor(feats[:extractor.num_inputs], rois)
-        if roi_head.with_shared_head:
-            bbox_feats = roi_head.shared_head(bbox_feats)
-        return teacher.get_submodule(self._head_name)(bbox_feats)[:2]
+        stage = () if self.stage is None else (self.stage, )
+        out = roi_head._bbox_forward(*stage, tuple(feats), rois)
+        return out['cls_score'], out['bbox_pred']
 
     @staticmethod
     def _box_of_class(bbox_pred: Tensor, classes: Tensor) -> Tensor:

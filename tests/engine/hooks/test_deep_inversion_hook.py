@@ -58,7 +58,7 @@ def _config(root, max_iters, resume=False):
         teacher=dict(config=teacher, checkpoint=teacher_ckpt),
         distill_losses=dict(out=dict(type='OutputMSELoss')),
         # The pool's synthesis targets are the student's ground truth.
-        gt_loss_weight=1.0,
+        det_loss_weight=1.0,
         classes=CLASSES)
     coco = make_tiny_coco(str(root / 'coco'), num_images=2)
     cfg = runner_config(model, coco, str(root / 'work'), max_iters=max_iters)
