@@ -34,15 +34,10 @@ class FitNetLoss(CorrespondenceDistillLoss):
     stage with an empty mask contributes 0.
 
     Args:
-        student_channels (Sequence[int]): Channels of every student stage.
-        teacher_channels (Sequence[int]): Channels of every teacher stage.
-        student_modules (Sequence[str]): Student recording names.
-            Defaults to ``('neck',)``.
-        teacher_modules (Sequence[str]): Teacher recording names.
-            Defaults to ``('neck',)``.
-        stage_pairs (Sequence[Sequence[int]], optional): Explicit
-            (student_index, teacher_index) pairs. Defaults to None (by
-            order).
+        student_channels, teacher_channels, student_modules,
+        teacher_modules, stage_pairs: See
+            :class:`~.correspondence.CorrespondenceDistillLoss`; the
+            modules default to ``('neck',)``.
         mask (str): ``'none'`` (all locations) or ``'gt'`` (inside GT
             boxes). Defaults to ``'none'``.
         norm_cfg (dict, optional): Norm after the adaptation 1x1 conv.
@@ -242,14 +237,10 @@ class PKDLoss(CorrespondenceDistillLoss):
     differ.
 
     Args:
-        student_channels (Sequence[int]): Channels of every student stage.
-        teacher_channels (Sequence[int]): Channels of every teacher stage.
-        student_modules (Sequence[str]): Student recording names.
-            Defaults to ``('neck',)``.
-        teacher_modules (Sequence[str]): Teacher recording names.
-            Defaults to ``('neck',)``.
-        stage_pairs (Sequence[Sequence[int]], optional): Explicit
-            (student_index, teacher_index) pairs. Defaults to None.
+        student_channels, teacher_channels, student_modules,
+        teacher_modules, stage_pairs: See
+            :class:`~.correspondence.CorrespondenceDistillLoss`; the
+            modules default to ``('neck',)``.
         eps (float): Added to the standard deviation. Defaults to 1e-6.
         loss_weight (float): Multiplier of the loss. Defaults to 6.0 (the
             published value).

@@ -507,11 +507,8 @@ class DenseHeadKDLoss(_ClassAndBoxKDLoss):
     Args:
         module (str): Recording name of the head. Defaults to
             ``'bbox_head'``.
-        cls_weight (float): ``w_cls``. Defaults to 1.0.
-        reg_weight (float): ``w_reg``. Defaults to 1.0.
-        temperature (float): ``tau``. Defaults to 1.0.
-        reg_loss (str): ``'l1'`` or ``'mse'``. Defaults to ``'l1'``.
-        loss_weight (float): Multiplies every term. Defaults to 1.0.
+        cls_weight, reg_weight, temperature, reg_loss, loss_weight: See
+            :class:`_ClassAndBoxKDLoss`.
     """
 
     def __init__(self,
@@ -641,11 +638,8 @@ class RoIHeadKDLoss(_ClassAndBoxKDLoss):
             output feeds its RoI head. Defaults to ``'neck'``.
         stage (int, optional): The stage of a cascade RoI head. Defaults to
             None (a single-stage RoI head such as ``StandardRoIHead``).
-        cls_weight (float): ``w_cls``. Defaults to 1.0.
-        reg_weight (float): ``w_reg``. Defaults to 1.0.
-        temperature (float): ``tau``. Defaults to 1.0.
-        reg_loss (str): ``'l1'`` or ``'mse'``. Defaults to ``'l1'``.
-        loss_weight (float): Multiplies every term. Defaults to 1.0.
+        cls_weight, reg_weight, temperature, reg_loss, loss_weight: See
+            :class:`_ClassAndBoxKDLoss`.
     """
 
     def __init__(self,
