@@ -257,6 +257,36 @@ def set_epochs(cfg: Config,
             checkpoint.max_keep_ckpts = -1
 
 
+class ProgressFilter:
+    """Tells which lines of a tool's output ``--stream`` echoes: progress
+    and results, not mmengine's set-up dumps (the system environment, the
+    whole config, the hook table), which stay in the step's log file.
+
+    mmengine's log records start with ``<date> <time> - mmengine - <LEVEL>
+    - <message>``; a line that does not is a continuation of the record
+    before it (a dump's body) or the tool's own output, and is shown when
+    that record is.
+    """
+    RECORD = re.compile(r'^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d - \S+ - \w+ - ')
+    #: Messages that open a dump (the environment block's message is
+    #: empty: its body starts on the next line).
+    DUMPS = ('', 'Config:', 'Hooks will be executed',
+             'Distributed training is not used')
+
+    def __init__(self) -> None:
+        self._showing = True
+
+    def shows(self, line: str) -> bool:
+        """Whether ``line`` (one line of the tool's output) is echoed."""
+        match = self.RECORD.match(line)
+        if match is not None:
+            message = line[match.end():].strip()
+            self._showing = not any(
+                message.startswith(d) if d else not message
+                for d in self.DUMPS)
+        return self._showing
+
+
 @dataclass
 class RowPlan:
     """The commands of one row, in order, and how to score the result."""
@@ -504,9 +534,10 @@ class DatafreeBenchmark:
                                     bufsize=1,
                                     env=dict(os.environ,
                                              PYTHONUNBUFFERED='1'))
+            progress = ProgressFilter()
             for line in proc.stdout:
                 f.write(line)
-                if self.stream:
+                if self.stream and progress.shows(line):
                     sys.stdout.write(line)
                     sys.stdout.flush()
                 if time.perf_counter() - saved > 30:  # survives a kill
