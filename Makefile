@@ -30,17 +30,25 @@ $(PROXY)/meta.json:
 data: $(DATA)/meta.json $(PROXY)/meta.json
 
 # A teacher is trained once; `final.pth` is the last checkpoint of the run and
-# later steps reuse it. Delete it (or the work dir) to retrain.
-$(WORK)/%_teacher/final.pth: configs/digits/%_teacher.py | $(DATA)/meta.json
-	$(PYTHON) tools/train.py $< --work-dir $(WORK)/$*_teacher
-	cp "$$(cat $(WORK)/$*_teacher/last_checkpoint)" $@.tmp && mv $@.tmp $@
+# later steps reuse it. Delete it (or the work dir) to retrain: the config is
+# an order-only prerequisite, so moving or touching it does not retrain. The
+# work dirs keep their names (yolov3_teacher, faster-rcnn_teacher): configs,
+# docs and results refer to them.
+YOLOV3_TEACHER_CFG = configs/detectors/yolov3-mv2_24e_digits.py
+FRCNN_TEACHER_CFG = configs/detectors/faster-rcnn-r18_8e_digits.py
+$(WORK)/yolov3_teacher/final.pth: | $(YOLOV3_TEACHER_CFG) $(DATA)/meta.json
+	$(PYTHON) tools/train.py $(YOLOV3_TEACHER_CFG) --work-dir $(@D)
+	cp "$$(cat $(@D)/last_checkpoint)" $@.tmp && mv $@.tmp $@
+$(WORK)/faster-rcnn_teacher/final.pth: | $(FRCNN_TEACHER_CFG) $(DATA)/meta.json
+	$(PYTHON) tools/train.py $(FRCNN_TEACHER_CFG) --work-dir $(@D)
+	cp "$$(cat $(@D)/last_checkpoint)" $@.tmp && mv $@.tmp $@
 yolov3-teacher: $(WORK)/yolov3_teacher/final.pth
 faster-rcnn-teacher: $(WORK)/faster-rcnn_teacher/final.pth
 teachers: yolov3-teacher faster-rcnn-teacher
 
 eval-teachers: teachers
-	$(PYTHON) tools/test.py configs/digits/yolov3_teacher.py $(WORK)/yolov3_teacher/final.pth --work-dir $(WORK)/yolov3_teacher/test
-	$(PYTHON) tools/test.py configs/digits/faster-rcnn_teacher.py $(WORK)/faster-rcnn_teacher/final.pth --work-dir $(WORK)/faster-rcnn_teacher/test
+	$(PYTHON) tools/test.py $(YOLOV3_TEACHER_CFG) $(WORK)/yolov3_teacher/final.pth --work-dir $(WORK)/yolov3_teacher/test
+	$(PYTHON) tools/test.py $(FRCNN_TEACHER_CFG) $(WORK)/faster-rcnn_teacher/final.pth --work-dir $(WORK)/faster-rcnn_teacher/test
 
 # The main job: the committed YOLOv3 teacher (checkpoints/, an fp16 copy of
 # `make yolov3-teacher`'s checkpoint) is distilled into the student on

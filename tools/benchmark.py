@@ -7,12 +7,13 @@ images/s, and resident memory over consecutive batches (see
 :mod:`benchmarks.profiling.synthesis`)::
 
     python tools/benchmark.py synth \\
-        --config configs/digits/synth_diode_yolov3.py
+        --config configs/diode/diode_yolov3-mv2_synth_digits.py
 
 ``kd``: the overhead of a KD training step over the student's own step plus
 the teacher's forward (see :mod:`benchmarks.profiling.kd`)::
 
-    python tools/benchmark.py kd --config configs/digits/kd_yolov3_hgd.py \\
+    python tools/benchmark.py kd \\
+        --config configs/hgd/hgd_yolov3-mv2_yolov3-mv2-x0.5_24e_digits.py \\
         --threads 2 --iters 20 --warmup 3
 
 The last line printed is ``overhead_ratio=<float>``. Time on an otherwise

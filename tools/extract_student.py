@@ -4,7 +4,8 @@
 ::
 
     python tools/extract_student.py work_dirs/kd/iter_4000.pth student.pth
-    python tools/test.py configs/digits/yolov3_student.py student.pth
+    python tools/test.py configs/detectors/yolov3-mv2-x0.5_24e_digits.py \\
+        student.pth
 
 How a KD checkpoint loads: a Runner checkpoint of a ``KDDetector`` holds the
 student under ``student.*`` and trainable distillation-loss parameters

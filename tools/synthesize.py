@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Synthesize a labelled COCO data set from a detector alone (DIODE / MOI).
 
-    python tools/synthesize.py configs/digits/synth_diode_yolov3.py \
+    python tools/synthesize.py configs/diode/diode_yolov3-mv2_synth_digits.py \
         --teacher-ckpt work_dirs/yolov3_teacher/final.pth \
         --out data/synth_yolov3 --num-images 1000 --viz
     # several processes/GPUs: each rank writes its shard, rank 0 merges
@@ -64,7 +64,7 @@ def build_cfg(args):
         if not isinstance(cfg.get(key), dict):
             raise ConfigError(
                 f'{args.config} is not a synthesis config: it has no {key}='
-                'dict(...) (see configs/digits/synth_*.py)')
+                'dict(...) (see configs/diode/*_synth*.py)')
     # Settings with defaults may be set without being in the file.
     cfg.synthesis = {**SYNTHESIS_DEFAULTS, **cfg.get('synthesis', {})}
     check_cfg_options(cfg, args.cfg_options)

@@ -3,7 +3,7 @@
 
 Same flags as mmdet's ``tools/test.py``::
 
-    python tools/test.py configs/digits/yolov3_teacher.py \
+    python tools/test.py configs/detectors/yolov3-mv2_24e_digits.py \
         work_dirs/yolov3_teacher/epoch_24.pth --out results.pkl --show-dir viz
     bash tools/dist_test.sh CONFIG CKPT 8      # torchrun, 8 GPUs
     bash tools/dist_test.sh CONFIG CKPT 2      # no CUDA: 2 CPU processes, gloo

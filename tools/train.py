@@ -3,7 +3,7 @@
 
 Same flags as mmdet's ``tools/train.py``::
 
-    python tools/train.py configs/digits/yolov3_teacher.py
+    python tools/train.py configs/detectors/yolov3-mv2_24e_digits.py
     python tools/train.py CONFIG --work-dir DIR --amp --resume
     bash tools/dist_train.sh CONFIG 8          # torchrun, 8 GPUs
     bash tools/dist_train.sh CONFIG 2          # no CUDA: 2 CPU processes, gloo

@@ -127,33 +127,44 @@ PAIRS = {
     'yolov3':
     Pair(
         name='yolov3',
-        teacher_config='configs/digits/yolov3_teacher.py',
+        teacher_config='configs/detectors/yolov3-mv2_24e_digits.py',
         # The committed fp16 copy of `make yolov3-teacher`'s checkpoint
         # (same test mAP): the rows run on a fresh clone without training.
         teacher_checkpoint='checkpoints/digits_yolov3_teacher_fp16.pth',
         teacher_work_dir='work_dirs/yolov3_teacher',
-        student_config='configs/digits/yolov3_student.py',
-        synth_config='configs/digits/synth_diode_yolov3_kd.py',
+        student_config='configs/detectors/yolov3-mv2-x0.5_24e_digits.py',
+        synth_config='configs/diode/diode_yolov3-mv2_synth-kd_digits.py',
         kd_configs=dict(
-            real='configs/digits/datafree/yolov3_kd-real.py',
-            synth='configs/digits/datafree/yolov3_kd-synth.py',
-            online='configs/digits/diode_yolov3_kd.py',
-            proxy='configs/digits/datafree/yolov3_kd-proxy.py',
-            noise='configs/digits/datafree/yolov3_kd-noise.py')),
+            real='configs/datafree/'
+            'datafree_yolov3-mv2_yolov3-mv2-x0.5_24e_digits-real.py',
+            synth='configs/datafree/'
+            'datafree_yolov3-mv2_yolov3-mv2-x0.5_24e_digits-synth.py',
+            online='configs/diode/'
+            'diode_yolov3-mv2_yolov3-mv2-x0.5_24e_digits.py',
+            proxy='configs/datafree/'
+            'datafree_yolov3-mv2_yolov3-mv2-x0.5_24e_digits-proxy.py',
+            noise='configs/datafree/'
+            'datafree_yolov3-mv2_yolov3-mv2-x0.5_24e_digits-noise.py')),
     'faster_rcnn':
     Pair(
         name='faster_rcnn',
-        teacher_config='configs/digits/faster-rcnn_teacher.py',
+        teacher_config='configs/detectors/faster-rcnn-r18_8e_digits.py',
         teacher_checkpoint='work_dirs/faster-rcnn_teacher/final.pth',
         teacher_work_dir='work_dirs/faster-rcnn_teacher',
-        student_config='configs/digits/faster-rcnn_student.py',
-        synth_config='configs/digits/synth_moi_faster-rcnn.py',
+        student_config='configs/detectors/faster-rcnn-r18-x0.5_8e_digits.py',
+        synth_config='configs/moi/moi_faster-rcnn-r18_synth_digits.py',
         kd_configs=dict(
-            real='configs/digits/datafree/faster-rcnn_kd-real.py',
-            synth='configs/digits/datafree/faster-rcnn_kd-synth.py',
-            online='configs/digits/moi_faster-rcnn_kd.py',
-            proxy='configs/digits/datafree/faster-rcnn_kd-proxy.py',
-            noise='configs/digits/datafree/faster-rcnn_kd-noise.py'),
+            real='configs/datafree/'
+            'datafree_faster-rcnn-r18_faster-rcnn-r18-x0.5_8e_digits-real.py',
+            synth='configs/datafree/'
+            'datafree_faster-rcnn-r18_faster-rcnn-r18-x0.5_8e_digits-synth.py',
+            online='configs/moi/'
+            'moi_faster-rcnn-r18_faster-rcnn-r18-x0.5_8e_digits.py',
+            proxy='configs/datafree/'
+            'datafree_faster-rcnn-r18_faster-rcnn-r18-x0.5_8e_digits-proxy.py',
+            noise='configs/datafree/'
+            'datafree_faster-rcnn-r18_faster-rcnn-r18-x0.5_8e_digits-noise.py',
+        ),
         # Multi-Object Impressions uses no BN statistics at all.
         skip=('ablate_no_bn', )),
 }

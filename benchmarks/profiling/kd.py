@@ -20,7 +20,8 @@ images with random boxes; no dataset is read.
 
 Example::
 
-    cfg = Config.fromfile('configs/digits/kd_yolov3_hgd.py')
+    cfg = Config.fromfile(
+        'configs/hgd/hgd_yolov3-mv2_yolov3-mv2-x0.5_24e_digits.py')
     model, _ = build_kd_model(cfg)
     batch = random_detection_batch(16, input_size_of(cfg), num_classes=10)
     timings = time_kd_overhead(model, batch, cfg.optim_wrapper, iters=20)

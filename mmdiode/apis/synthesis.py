@@ -16,7 +16,7 @@ The job glues the pieces together; each has its own module:
 
 A synthesis config holds::
 
-    teacher = dict(config='configs/digits/yolov3_teacher.py',
+    teacher = dict(config='configs/detectors/yolov3-mv2_24e_digits.py',
                    checkpoint='work_dirs/yolov3_teacher/final.pth',
                    classes=None)          # None: from checkpoint or config
     layout_sampler = dict(type='BoxLayoutSampler', img_size=128, ...)

@@ -5,8 +5,10 @@ and every hyper-parameter choice need a score. The score here is how well
 the student reproduces its teacher on images the student never trained on:
 
 1. A held-out synthetic set is made by ``tools/synthesize.py`` with seeds
-   disjoint from the training pool's (the ``*_val.py`` synthesis configs
-   use ``synthesis.seed=1000``; the pools and offline training sets use
+   disjoint from the training pool's (the ``*_synth-agreement_*.py``
+   synthesis configs, e.g.
+   ``configs/diode/diode_yolov3-mv2_synth-agreement_digits.py``, use
+   ``synthesis.seed=1000``; the pools and offline training sets use
    0), so neither its layouts nor its initial noise occur in training.
 2. Its images are annotated with the teacher's own detections after the
    teacher's NMS, kept above a score threshold

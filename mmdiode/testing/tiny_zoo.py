@@ -277,7 +277,7 @@ def tiny_detector(family: str,
     if family == 'rtmdet' and role == 'teacher':
         # RTMDet-s and larger exponentiate their box distances (the tiny
         # model clamps them), as the model-zoo RTMDet-l teacher of
-        # configs/kd/rtmdet_l_to_tiny_coco.py does.
+        # configs/kd/output-kl_rtmdet-l_rtmdet-tiny_300e_coco.py does.
         update['bbox_head']['exp_on_reg'] = True
     stage = update.pop('_stage', None)
     model = _merge(model, update)

@@ -14,9 +14,12 @@ CONFIGS = sorted(
 def test_configs_exist():
     names = {osp.relpath(p, osp.join(ROOT, 'configs')) for p in CONFIGS}
     assert {
-        'digits/yolov3_teacher.py', 'digits/yolov3_student.py',
-        'digits/faster-rcnn_teacher.py', 'digits/faster-rcnn_student.py',
-        'digits/synth_diode_yolov3.py', 'digits/synth_moi_faster-rcnn.py'
+        'detectors/yolov3-mv2_24e_digits.py',
+        'detectors/yolov3-mv2-x0.5_24e_digits.py',
+        'detectors/faster-rcnn-r18_8e_digits.py',
+        'detectors/faster-rcnn-r18-x0.5_8e_digits.py',
+        'diode/diode_yolov3-mv2_synth_digits.py',
+        'moi/moi_faster-rcnn-r18_synth_digits.py'
     } <= names
 
 
@@ -28,10 +31,11 @@ def test_config_loads(path):
 
 
 def test_polish_config_extends_the_diode_recipe():
-    configs = osp.join(ROOT, 'configs', 'digits')
-    base = Config.fromfile(osp.join(configs, 'synth_diode_yolov3.py'))
+    configs = osp.join(ROOT, 'configs', 'diode')
+    base = Config.fromfile(
+        osp.join(configs, 'diode_yolov3-mv2_synth_digits.py'))
     polish = Config.fromfile(
-        osp.join(configs, 'synth_diode_yolov3_polish.py'))
+        osp.join(configs, 'diode_yolov3-mv2_synth-polish_digits.py'))
     base_stages = base.synthesizer.stages
     assert polish.synthesizer.stages[:len(base_stages)] == base_stages
     last = polish.synthesizer.stages[-1]
@@ -51,7 +55,8 @@ def test_rtmdet_pair_configs_pair_their_heads():
     from mmdiode.testing.tiny_zoo import mmdet_config_root
     register_all_modules()
     kd = Config.fromfile(
-        osp.join(ROOT, 'configs', 'kd', 'rtmdet_l_to_tiny_coco.py'))
+        osp.join(ROOT, 'configs', 'kd',
+                 'output-kl_rtmdet-l_rtmdet-tiny_300e_coco.py'))
     teacher_path = kd.model.teacher.config
     assert teacher_path == 'mmdet::rtmdet/rtmdet_l_8xb32-300e_coco.py'
     teacher_cfg = Config.fromfile(
@@ -67,9 +72,11 @@ def test_rtmdet_pair_configs_pair_their_heads():
     loss.check_pair(detector(kd.model.student.bbox_head),
                     detector(teacher_cfg.bbox_head))
 
-    datafree = Config.fromfile(osp.join(ROOT, 'configs', 'diode_rtmdet_kd.py'))
+    datafree = Config.fromfile(
+        osp.join(ROOT, 'configs', 'diode',
+                 'diode_rtmdet-l_rtmdet-tiny_300e_coco.py'))
     synth = Config.fromfile(
-        osp.join(ROOT, 'configs', 'synth', 'diode_rtmdet_l_coco.py'))
+        osp.join(ROOT, 'configs', 'diode', 'diode_rtmdet-l_synth_coco.py'))
     assert datafree.model.teacher == kd.model.teacher == synth.teacher
     assert datafree.model.distill_losses == kd.model.distill_losses
     assert datafree.model.pseudo_label.replace_gt
@@ -79,3 +86,63 @@ def test_rtmdet_pair_configs_pair_their_heads():
     layouts = dict(synth.layout_sampler)
     layouts.pop('img_size')
     assert datafree.train_dataloader.dataset.layout_sampler == layouts
+
+
+ALGORITHM_FOLDERS = ('detectors', 'diode', 'moi', 'hgd', 'kd', 'datafree')
+
+
+@pytest.mark.parametrize('folder', ALGORITHM_FOLDERS)
+def test_every_config_is_in_its_folders_metafile(folder):
+    """OpenMMLab layout: each folder has a README and a metafile listing
+    exactly its configs, with results only as box AP/AP50 on a data set."""
+    import yaml
+    path = osp.join(ROOT, 'configs', folder)
+    assert osp.isfile(osp.join(path, 'README.md'))
+    with open(osp.join(path, 'metafile.yml')) as f:
+        meta = yaml.safe_load(f)
+    collections = {c['Name'] for c in meta['Collections']}
+    for c in meta['Collections']:
+        assert c['README'] == f'configs/{folder}/README.md'
+        assert c['Paper']['URL'].startswith('https://')
+    listed = [m['Config'] for m in meta['Models']]
+    assert sorted(listed) == sorted(
+        osp.relpath(p, ROOT) for p in CONFIGS
+        if osp.dirname(p) == path), folder
+    for m in meta['Models']:
+        assert m['In Collection'] in collections
+        assert m['Config'] == f"configs/{folder}/{m['Name']}.py"
+        for result in m.get('Results', []):
+            assert result['Task'] == 'Object Detection'
+            assert set(result['Metrics']) <= {'box AP', 'box AP50'}
+
+
+def test_old_config_paths_table_points_to_existing_files():
+    import re
+    with open(osp.join(ROOT, 'configs', 'README.md')) as f:
+        rows = re.findall(r'^\| `([^`]+\.py)` \| `([^`]+\.py)` \|$', f.read(),
+                          re.M)
+    assert len(rows) == 46  # every moved config and base
+    for old, new in rows:
+        assert not osp.exists(osp.join(ROOT, 'configs', old)), old
+        assert osp.isfile(osp.join(ROOT, 'configs', new)), new
+
+
+@pytest.mark.parametrize('online, offline', [
+    ('diode/diode_yolov3-d53_yolov3-d53_273e_coco.py',
+     'diode/diode_yolov3-d53_synth_coco.py'),
+    ('moi/moi_faster-rcnn-r50_faster-rcnn-r18_1x_coco.py',
+     'moi/moi_faster-rcnn-r50_synth_coco.py'),
+])
+def test_coco_data_free_hooks_synthesize_with_the_offline_recipe(
+        online, offline):
+    """The COCO on-the-fly configs' DeepInversionHook passes on the
+    synthesizer that the offline synthesis config uses (one _base_ file);
+    the final stage makes images of the train set's size."""
+    online = Config.fromfile(osp.join(ROOT, 'configs', online))
+    offline = Config.fromfile(osp.join(ROOT, 'configs', offline))
+    hook, = [h for h in online.custom_hooks if h.type == 'DeepInversionHook']
+    assert hook.synthesizer == offline.synthesizer
+    box_set = online.train_dataloader.dataset
+    while box_set.type != 'BoxSamplerDataset':
+        box_set = box_set.dataset
+    assert hook.synthesizer.stages[-1].size == box_set.img_size

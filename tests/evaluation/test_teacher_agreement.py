@@ -114,7 +114,7 @@ def test_teacher_agrees_with_itself_in_the_runners_val_loop(
     ckpt = tmp_path / 'teacher.pth'
     torch.save(dict(state_dict=teacher.state_dict()), ckpt)
     recipe = Config.fromfile(
-        osp.join(ROOT, 'configs/digits/_base_/datafree_agreement_val.py'))
+        osp.join(ROOT, 'configs/_base_/datasets/digits_agreement.py'))
     val_dataloader = recipe.val_dataloader
     val_dataloader.dataset.data_root = data_root
     val_dataloader.dataset.metainfo = dict(classes=CLASSES)

@@ -16,8 +16,13 @@ from mmdiode.models.utils import load_teacher_model_config
 from mmdiode.testing import run_dist_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-DIGITS_KD = sorted(glob.glob(osp.join(ROOT, 'configs', 'digits', 'kd_*.py')))
-COCO_KD = sorted(glob.glob(osp.join(ROOT, 'configs', 'kd', '*.py')))
+# KD with ground truth: configs/kd/ (baselines) and configs/hgd/.
+KD_CONFIGS = [
+    p for folder in ('kd', 'hgd')
+    for p in glob.glob(osp.join(ROOT, 'configs', folder, '*.py'))
+]
+DIGITS_KD = sorted(p for p in KD_CONFIGS if p.endswith('_digits.py'))
+COCO_KD = sorted(p for p in KD_CONFIGS if p.endswith('_coco.py'))
 
 
 def _total(losses):
@@ -28,14 +33,18 @@ def _total(losses):
 
 def test_all_kd_configs_are_found():
     names = {osp.basename(p) for p in DIGITS_KD + COCO_KD}
+    yolov3 = 'yolov3-mv2_yolov3-mv2-x0.5_24e_digits.py'
+    frcnn = 'faster-rcnn-r18_faster-rcnn-r18-x0.5_8e_digits.py'
     assert {
-        'kd_yolov3_hgd.py', 'kd_faster-rcnn_hgd.py', 'kd_yolov3_output-mse.py',
-        'kd_yolov3_output-kl.py', 'kd_yolov3_fitnet.py', 'kd_yolov3_fgfi.py',
-        'kd_yolov3_pkd.py', 'kd_faster-rcnn_pkd.py', 'kd_faster-rcnn_mimic.py',
-        'kd_faster-rcnn_roi.py', 'yolov3_d53_to_mobilenetv2_coco.py',
-        'faster-rcnn_r101_to_r50_coco.py', 'faster-rcnn_r101_to_r18_coco.py',
-        'rtmdet_l_to_tiny_coco.py'
+        f'hgd_{yolov3}', f'hgd_{frcnn}', f'output-mse_{yolov3}',
+        f'output-kl_{yolov3}', f'fitnet_{yolov3}', f'fgfi_{yolov3}',
+        f'pkd_{yolov3}', f'pkd_{frcnn}', f'mimic_{frcnn}',
+        f'output-kl_{frcnn}', 'hgd_yolov3-d53_yolov3-mv2_300e_coco.py',
+        'hgd_faster-rcnn-r101_faster-rcnn-r50_1x_coco.py',
+        'hgd_faster-rcnn-r101_faster-rcnn-r18_1x_coco.py',
+        'output-kl_rtmdet-l_rtmdet-tiny_300e_coco.py'
     } <= names
+    assert len(names) == len(KD_CONFIGS)  # every one is digits or COCO
 
 
 @pytest.mark.parametrize('path',
@@ -45,8 +54,8 @@ def test_digits_kd_config_builds_and_trains_a_step(path):
     cfg = Config.fromfile(path)
     student_cfg = Config.fromfile(
         osp.join(
-            ROOT, 'configs', 'digits', 'yolov3_student.py'
-            if 'yolov3' in path else 'faster-rcnn_student.py'))
+            ROOT, 'configs', 'detectors', 'yolov3-mv2-x0.5_24e_digits.py'
+            if 'yolov3' in path else 'faster-rcnn-r18-x0.5_8e_digits.py'))
     # The student is exactly the student config's, trained the same way.
     assert cfg.model.student.to_dict() == student_cfg.model.to_dict()
     for key in ('train_dataloader', 'optim_wrapper', 'param_scheduler',

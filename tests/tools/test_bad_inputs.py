@@ -52,8 +52,16 @@ NO_WORKERS = ['test_dataloader.num_workers=0',
               'test_dataloader.persistent_workers=False']
 
 
+# The digits benchmark's configs, relative to configs/.
+YOLOV3_TEACHER = 'detectors/yolov3-mv2_24e_digits.py'
+YOLOV3_STUDENT = 'detectors/yolov3-mv2-x0.5_24e_digits.py'
+FRCNN_TEACHER = 'detectors/faster-rcnn-r18_8e_digits.py'
+YOLOV3_HGD = 'hgd/hgd_yolov3-mv2_yolov3-mv2-x0.5_24e_digits.py'
+FRCNN_HGD = 'hgd/hgd_faster-rcnn-r18_faster-rcnn-r18-x0.5_8e_digits.py'
+
+
 def digits(name: str) -> str:
-    return osp.join(ROOT, 'configs', 'digits', name)
+    return osp.join(ROOT, 'configs', name)
 
 
 _TOOLS: Dict[str, object] = {}
@@ -352,14 +360,14 @@ CASES = {
                            YOLO_CKPT, '--work-dir', c.work],
         'gone.py'),
     'synth-config-not-a-synthesis-config': Case(
-        'synthesize', lambda c: [digits('yolov3_teacher.py')] + synth(c)[1:],
+        'synthesize', lambda c: [digits(YOLOV3_TEACHER)] + synth(c)[1:],
         'is not a synthesis config'),
     'train-cfg-option-misspelt': Case(
-        'train', lambda c: [digits('yolov3_teacher.py'), '--work-dir', c.work,
+        'train', lambda c: [digits(YOLOV3_TEACHER), '--work-dir', c.work,
                             '--cfg-options', 'train_cfg.max_epoch=3'],
         'unknown --cfg-options key "train_cfg.max_epoch"'),
     'test-cfg-option-misspelt': Case(
-        'test', lambda c: [digits('yolov3_teacher.py'), YOLO_CKPT,
+        'test', lambda c: [digits(YOLOV3_TEACHER), YOLO_CKPT,
                            '--work-dir', c.work, '--cfg-options',
                            'test_dataloader.batchsize=2'],
         'unknown --cfg-options key "test_dataloader.batchsize"'),
@@ -368,45 +376,45 @@ CASES = {
                                       'synthesis.num_image=3'),
         'unknown --cfg-options key "synthesis.num_image"'),
     'train-cfg-option-without-value': Case(
-        'train', lambda c: [digits('yolov3_teacher.py'), '--work-dir', c.work,
+        'train', lambda c: [digits(YOLOV3_TEACHER), '--work-dir', c.work,
                             '--cfg-options', 'train_cfg.max_epochs'],
         "expected KEY=VALUE items, got 'train_cfg.max_epochs'"),
     # --- checkpoints
     'test-checkpoint-missing': Case(
-        'test', lambda c: [digits('yolov3_teacher.py'), c.ws / 'gone.pth',
+        'test', lambda c: [digits(YOLOV3_TEACHER), c.ws / 'gone.pth',
                            '--work-dir', c.work],
         'checkpoint not found'),
     'test-checkpoint-truncated': Case(
-        'test', lambda c: [digits('yolov3_teacher.py'),
+        'test', lambda c: [digits(YOLOV3_TEACHER),
                            truncated_checkpoint(c), '--work-dir', c.work],
         'truncated or corrupt'),
     'test-checkpoint-text-file': Case(
-        'test', lambda c: [digits('yolov3_teacher.py'),
+        'test', lambda c: [digits(YOLOV3_TEACHER),
                            c.file('notes.pth', 'not a checkpoint'),
                            '--work-dir', c.work],
         'not a torch checkpoint'),
     'test-checkpoint-runs-code': Case(
-        'test', lambda c: [digits('yolov3_teacher.py'), evil_checkpoint(c),
+        'test', lambda c: [digits(YOLOV3_TEACHER), evil_checkpoint(c),
                            '--work-dir', c.work],
         'system, which a checkpoint may not hold'),
     'test-checkpoint-not-a-dict': Case(
-        'test', lambda c: [digits('yolov3_teacher.py'), list_checkpoint(c),
+        'test', lambda c: [digits(YOLOV3_TEACHER), list_checkpoint(c),
                            '--work-dir', c.work],
         'holds a list, not a dict'),
     'test-checkpoint-of-another-model': Case(
-        'test', lambda c: [digits('faster-rcnn_teacher.py'), YOLO_CKPT,
+        'test', lambda c: [digits(FRCNN_TEACHER), YOLO_CKPT,
                            '--work-dir', c.work, '--cfg-options'] +
         NO_WORKERS, 'fits 0 of the model'),
     'train-resume-missing': Case(
-        'train', lambda c: [digits('yolov3_teacher.py'), '--work-dir', c.work,
+        'train', lambda c: [digits(YOLOV3_TEACHER), '--work-dir', c.work,
                             '--resume', c.ws / 'gone.pth'],
         '--resume checkpoint not found'),
     'train-load-from-another-model': Case(
-        'train', lambda c: [digits('faster-rcnn_teacher.py'), '--work-dir',
+        'train', lambda c: [digits(FRCNN_TEACHER), '--work-dir',
                             c.work, '--cfg-options', f'load_from={YOLO_CKPT}'],
         f'load_from {YOLO_CKPT} fits 0 of the model'),
     'train-kd-teacher-of-another-model': Case(
-        'train', lambda c: [digits('kd_faster-rcnn_hgd.py'), '--work-dir',
+        'train', lambda c: [digits(FRCNN_HGD), '--work-dir',
                             c.work, '--cfg-options',
                             f'model.teacher.checkpoint={YOLO_CKPT}'],
         'fits 0 of the model'),
@@ -426,22 +434,22 @@ CASES = {
         'publish_checkpoint', lambda c: [YOLO_CKPT, c.work], 'is a folder'),
     # --- data sets
     'train-data-set-missing': Case(
-        'train', lambda c: [digits('yolov3_teacher.py'), '--work-dir', c.work,
+        'train', lambda c: [digits(YOLOV3_TEACHER), '--work-dir', c.work,
                             '--cfg-options',
                             f'train_dataloader.dataset.data_root={c.ws}/no/'],
         'annotations/train.json not found'),
     'test-data-set-missing': Case(
-        'test', lambda c: [digits('yolov3_teacher.py'), YOLO_CKPT,
+        'test', lambda c: [digits(YOLOV3_TEACHER), YOLO_CKPT,
                            '--work-dir', c.work, '--cfg-options',
                            f'test_dataloader.dataset.data_root={c.ws}/no/'],
         'annotations/test.json not found'),
     'test-image-folder-missing': Case(
-        'test', lambda c: [digits('yolov3_teacher.py'), YOLO_CKPT,
+        'test', lambda c: [digits(YOLOV3_TEACHER), YOLO_CKPT,
                            '--work-dir', c.work, '--cfg-options',
                            'test_dataloader.dataset.data_prefix.img=gone/'],
         'image folder data/digits/gone/ not found'),
     'test-coco-json-of-unknown-categories': Case(
-        'test', lambda c: [digits('yolov3_teacher.py'), YOLO_CKPT,
+        'test', lambda c: [digits(YOLOV3_TEACHER), YOLO_CKPT,
                            '--work-dir', c.work, '--cfg-options'] +
         coco_of_zebras(c), "has no category named ['0'"),
     'train-warm-start-of-unknown-categories': Case(
@@ -482,7 +490,7 @@ CASES = {
                                       'synthesizer.stages.0.iterations=-1'),
         'iterations must be >= 1'),
     'train-negative-epochs': Case(
-        'train', lambda c: [digits('yolov3_teacher.py'), '--work-dir', c.work,
+        'train', lambda c: [digits(YOLOV3_TEACHER), '--work-dir', c.work,
                             '--cfg-options', 'train_cfg.max_epochs=-1'],
         'train_cfg.max_epochs must be an integer >= 1'),
     'train-zero-iterations': Case(
@@ -501,26 +509,26 @@ CASES = {
         'layout_sampler.img_size=32 but'),
     # --- distributed arguments
     'train-launcher-unknown': Case(
-        'train', lambda c: [digits('yolov3_teacher.py'), '--launcher',
+        'train', lambda c: [digits(YOLOV3_TEACHER), '--launcher',
                             'bogus'],
         "invalid choice: 'bogus'"),
     'synth-local-rank-not-a-number': Case(
         'synthesize', lambda c: synth(c, '--local_rank', 'first'),
         "invalid int value: 'first'"),
     'test-LOCAL_RANK-not-a-number': Case(
-        'test', lambda c: [digits('yolov3_teacher.py'), YOLO_CKPT,
+        'test', lambda c: [digits(YOLOV3_TEACHER), YOLO_CKPT,
                            '--work-dir', c.work],
         "LOCAL_RANK='abc' must be an integer >= 0", env=dict(
             LOCAL_RANK='abc')),
     'train-pytorch-launcher-without-torchrun': Case(
-        'train', lambda c: [digits('yolov3_teacher.py'), '--work-dir', c.work,
+        'train', lambda c: [digits(YOLOV3_TEACHER), '--work-dir', c.work,
                             '--launcher', 'pytorch'],
         '(RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT not set)'),
     'synth-pytorch-launcher-without-torchrun': Case(
         'synthesize', lambda c: synth(c, '--launcher', 'pytorch'),
         'RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT not set'),
     'test-rank-outside-the-world': Case(
-        'test', lambda c: [digits('yolov3_teacher.py'), YOLO_CKPT,
+        'test', lambda c: [digits(YOLOV3_TEACHER), YOLO_CKPT,
                            '--work-dir', c.work, '--launcher', 'pytorch'],
         'RANK=3 is outside the WORLD_SIZE=2', env=torchrun_env(
             RANK='3', WORLD_SIZE='2')),
@@ -587,12 +595,12 @@ CASES = {
         'benchmark_datafree', lambda c: ['--rows', 'bogus'],
         "argument --rows: invalid choice: 'bogus'"),
     'benchmark-kd-zero-iterations': Case(
-        'benchmark', lambda c: ['kd', '--config', digits('kd_yolov3_hgd.py'),
+        'benchmark', lambda c: ['kd', '--config', digits(YOLOV3_HGD),
                                 '--iters', '0'],
         'argument --iters: must be >= 1, got 0'),
     'checkpoint-agreement-set-missing': Case(
         'analysis_tools/checkpoint_agreement', lambda c: [
-            digits('yolov3_student.py'), c.work, '--agreement',
+            digits(YOLOV3_STUDENT), c.work, '--agreement',
             c.ws / 'gone', '--pair', 'yolov3', '--out',
             c.ws / 'agreement.json'],
         'teacher_annotations.json not found'),

@@ -21,8 +21,15 @@ def tool(name):
     return osp.join(ROOT, 'tools', name)
 
 
+# The digits benchmark's configs, relative to configs/.
+YOLOV3_TEACHER = 'detectors/yolov3-mv2_24e_digits.py'
+FRCNN_TEACHER = 'detectors/faster-rcnn-r18_8e_digits.py'
+YOLOV3_HGD = 'hgd/hgd_yolov3-mv2_yolov3-mv2-x0.5_24e_digits.py'
+FRCNN_HGD = 'hgd/hgd_faster-rcnn-r18_faster-rcnn-r18-x0.5_8e_digits.py'
+
+
 def config(name):
-    return osp.join(ROOT, 'configs', 'digits', name)
+    return osp.join(ROOT, 'configs', name)
 
 
 # One short epoch, no data workers (keeps the 2-core machine responsive).
@@ -57,8 +64,8 @@ def run(args, cwd):
                           timeout=600)
 
 
-@pytest.mark.parametrize('name, batch', [('yolov3_teacher.py', 8),
-                                         ('faster-rcnn_teacher.py', 8)])
+@pytest.mark.parametrize('name, batch', [(YOLOV3_TEACHER, 8),
+                                         (FRCNN_TEACHER, 8)])
 def test_train_resume_and_test(workspace, name, batch):
     work = str(workspace / 'work' / name)
     opts = FAST + [f'train_dataloader.batch_size={batch}']
@@ -97,7 +104,7 @@ def test_train_resume_and_test(workspace, name, batch):
 def test_unknown_cfg_option_is_one_clear_error(workspace):
     r = run([
         tool('train.py'),
-        config('yolov3_teacher.py'), '--cfg-options', 'train_cfg.max_epoch=3'
+        config(YOLOV3_TEACHER), '--cfg-options', 'train_cfg.max_epoch=3'
     ], workspace)
     assert r.returncode == 2
     assert 'unknown --cfg-options key "train_cfg.max_epoch"' in r.stderr
@@ -110,7 +117,7 @@ def test_missing_config_and_corrupt_checkpoint(workspace, tmp_path):
     bad = tmp_path / 'bad.pth'
     bad.write_bytes(b'not a checkpoint')
     r = run([tool('test.py'),
-             config('yolov3_teacher.py'),
+             config(YOLOV3_TEACHER),
              str(bad)], workspace)
     assert r.returncode == 2
     assert 'cannot load checkpoint' in r.stderr and 'bad.pth' in r.stderr
@@ -137,13 +144,13 @@ def test_dist_test_on_two_cpu_processes_scores_like_one(workspace):
     ]
     single = run([
         tool('test.py'),
-        config('yolov3_teacher.py'), ckpt, '--work-dir',
+        config(YOLOV3_TEACHER), ckpt, '--work-dir',
         str(workspace / 'test_single')
     ] + opts, workspace)
     assert single.returncode == 0, single.stderr[-3000:]
     dist = run_dist_tool(osp.join(ROOT, 'tools', 'dist_test.sh'),
                          [
-                             config('yolov3_teacher.py'), ckpt, 2,
+                             config(YOLOV3_TEACHER), ckpt, 2,
                              '--work-dir', workspace / 'test_dist'
                          ] + opts,
                          cwd=workspace)
@@ -167,7 +174,7 @@ def test_checkpoint_of_another_model_is_refused(workspace, tmp_path):
     ]
     r = run([
         tool('test.py'),
-        config('faster-rcnn_teacher.py'), yolo, '--work-dir',
+        config(FRCNN_TEACHER), yolo, '--work-dir',
         str(tmp_path / 'w')
     ] + opts, workspace)
     assert r.returncode == 2, r.stderr[-3000:]
@@ -178,7 +185,7 @@ def test_checkpoint_of_another_model_is_refused(workspace, tmp_path):
     assert 'metrics_json=' not in r.stdout
     r = run([
         tool('train.py'),
-        config('faster-rcnn_teacher.py'), '--work-dir',
+        config(FRCNN_TEACHER), '--work-dir',
         str(tmp_path / 't'), '--cfg-options', f'load_from={yolo}'
     ] + FAST, workspace)
     assert r.returncode == 2, r.stderr[-3000:]
@@ -186,8 +193,7 @@ def test_checkpoint_of_another_model_is_refused(workspace, tmp_path):
     assert not osp.exists(tmp_path / 't' / 'epoch_1.pth')
     r = run([
         tool('train.py'),
-        osp.join(ROOT, 'configs', 'digits',
-                 'kd_faster-rcnn_hgd.py'), '--work-dir',
+        config(FRCNN_HGD), '--work-dir',
         str(tmp_path / 'k'), '--cfg-options',
         f'model.teacher.checkpoint={yolo}'
     ] + FAST, workspace)
@@ -202,7 +208,7 @@ def test_student_teacher_class_count_mismatch_is_one_error(
         workspace, tmp_path):
     r = run([
         tool('train.py'),
-        config('kd_yolov3_hgd.py'), '--work-dir',
+        config(YOLOV3_HGD), '--work-dir',
         str(tmp_path / 'k'), '--cfg-options',
         'model.student.bbox_head.num_classes=3', 'model.teacher.checkpoint=' +
         osp.join(ROOT, 'checkpoints', 'digits_yolov3_teacher_fp16.pth')

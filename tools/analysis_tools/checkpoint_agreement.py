@@ -80,7 +80,7 @@ def build_runner(cfg, agreement_root: str, runner_dir: str):
     cfg.work_dir = runner_dir
     cfg.load_from, cfg.resume = None, False
     agreement = Config.fromfile(
-        osp.join(ROOT, 'configs/digits/_base_/datafree_agreement_val.py'))
+        osp.join(ROOT, 'configs/_base_/datasets/digits_agreement.py'))
     agreement.val_dataloader.dataset.data_root = agreement_root
     # The run's classes (CocoMetric maps labels to categories by name).
     metainfo = cfg.test_dataloader.dataset.get('metainfo')

@@ -19,7 +19,7 @@ Example config::
     model = dict(
         type='KDDetector',
         student=dict(type='YOLOV3', ...),
-        teacher=dict(config='configs/digits/yolov3_teacher.py',
+        teacher=dict(config='configs/detectors/yolov3-mv2_24e_digits.py',
                      checkpoint='work_dirs/yolov3_teacher/epoch_24.pth'),
         distill_losses=dict(
             out=dict(type='OutputMSELoss', module='bbox_head')),

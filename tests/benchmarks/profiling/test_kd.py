@@ -13,7 +13,9 @@ from benchmarks.profiling import kd as kd_benchmark
 from mmdiode.testing import tiny_yolov3
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), *[osp.pardir] * 3))
-DIGITS = osp.join(ROOT, 'configs', 'digits')
+CONFIGS = osp.join(ROOT, 'configs')
+YOLOV3_HGD = osp.join(CONFIGS, 'hgd',
+                      'hgd_yolov3-mv2_yolov3-mv2-x0.5_24e_digits.py')
 
 
 def load_benchmark_tool():
@@ -39,7 +41,7 @@ def test_kd_command_times_a_digits_config(tmp_path, monkeypatch, capsys,
     monkeypatch.chdir(tmp_path)
     rc = load_benchmark_tool().main([
         'kd', '--config',
-        osp.join(DIGITS, 'kd_yolov3_hgd.py'), '--iters', '2', '--warmup',
+        YOLOV3_HGD, '--iters', '2', '--warmup',
         '1', '--batch-size', '2', '--threads', '1'
     ])
     assert rc == 0
@@ -67,7 +69,8 @@ def test_kd_command_errors(capsys, one_thread):
     tool = load_benchmark_tool()
     rc = tool.main(
         ['kd', '--config',
-         osp.join(DIGITS, 'yolov3_student.py'), '--iters', '1'])
+         osp.join(CONFIGS, 'detectors', 'yolov3-mv2-x0.5_24e_digits.py'),
+         '--iters', '1'])
     assert rc == 2
     assert 'not a KDDetector' in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:
@@ -96,12 +99,12 @@ def test_random_detection_batch():
 
 def test_input_size_of_configs():
     assert kd_benchmark.input_size_of(
-        Config.fromfile(osp.join(DIGITS, 'kd_yolov3_hgd.py'))) == (128, 128)
+        Config.fromfile(YOLOV3_HGD)) == (128, 128)
     # mmdet's scales are (width, height).
-    assert kd_benchmark.input_size_of(
-        Config.fromfile(
-            osp.join(ROOT, 'configs', 'kd',
-                     'faster-rcnn_r101_to_r50_coco.py'))) == (800, 1333)
+    coco = Config.fromfile(
+        osp.join(CONFIGS, 'hgd',
+                 'hgd_faster-rcnn-r101_faster-rcnn-r50_1x_coco.py'))
+    assert kd_benchmark.input_size_of(coco) == (800, 1333)
 
 
 def test_time_kd_overhead_on_a_tiny_pair(one_thread):

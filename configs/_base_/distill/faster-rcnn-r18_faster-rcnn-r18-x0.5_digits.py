@@ -1,0 +1,28 @@
+# Shared base of the Faster R-CNN distillation configs on digits-on-photos:
+# the student of configs/detectors/faster-rcnn-r18-x0.5_8e_digits.py with
+# its own data, pipeline and schedule (so "student alone" and "student + KD"
+# differ only in the teacher), plus the frozen Faster R-CNN R18-FPN teacher
+# (configs/detectors/faster-rcnn-r18_8e_digits.py). Leaf configs add
+# `distill_losses`; their weights are the losses' reference values (mmdet's
+# Faster R-CNN losses are normalised per sample, as those values assume).
+# Train the teacher first: make faster-rcnn-teacher.
+_base_ = ['../../detectors/faster-rcnn-r18-x0.5_8e_digits.py']
+
+model = dict(
+    _delete_=True,
+    type='KDDetector',
+    # The student model exactly as its detector config defines it.
+    student={{_base_.model}},
+    teacher=dict(
+        # Absolute (from this file's folder): loads from any working dir.
+        config='{{fileDirname}}/../../detectors/faster-rcnn-r18_8e_digits.py',
+        # Written by `make faster-rcnn-teacher`; relative to the working dir,
+        # like work_dirs.
+        checkpoint='work_dirs/faster-rcnn_teacher/final.pth'),
+    # Checked against the teacher checkpoint's dataset_meta classes.
+    classes={{_base_.metainfo.classes}},
+    # Ground truth is available: the student's detection loss at full weight.
+    det_loss_weight=1.0)
+
+# Also logs the frozen teacher's val metrics (once) as teacher/coco/...
+custom_hooks = [dict(type='TeacherEvalHook')]

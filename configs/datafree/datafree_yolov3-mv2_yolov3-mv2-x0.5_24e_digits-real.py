@@ -1,0 +1,20 @@
+# Row `kd_real` of tools/benchmark_datafree.py: the data-free distillation
+# of configs/diode/diode_yolov3-mv2_yolov3-mv2-x0.5_24e_digits.py
+# (head-map MSE + the teacher's pseudo-labels) on the real training images
+# instead of synthesized ones. The images' labels are not used: the
+# teacher's detections replace them (pseudo_label replace_gt=True), so only
+# the images differ between the kd_* rows.
+_base_ = '../diode/diode_yolov3-mv2_yolov3-mv2-x0.5_24e_digits.py'
+
+# A loading-only COCO source (_base_/datasets/digits_datafree.py); the base's
+# kd_pipeline (Mosaic, ...) follows.
+train_dataloader = dict(
+    dataset=dict(
+        dataset=dict(
+            _base_.coco_loading_dataset,
+            _delete_=True,
+            data_root=_base_.data_root,
+            ann_file='annotations/train.json',
+            metainfo=_base_.metainfo)))
+
+custom_hooks = [dict(type='TeacherEvalHook')]

@@ -1,0 +1,30 @@
+# Rows `kd_synth_offline` and `ablate_*` of tools/benchmark_datafree.py: the
+# data-free distillation of
+# configs/diode/diode_yolov3-mv2_yolov3-mv2-x0.5_24e_digits.py
+# on a data set written beforehand by tools/synthesize.py (no synthesis
+# during training):
+#   python tools/synthesize.py \
+#       configs/diode/diode_yolov3-mv2_synth-kd_digits.py \
+#       --out data/synth_yolov3 --num-images 200
+# The set is repeated so that an epoch has as many images as the real train
+# split (3000): every kd_* row trains for the same number of iterations.
+# Another set: --cfg-options
+# train_dataloader.dataset.dataset.dataset.data_root=DIR
+# train_dataloader.dataset.dataset.times=T (T x its size = 3000).
+_base_ = '../diode/diode_yolov3-mv2_yolov3-mv2-x0.5_24e_digits.py'
+
+# A loading-only COCO source (_base_/datasets/digits_datafree.py),
+# repeated; the base's kd_pipeline (Mosaic, ...) follows.
+train_dataloader = dict(
+    dataset=dict(
+        dataset=dict(
+            _delete_=True,
+            type='RepeatDataset',
+            times=15,
+            dataset=dict(
+                _base_.coco_loading_dataset,
+                data_root='data/synth_yolov3/',
+                ann_file='annotations.json',
+                metainfo=_base_.metainfo))))
+
+custom_hooks = [dict(type='TeacherEvalHook')]

@@ -1,0 +1,127 @@
+# Data-free distillation on COCO of mmdet 3's real-time family, on the fly:
+# mmdet's model-zoo RTMDet-l is inverted with DeepInversion while an
+# RTMDet-tiny student (ImageNet-initialised CSPNeXt-tiny backbone, as mmdet's
+# config has it) trains on the synthesized images; no COCO training image is
+# read. For CUDA:
+#   python tools/train.py \
+#       configs/diode/diode_rtmdet-l_rtmdet-tiny_300e_coco.py      # 1 GPU
+#   bash tools/dist_train.sh \
+#       configs/diode/diode_rtmdet-l_rtmdet-tiny_300e_coco.py 8    # 8 GPUs
+# Each rank synthesizes its own share of the layouts into the shared pool.
+#
+# Synthesis is the bottleneck (configs/diode/README.md): make most of the
+# pool offline first (tools/synthesize.py with
+# configs/diode/diode_rtmdet-l_synth_coco.py, the same synthesizer) and set
+# the hook's warm_start to its output; the hook then adds fresh images during
+# training.
+
+# The student, teacher and output KD of
+# configs/kd/output-kl_rtmdet-l_rtmdet-tiny_300e_coco.py, its optimizer and
+# schedule (mmdet's RTMDet-tiny recipe) and COCO val2017; data, targets and
+# hooks replaced. The synthesizer: _base_/synthesis/diode_rtmdet-l_coco.py.
+_base_ = [
+    '../kd/output-kl_rtmdet-l_rtmdet-tiny_300e_coco.py',
+    '../_base_/synthesis/diode_rtmdet-l_coco.py'
+]
+
+# The teacher's classes (mmdet's CocoDataset order); the data-free train set
+# has no annotation file to read them from.
+coco_classes = (
+    'person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus', 'train',
+    'truck', 'boat', 'traffic light', 'fire hydrant', 'stop sign',
+    'parking meter', 'bench', 'bird', 'cat', 'dog', 'horse', 'sheep', 'cow',
+    'elephant', 'bear', 'zebra', 'giraffe', 'backpack', 'umbrella',
+    'handbag', 'tie', 'suitcase', 'frisbee', 'skis', 'snowboard',
+    'sports ball', 'kite', 'baseball bat', 'baseball glove', 'skateboard',
+    'surfboard', 'tennis racket', 'bottle', 'wine glass', 'cup', 'fork',
+    'knife', 'spoon', 'bowl', 'banana', 'apple', 'sandwich', 'orange',
+    'broccoli', 'carrot', 'hot dog', 'pizza', 'donut', 'cake', 'chair',
+    'couch', 'potted plant', 'bed', 'dining table', 'toilet', 'tv', 'laptop',
+    'mouse', 'remote', 'keyboard', 'cell phone', 'microwave', 'oven',
+    'toaster', 'sink', 'refrigerator', 'book', 'clock', 'vase', 'scissors',
+    'teddy bear', 'hair drier', 'toothbrush')
+img_size = 320
+
+model = dict(
+    # The synthesized images carry only their layouts, which the teacher
+    # need not detect as laid out: its confident detections are the
+    # student's targets, next to the output distillation of the base config.
+    pseudo_label=dict(score_thr=0.3, replace_gt=True),
+    det_loss_weight=1.0,
+    classes=coco_classes)
+
+train_dataloader = dict(
+    _delete_=True,
+    batch_size=32,  # mmdet's RTMDet-tiny recipe: 8 GPUs x 32 images
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(
+        type='BoxSamplerDataset',
+        pool_dir='work_dirs/diode_rtmdet-l_rtmdet-tiny_300e_coco/pool',
+        metainfo=dict(classes=coco_classes),
+        # The layouts of configs/diode/diode_rtmdet-l_synth_coco.py: several
+        # objects per image, as in COCO.
+        layout_sampler=dict(
+            type='BoxLayoutSampler',
+            strategy='multi-box',
+            min_boxes=2,
+            max_boxes=6,
+            max_iou=0.35,
+            min_size=0.1,
+            max_size=0.6),
+        num_samples=120000,  # DIODE's data set size per epoch
+        img_size=img_size,
+        seed=0,
+        pipeline=[
+            # The student trains near the synthesized resolution.
+            dict(
+                type='RandomResize',
+                scale=[(img_size, img_size), (480, 480)],
+                keep_ratio=True),
+            dict(type='RandomFlip', prob=0.5),
+            dict(type='PackDetInputs')
+        ]))
+
+# Real COCO val2017 (optional): tested at 320 px, the scale the student was
+# trained at. Without it, set val_cfg, val_dataloader and val_evaluator to
+# None.
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(img_size, img_size), keep_ratio=True),
+    dict(
+        type='Pad',
+        size=(img_size, img_size),
+        pad_val=dict(img=(114, 114, 114))),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(
+        type='PackDetInputs',
+        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                   'scale_factor'))
+]
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader
+
+custom_hooks = [
+    dict(
+        type='DeepInversionHook',
+        synthesizer=_base_.synthesizer,
+        pool_size=20000,
+        interval=2000,
+        batches_per_round=1,
+        batch_size=32,  # beside the training batch in GPU memory
+        initial_batches=1,
+        warm_start=None,  # e.g. 'data/diode_rtmdet_coco' (tools/synthesize)
+        seed=0),
+    # mmdet's RTMDet weight EMA; its pipeline switch (to COCO images
+    # without mosaic) has no place here.
+    dict(
+        type='EMAHook',
+        ema_type='ExpMomentumEMA',
+        momentum=0.0002,
+        update_buffers=True,
+        priority=49),
+    # Also logs the frozen teacher's val metrics (once) as teacher/coco/...
+    dict(type='TeacherEvalHook'),
+]
+env_cfg = dict(dist_cfg=dict(backend='nccl'))

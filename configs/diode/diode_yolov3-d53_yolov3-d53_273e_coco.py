@@ -1,0 +1,107 @@
+# Data-free distillation on COCO, the design's entry point:
+#   python tools/train.py \
+#       configs/diode/diode_yolov3-d53_yolov3-d53_273e_coco.py      # 1 GPU
+#   bash tools/dist_train.sh \
+#       configs/diode/diode_yolov3-d53_yolov3-d53_273e_coco.py 8    # 8 GPUs
+#
+# Synthesis is the bottleneck (configs/diode/README.md): make most of the
+# pool offline first (tools/synthesize.py with
+# configs/diode/diode_yolov3-d53_synth_coco.py, the same synthesizer) and set
+# the hook's warm_start to its output; the hook then adds fresh images
+# during training. Each rank synthesizes its own share of the layouts.
+#
+# Teacher: mmdet's COCO YOLOv3-D53 (608, multi-scale) from the model zoo.
+# Student: YOLOv3-D53 at 320 px trained from scratch, as in DIODE, on images
+# synthesized from the teacher alone (no COCO image is read), with DIODE's
+# distillation loss (MSE between raw head maps) and no labels.
+_base_ = [
+    '../_base_/models/yolov3_d53_320_scratch.py',
+    '../_base_/synthesis/diode_yolov3-d53_coco.py'
+]
+
+custom_imports = dict(imports=['mmdiode'], allow_failed_imports=False)
+
+teacher = dict(
+    config='mmdet::yolo/yolov3_d53_8xb8-ms-608-273e_coco.py',
+    checkpoint='https://download.openmmlab.com/mmdetection/v2.0/yolo/'
+    'yolov3_d53_mstrain-608_273e_coco/'
+    'yolov3_d53_mstrain-608_273e_coco_20210518_115020-a2c3acb8.pth')
+
+model = dict(
+    _delete_=True,
+    type='KDDetector',
+    student={{_base_.model}},
+    teacher=teacher,
+    distill_losses=dict(
+        out=dict(type='OutputMSELoss', module='bbox_head', loss_weight=1.0)),
+    det_loss_weight=0.0)  # data-free: the images carry no labels
+
+# The teacher's classes (mmdet's CocoDataset order); the data-free train set
+# has no annotation file to read them from.
+coco_classes = (
+    'person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus', 'train',
+    'truck', 'boat', 'traffic light', 'fire hydrant', 'stop sign',
+    'parking meter', 'bench', 'bird', 'cat', 'dog', 'horse', 'sheep', 'cow',
+    'elephant', 'bear', 'zebra', 'giraffe', 'backpack', 'umbrella',
+    'handbag', 'tie', 'suitcase', 'frisbee', 'skis', 'snowboard',
+    'sports ball', 'kite', 'baseball bat', 'baseball glove', 'skateboard',
+    'surfboard', 'tennis racket', 'bottle', 'wine glass', 'cup', 'fork',
+    'knife', 'spoon', 'bowl', 'banana', 'apple', 'sandwich', 'orange',
+    'broccoli', 'carrot', 'hot dog', 'pizza', 'donut', 'cake', 'chair',
+    'couch', 'potted plant', 'bed', 'dining table', 'toilet', 'tv', 'laptop',
+    'mouse', 'remote', 'keyboard', 'cell phone', 'microwave', 'oven',
+    'toaster', 'sink', 'refrigerator', 'book', 'clock', 'vase', 'scissors',
+    'teddy bear', 'hair drier', 'toothbrush')
+
+# Layouts sampled as in DIODE (one box per image, 0.2-0.8 of the side, class
+# uniform); images are synthesized on the fly into a replay pool.
+train_dataloader = dict(
+    _delete_=True,
+    batch_size=64,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    # DIODE's distillation augmentation (mosaic + HSV + flip) on the pool's
+    # images; as in _base_/datasets/digits_datafree.py the 2x2 mosaic is not
+    # resized and a random 320 px window of it is kept.
+    dataset=dict(
+        type='MultiImageMixDataset',
+        dataset=dict(
+            type='BoxSamplerDataset',
+            pool_dir='work_dirs/diode_yolov3-d53_yolov3-d53_273e_coco/pool',
+            metainfo=dict(classes=coco_classes),
+            num_samples=120000,
+            img_size=320,
+            seed=0,
+            layout_sampler=dict(
+                type='BoxLayoutSampler', strategy='one-box', min_size=0.2,
+                max_size=0.8),
+            pipeline=[]),
+        pipeline=[
+            dict(type='Mosaic', img_scale=(320, 320),
+                 center_ratio_range=(1.0, 1.0), pad_val=114.0),
+            dict(type='RandomCrop', crop_size=(320, 320),
+                 allow_negative_crop=True),
+            dict(type='RandomFlip', prob=0.5),
+            dict(type='YOLOXHSVRandomAug'),
+            dict(type='PackDetInputs')
+        ]))
+
+custom_hooks = [
+    dict(
+        type='DeepInversionHook',
+        # DIODE's recipe, as the offline synthesis config's.
+        synthesizer=_base_.synthesizer,
+        pool_size=20000,
+        interval=2000,
+        batches_per_round=1,
+        batch_size=32,  # beside the training batch in GPU memory
+        initial_batches=1,
+        warm_start=None,  # e.g. 'data/diode_coco' from tools/synthesize.py
+        seed=0),
+    dict(type='TeacherEvalHook'),
+]
+
+# Validation on real COCO val2017 is optional (data-free users may have
+# none): the base config's val/test loaders stay as they are.
+env_cfg = dict(dist_cfg=dict(backend='nccl'))

@@ -1,0 +1,94 @@
+# On-the-fly data-free distillation on digits-on-photos (DIODE, CPU-sized):
+# the bundled YOLOv3-MobileNetV2 teacher is inverted while the student of
+# configs/detectors/yolov3-mv2-x0.5_24e_digits.py trains on the synthesized
+# images; no training image is read. The committed teacher checkpoint is
+# used (see below):
+#   python tools/train.py \
+#       configs/diode/diode_yolov3-mv2_yolov3-mv2-x0.5_24e_digits.py
+#   python tools/train.py \
+#       configs/diode/diode_yolov3-mv2_yolov3-mv2-x0.5_24e_digits.py --resume
+# The replay pool lives in `pool_dir` (relative to the working dir, like
+# work_dirs); with --work-dir elsewhere, move it too:
+#   --cfg-options train_dataloader.dataset.dataset.pool_dir=DIR/pool
+#
+# Targets: the synthesized images carry their synthesis targets (the sampled
+# layout plus false positives the teacher added), but whether the teacher
+# really detects them varies from image to image. The student learns from
+# the teacher's own detections instead (pseudo-labels replace the targets),
+# which always agree with the distilled head maps, also on the noise
+# placeholders served while the pool is empty.
+# Training data (layouts, Mosaic + HSV) shared with every row of the data-free
+# benchmark: _base_/datasets/digits_datafree.py. The synthesizer is the one
+# of the offline sets (diode_yolov3-mv2_synth-kd_digits.py), from
+# _base_/synthesis/diode-kd_yolov3-mv2_digits.py.
+_base_ = [
+    '../detectors/yolov3-mv2-x0.5_24e_digits.py',
+    '../_base_/datasets/digits_datafree.py',
+    '../_base_/synthesis/diode-kd_yolov3-mv2_digits.py'
+]
+
+img_size = 128
+
+model = dict(
+    _delete_=True,
+    type='KDDetector',
+    # The student model exactly as its detector config defines it.
+    student=_base_.model,
+    teacher=dict(
+        config='{{fileDirname}}/../detectors/yolov3-mv2_24e_digits.py',
+        # The committed fp16 copy of `make yolov3-teacher`'s checkpoint
+        # (same test mAP), relative to the working dir; a retrained one:
+        # model.teacher.checkpoint=work_dirs/yolov3_teacher/final.pth
+        checkpoint='checkpoints/digits_yolov3_teacher_fp16.pth'),
+    classes=_base_.metainfo.classes,
+    distill_losses=dict(
+        # DIODE's loss: MSE between raw head maps, weight 1 x 50 since
+        # mmdet's YOLOv3 losses are sums over the batch (see
+        # _base_/distill/yolov3-mv2_yolov3-mv2-x0.5_digits.py).
+        out=dict(type='OutputMSELoss', module='bbox_head', loss_weight=50.0)),
+    pseudo_label=dict(score_thr=0.3, replace_gt=True),
+    det_loss_weight=1.0)
+
+train_dataloader = dict(
+    _delete_=True,
+    batch_size=16,
+    num_workers=1,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(
+        type='MultiImageMixDataset',
+        # 3x3 tiled layouts synthesized on the fly (see the base file).
+        dataset=dict(
+            _base_.box_sampler_dataset,
+            pool_dir='work_dirs/diode_yolov3-mv2_yolov3-mv2-x0.5_24e_digits/'
+            'pool',
+            metainfo=_base_.metainfo),
+        pipeline=_base_.kd_pipeline))
+
+# Synthesis schedule: a batch of 16 every 100 of the student's 24 epochs'
+# 4500 iterations, after 8 initial batches: 53 batches, ~850 images, which
+# the student sees about 85 times each. A smaller interval gives more
+# distinct images at the cost of synthesis time; fewer synthesis iterations
+# make cheaper but worse images (the costs are in configs/diode/README.md).
+# A data set made offline (tools/synthesize.py with
+# diode_yolov3-mv2_synth-kd_digits.py) can seed the pool instead of the
+# initial batches: warm_start='data/...'.
+custom_hooks = [
+    dict(
+        type='DeepInversionHook',
+        synthesizer=_base_.synthesizer,
+        pool_size=2048,
+        interval=100,
+        batches_per_round=1,
+        batch_size=16,
+        initial_batches=8,
+        warm_start=None,
+        seed=0),
+    # Also logs the frozen teacher's val metrics (once) as teacher/coco/...
+    dict(type='TeacherEvalHook'),
+]
+
+# Validation and test use the real val/test splits of the base config; a
+# user without any real data drops them (and TeacherEvalHook) with
+#   --cfg-options val_cfg=None val_dataloader=None val_evaluator=None
+# (and no test_* settings).

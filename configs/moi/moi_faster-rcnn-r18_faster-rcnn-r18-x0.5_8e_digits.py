@@ -1,0 +1,84 @@
+# On-the-fly zero-shot distillation of Faster R-CNN on digits-on-photos
+# (Multi-Object Impressions, CPU-sized): the bundled Faster R-CNN R18-FPN
+# teacher is inverted without any data statistic while the student of
+# configs/detectors/faster-rcnn-r18-x0.5_8e_digits.py trains on the
+# impressions; no training image is read. Train the teacher first (make
+# faster-rcnn-teacher), then
+#   python tools/train.py \
+#       configs/moi/moi_faster-rcnn-r18_faster-rcnn-r18-x0.5_8e_digits.py
+# The replay pool lives in `pool_dir` (relative to the working dir); see
+# configs/diode/diode_yolov3-mv2_yolov3-mv2-x0.5_24e_digits.py for moving
+# it, for the choice of pseudo-labels over the synthesis targets and for
+# running without real validation data.
+# Training data (layouts, Mosaic + HSV) shared with every row of the data-free
+# benchmark: _base_/datasets/digits_datafree.py. The synthesizer is the one
+# of the offline sets (moi_faster-rcnn-r18_synth_digits.py), from
+# _base_/synthesis/moi_faster-rcnn-r18_digits.py.
+_base_ = [
+    '../detectors/faster-rcnn-r18-x0.5_8e_digits.py',
+    '../_base_/datasets/digits_datafree.py',
+    '../_base_/synthesis/moi_faster-rcnn-r18_digits.py'
+]
+
+img_size = 128
+
+model = dict(
+    _delete_=True,
+    type='KDDetector',
+    # The student model exactly as its detector config defines it.
+    student=_base_.model,
+    teacher=dict(
+        config='{{fileDirname}}/../detectors/faster-rcnn-r18_8e_digits.py',
+        # Written by `make faster-rcnn-teacher`, relative to the working dir.
+        checkpoint='work_dirs/faster-rcnn_teacher/final.pth'),
+    classes=_base_.metainfo.classes,
+    # Output distillation of both stages (as
+    # configs/kd/output-kl_faster-rcnn-r18_faster-rcnn-r18-x0.5_8e_digits.py),
+    # at the losses' reference weights (mmdet's Faster R-CNN losses are
+    # normalised per sample).
+    distill_losses=dict(
+        rpn=dict(type='DenseHeadKDLoss', module='rpn_head', loss_weight=1.0),
+        roi=dict(type='RoIHeadKDLoss', temperature=1.0, loss_weight=1.0)),
+    pseudo_label=dict(score_thr=0.3, replace_gt=True),
+    det_loss_weight=1.0)
+
+train_dataloader = dict(
+    _delete_=True,
+    batch_size=8,
+    num_workers=1,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(
+        type='MultiImageMixDataset',
+        # 3x3 tiled layouts synthesized on the fly (see the base file).
+        dataset=dict(
+            _base_.box_sampler_dataset,
+            pool_dir='work_dirs/'
+            'moi_faster-rcnn-r18_faster-rcnn-r18-x0.5_8e_digits/pool',
+            metainfo=_base_.metainfo),
+        pipeline=_base_.kd_pipeline))
+
+# Synthesis schedule: a Faster R-CNN teacher's loss and backward cost
+# several times YOLOv3's (two stages, RoI sampling), so a batch takes far
+# longer than the ~375 training iterations of an epoch can wait for (the
+# costs are in configs/moi/README.md). The student's 8 epochs are 3000
+# iterations; a batch every 100 iterations gives 30 batches plus 4 initial
+# ones, ~270 images, which the student sees about 90 times each. Seeding the
+# pool with an offline data set (tools/synthesize.py with
+# moi_faster-rcnn-r18_synth_digits.py; warm_start='data/...') gives more
+# variety at no training-time cost; a shorter synthesis schedule gives more
+# images per hour but weaker impressions.
+custom_hooks = [
+    dict(
+        type='DeepInversionHook',
+        synthesizer=_base_.synthesizer,
+        pool_size=1024,
+        interval=100,
+        batches_per_round=1,
+        batch_size=8,
+        initial_batches=4,
+        warm_start=None,
+        seed=0),
+    # Also logs the frozen teacher's val metrics (once) as teacher/coco/...
+    dict(type='TeacherEvalHook'),
+]

@@ -1,0 +1,126 @@
+# Zero-shot distillation on COCO with Multi-Object Impressions, on the fly:
+# mmdet's model-zoo Faster R-CNN R50-FPN 1x is inverted without any data
+# statistic while a Faster R-CNN R18-FPN student (ImageNet-initialised
+# ResNet-18) trains on the impressions; no COCO training image is read. For
+# CUDA:
+#   python tools/train.py \
+#       configs/moi/moi_faster-rcnn-r50_faster-rcnn-r18_1x_coco.py     # 1 GPU
+#   bash tools/dist_train.sh \
+#       configs/moi/moi_faster-rcnn-r50_faster-rcnn-r18_1x_coco.py 8   # 8 GPUs
+# Each rank synthesizes its own share of the layouts into the shared pool.
+#
+# Synthesis is the bottleneck: with 4000 iterations per image a GPU makes
+# far fewer images than training consumes (configs/moi/README.md). Make most
+# of the pool offline first (tools/synthesize.py with
+# configs/moi/moi_faster-rcnn-r50_synth_coco.py, the same synthesizer, on
+# many GPUs) and set warm_start to its output; the hook then adds fresh
+# impressions during training. Without warm_start the pool starts from one
+# batch per rank.
+
+# The R18 student of
+# configs/hgd/hgd_faster-rcnn-r101_faster-rcnn-r18_1x_coco.py, its schedule
+# (mmdet's 1x) and COCO val2017; teacher, losses and data replaced. The
+# synthesizer: _base_/synthesis/moi_faster-rcnn-r50_coco.py.
+_base_ = [
+    '../hgd/hgd_faster-rcnn-r101_faster-rcnn-r18_1x_coco.py',
+    '../_base_/synthesis/moi_faster-rcnn-r50_coco.py'
+]
+
+# The teacher's classes (mmdet's CocoDataset order); the data-free train set
+# has no annotation file to read them from.
+coco_classes = (
+    'person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus', 'train',
+    'truck', 'boat', 'traffic light', 'fire hydrant', 'stop sign',
+    'parking meter', 'bench', 'bird', 'cat', 'dog', 'horse', 'sheep', 'cow',
+    'elephant', 'bear', 'zebra', 'giraffe', 'backpack', 'umbrella',
+    'handbag', 'tie', 'suitcase', 'frisbee', 'skis', 'snowboard',
+    'sports ball', 'kite', 'baseball bat', 'baseball glove', 'skateboard',
+    'surfboard', 'tennis racket', 'bottle', 'wine glass', 'cup', 'fork',
+    'knife', 'spoon', 'bowl', 'banana', 'apple', 'sandwich', 'orange',
+    'broccoli', 'carrot', 'hot dog', 'pizza', 'donut', 'cake', 'chair',
+    'couch', 'potted plant', 'bed', 'dining table', 'toilet', 'tv', 'laptop',
+    'mouse', 'remote', 'keyboard', 'cell phone', 'microwave', 'oven',
+    'toaster', 'sink', 'refrigerator', 'book', 'clock', 'vase', 'scissors',
+    'teddy bear', 'hair drier', 'toothbrush')
+img_size = 320
+
+model = dict(
+    teacher=dict(
+        config='mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
+        checkpoint='https://download.openmmlab.com/mmdetection/v2.0/'
+        'faster_rcnn/faster_rcnn_r50_fpn_1x_coco/'
+        'faster_rcnn_r50_fpn_1x_coco_20200130-047c8118.pth'),
+    # Output distillation of both stages at the losses' reference weights
+    # (HGD of the base config dropped); the teacher's detections are the
+    # student's targets (see
+    # configs/diode/diode_yolov3-mv2_yolov3-mv2-x0.5_24e_digits.py for why
+    # not the synthesis targets).
+    distill_losses=dict(
+        _delete_=True,
+        rpn=dict(type='DenseHeadKDLoss', module='rpn_head', loss_weight=1.0),
+        roi=dict(type='RoIHeadKDLoss', loss_weight=1.0)),
+    pseudo_label=dict(score_thr=0.3, replace_gt=True),
+    det_loss_weight=1.0)
+
+train_dataloader = dict(
+    _delete_=True,
+    batch_size=2,  # mmdet's 1x schedule: 8 GPUs x 2 images, lr 0.02
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(
+        type='BoxSamplerDataset',
+        pool_dir='work_dirs/moi_faster-rcnn-r50_faster-rcnn-r18_1x_coco/pool',
+        metainfo=dict(classes=coco_classes),
+        # The layouts of configs/moi/moi_faster-rcnn-r50_synth_coco.py.
+        layout_sampler=dict(
+            type='BoxLayoutSampler',
+            strategy='multi-box',
+            min_boxes=2,
+            max_boxes=6,
+            max_iou=0.35,
+            min_size=0.1,
+            max_size=0.6),
+        num_samples=120000,  # DIODE's data set size per epoch
+        img_size=img_size,
+        seed=0,
+        pipeline=[
+            # The student trains near the synthesized resolution.
+            dict(
+                type='RandomResize',
+                scale=[(img_size, img_size), (480, 480)],
+                keep_ratio=True),
+            dict(type='RandomFlip', prob=0.5),
+            dict(type='PackDetInputs')
+        ]))
+
+# Real COCO val2017 (optional): tested at a short side of 320 px, the scale
+# the student was trained at. Without it, set val_cfg, val_dataloader and
+# val_evaluator to None.
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(533, img_size), keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(
+        type='PackDetInputs',
+        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                   'scale_factor'))
+]
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader
+
+custom_hooks = [
+    dict(
+        type='DeepInversionHook',
+        synthesizer=_base_.synthesizer,
+        pool_size=120000,
+        interval=2000,
+        batches_per_round=1,
+        batch_size=32,
+        initial_batches=1,
+        warm_start=None,  # e.g. 'data/moi_coco' from tools/synthesize.py
+        seed=0),
+    # Also logs the frozen teacher's val metrics (once) as teacher/coco/...
+    dict(type='TeacherEvalHook'),
+]
+env_cfg = dict(dist_cfg=dict(backend='nccl'))
