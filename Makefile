@@ -65,8 +65,10 @@ lint:
 	$(PYTHON) -m flake8 $(LINTED)
 	$(PYTHON) -m isort --check-only --diff $(LINTED)
 
+# -n auto: one worker per core (pytest-xdist); most tests run the tools as
+# single-threaded subprocesses, so a second worker halves the wall time.
 test: lint
-	$(PYTHON) -m pytest tests -q -p no:cacheprovider
+	$(PYTHON) -m pytest tests -q -p no:cacheprovider -n auto
 
 clean-venv:
 	rm -rf .venv

@@ -33,7 +33,10 @@ setup(
     ],
     extras_require={
         'benchmark': ['scikit-learn>=1.3', 'scikit-image>=0.21'],
-        'tests': ['pytest>=7.4', 'scikit-learn>=1.3', 'scikit-image>=0.21'],
+        'tests': [
+            'pytest>=7.4', 'pytest-xdist>=3.5', 'scikit-learn>=1.3',
+            'scikit-image>=0.21'
+        ],
     },
     license='Apache-2.0',
 )

@@ -112,10 +112,13 @@ def main(argv=None) -> int:
         return fail(e)
     finally:
         destroy_dist()  # the Runner, out of scope now, held the group
-    # One machine-readable line, for scripts that collect results.
-    print('metrics_json=' + json.dumps(
+    # One machine-readable line, for scripts that collect results, in one
+    # write: print() writes the text and the newline separately, and the
+    # lines of several ranks on one pipe (PYTHONUNBUFFERED) would interleave.
+    sys.stdout.write('metrics_json=' + json.dumps(
         {k: float(v) for k, v in metrics.items()
-         if isinstance(v, (int, float))}, sort_keys=True))
+         if isinstance(v, (int, float))}, sort_keys=True) + '\n')
+    sys.stdout.flush()
     return 0
 
 
