@@ -79,16 +79,13 @@ val_dataloader = dict(
         ann_file='annotations/val.json',
         data_prefix=dict(img=''),
         pipeline=test_pipeline))
+# The test split, loaded exactly as the val split.
 test_dataloader = dict(
-    batch_size=16,
-    num_workers=1,
+    val_dataloader,
     dataset=dict(
-        data_root=data_root,
-        metainfo=metainfo,
+        val_dataloader['dataset'],
         ann_file='annotations/test.json',
-        data_prefix=dict(img=''),
-        test_mode=True,
-        pipeline=test_pipeline))
+        test_mode=True))
 val_evaluator = dict(ann_file=data_root + 'annotations/val.json')
 test_evaluator = dict(ann_file=data_root + 'annotations/test.json')
 
