@@ -1,8 +1,9 @@
 """Fixtures of the model tests (helpers live in kd_helpers.py)."""
 import pytest
 import torch
-from kd_helpers import (CLASSES, make_tiny_coco, register_adapted_neck_mse,
-                        runner_config, save_teacher, tiny_pair)
+from kd_helpers import (CLASSES, build_detector, make_tiny_coco,
+                        register_adapted_neck_mse, runner_config, save_teacher,
+                        tiny_pair)
 
 
 @pytest.fixture(scope='session', autouse=True)
@@ -64,3 +65,15 @@ def kd_run(tmp_path_factory, _registered):
         teacher_map=teacher_map,
         student_map=student_map,
         test_metrics=test_metrics)
+
+
+@pytest.fixture(scope='module')
+def models(_registered):
+    """A tiny Faster R-CNN R18-FPN student (base 8, FPN 16) and its frozen
+    teacher (base 16, FPN 32), for the feature-distillation tests."""
+    from mmdiode.testing import tiny_faster_rcnn
+    torch.manual_seed(0)
+    student = build_detector(tiny_faster_rcnn())
+    teacher = build_detector(
+        tiny_faster_rcnn(base_channels=16, fpn_channels=32)).eval()
+    return student, teacher

@@ -223,3 +223,24 @@ def load_tool(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def build_detector(cfg: dict):
+    """An mmdet detector from a config dict (registries already filled)."""
+    from mmdet.registry import MODELS
+    from mmengine.config import ConfigDict
+    return MODELS.build(ConfigDict(cfg))
+
+
+def record_stages(model, images: torch.Tensor) -> dict:
+    """What the KD wrapper's hooks record for 'backbone' and 'neck'.
+
+    Args:
+        model: A detector with ``backbone`` and ``neck``.
+        images (Tensor): Shape (N, 3, H, W).
+
+    Returns:
+        dict: ``{'backbone': tuple of (N, C_i, H_i, W_i), 'neck': ...}``.
+    """
+    backbone = model.backbone(images)
+    return {'backbone': backbone, 'neck': model.neck(backbone)}

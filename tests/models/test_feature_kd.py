@@ -1,9 +1,9 @@
 """FitNet / Mimic, FGFI and PKD losses on real tiny mmdet features."""
 import pytest
 import torch
+from kd_helpers import build_detector, record_stages
 from mmdet.registry import MODELS
 from mmdet.utils import register_all_modules
-from mmengine.config import ConfigDict
 
 import mmdiode.models.losses.feature_kd  # noqa: F401  (registers losses)
 from mmdiode.models.distill_base import DistillContext
@@ -25,26 +25,6 @@ def setup_module():
     torch.manual_seed(0)
 
 
-def build_detector(cfg):
-    return MODELS.build(ConfigDict(cfg))
-
-
-def record(model, images):
-    """What the KD wrapper's hooks record for 'backbone' and 'neck'."""
-    backbone = model.backbone(images)
-    return {'backbone': backbone, 'neck': model.neck(backbone)}
-
-
-@pytest.fixture(scope='module')
-def models():
-    register_all_modules()
-    torch.manual_seed(0)
-    student = build_detector(tiny_faster_rcnn())
-    teacher = build_detector(
-        tiny_faster_rcnn(base_channels=16, fpn_channels=32)).eval()
-    return student, teacher
-
-
 def samples(boxes=BOXES):
     return make_data_samples(boxes, [torch.zeros(len(b)).long()
                                      for b in boxes], SIZE)
@@ -52,8 +32,8 @@ def samples(boxes=BOXES):
 
 def context(student, teacher, images=None, data_samples=None):
     images = torch.randn(2, 3, SIZE, SIZE) if images is None else images
-    return DistillContext(student_outs=record(student, images),
-                          teacher_outs=record(teacher, images),
+    return DistillContext(student_outs=record_stages(student, images),
+                          teacher_outs=record_stages(teacher, images),
                           data_samples=data_samples or samples(),
                           student_inputs=images, teacher_inputs=images)
 
@@ -62,12 +42,12 @@ def test_fitnet_zero_for_identical_features_positive_otherwise(models):
     student, teacher = models
     loss = MODELS.build(dict(type='FitNetLoss', student_channels=STUDENT_NECK,
                              teacher_channels=STUDENT_NECK))
-    outs = record(student, torch.randn(2, 3, SIZE, SIZE))
+    outs = record_stages(student, torch.randn(2, 3, SIZE, SIZE))
     same = DistillContext(outs, outs, samples())
     assert loss(same)['loss_fitnet'].item() == 0
     other = build_detector(tiny_faster_rcnn())
-    diff = DistillContext(outs, record(other, torch.randn(2, 3, SIZE, SIZE)),
-                          samples())
+    other_outs = record_stages(other, torch.randn(2, 3, SIZE, SIZE))
+    diff = DistillContext(outs, other_outs, samples())
     assert loss(diff)['loss_fitnet'].item() > 0
 
 
@@ -92,7 +72,7 @@ def test_fitnet_channel_and_stride_mismatch_gradients(models):
 
 def test_mimic_only_imitates_inside_boxes(models):
     student, _ = models
-    outs = record(student, torch.randn(2, 3, SIZE, SIZE))
+    outs = record_stages(student, torch.randn(2, 3, SIZE, SIZE))
     neck = outs['neck']
     # The "student" differs from the teacher only outside the GT boxes.
     noisy = tuple(
@@ -196,7 +176,7 @@ def test_fgfi_loss_values_and_gradients(models):
     # Same widths, no adaptation, identical features: nothing to imitate.
     same = fgfi(student_channels=STUDENT_NECK, teacher_channels=STUDENT_NECK,
                 always_adapt=False)
-    outs = record(student, torch.randn(2, 3, SIZE, SIZE))
+    outs = record_stages(student, torch.randn(2, 3, SIZE, SIZE))
     assert same(DistillContext(outs, outs, samples()))['loss_fgfi'] == 0
 
 
@@ -238,7 +218,7 @@ def test_pkd_is_one_minus_pearson_and_scale_invariant(models):
     loss = MODELS.build(dict(type='PKDLoss', student_channels=STUDENT_NECK,
                              teacher_channels=STUDENT_NECK))
     assert loss.loss_weight == 6.0
-    outs = record(student, torch.randn(2, 3, SIZE, SIZE))
+    outs = record_stages(student, torch.randn(2, 3, SIZE, SIZE))
     same = DistillContext(outs, outs, samples())
     assert loss(same)['loss_pkd'].item() == pytest.approx(0, abs=1e-6)
     # Pearson correlation ignores a per-channel affine change of the
@@ -246,8 +226,8 @@ def test_pkd_is_one_minus_pearson_and_scale_invariant(models):
     affine = {'neck': tuple(3 * f + 1 for f in outs['neck'])}
     assert loss(DistillContext(outs, affine, samples()))[
         'loss_pkd'].item() == pytest.approx(0, abs=1e-4)
-    other = record(build_detector(tiny_faster_rcnn()),
-                   torch.randn(2, 3, SIZE, SIZE))
+    other = record_stages(build_detector(tiny_faster_rcnn()),
+                          torch.randn(2, 3, SIZE, SIZE))
     value = loss(DistillContext(outs, other, samples()))['loss_pkd']
     expected = 0.
     for s, t in zip(outs['neck'], other['neck']):

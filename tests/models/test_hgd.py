@@ -1,9 +1,8 @@
 """HGD: all-stage correspondence, imitation, micro and macro re-weighting."""
 import pytest
 import torch
+from kd_helpers import build_detector, record_stages
 from mmdet.registry import MODELS
-from mmdet.utils import register_all_modules
-from mmengine.config import ConfigDict
 
 import mmdiode.models.losses.hgd  # noqa: F401  (registers HGDLoss)
 from mmdiode.models.distill_base import DistillContext
@@ -19,26 +18,6 @@ YOLO = [8, 24, 80] + [24] * 3
 BOXES = [torch.tensor([[8., 8., 40., 40.]]), torch.zeros(0, 4)]
 
 
-def build_detector(cfg):
-    return MODELS.build(ConfigDict(cfg))
-
-
-def record(model, images):
-    """What the KD wrapper's hooks record for 'backbone' and 'neck'."""
-    backbone = model.backbone(images)
-    return {'backbone': backbone, 'neck': model.neck(backbone)}
-
-
-@pytest.fixture(scope='module')
-def models():
-    register_all_modules()
-    torch.manual_seed(0)
-    student = build_detector(tiny_faster_rcnn())
-    teacher = build_detector(
-        tiny_faster_rcnn(base_channels=16, fpn_channels=32)).eval()
-    return student, teacher
-
-
 def samples(boxes=BOXES):
     return make_data_samples(boxes, [torch.zeros(len(b)).long()
                                      for b in boxes], SIZE)
@@ -46,8 +25,8 @@ def samples(boxes=BOXES):
 
 def context(student, teacher, data_samples=None):
     images = torch.randn(2, 3, SIZE, SIZE)
-    return DistillContext(student_outs=record(student, images),
-                          teacher_outs=record(teacher, images),
+    return DistillContext(student_outs=record_stages(student, images),
+                          teacher_outs=record_stages(teacher, images),
                           data_samples=data_samples or samples(),
                           student_inputs=images, teacher_inputs=images)
 
@@ -85,10 +64,10 @@ def test_hgd_zero_for_identical_features(models):
     loss = hgd(teacher_channels=STUDENT)
     assert all(isinstance(layer.adapt, torch.nn.Identity)
                for layer in loss.correspondences)
-    outs = record(student, torch.randn(2, 3, SIZE, SIZE))
+    outs = record_stages(student, torch.randn(2, 3, SIZE, SIZE))
     assert loss(DistillContext(outs, outs, samples()))['loss_hgd'] == 0
-    other = record(build_detector(tiny_faster_rcnn()),
-                   torch.randn(2, 3, SIZE, SIZE))
+    other = record_stages(build_detector(tiny_faster_rcnn()),
+                          torch.randn(2, 3, SIZE, SIZE))
     assert loss(DistillContext(outs, other, samples()))['loss_hgd'] > 0
 
 
