@@ -7,7 +7,6 @@ teachers are measured by the benchmark scripts, not here).
 import json
 import os
 import os.path as osp
-import pprint
 import signal
 import subprocess
 import sys
@@ -16,49 +15,12 @@ import time
 import pytest
 import torch
 
-from mmdiode.testing import run_dist_tool, tiny_yolov3
+from mmdiode.testing import (TINY_CLASSES, run_dist_tool, save_tiny_teacher,
+                             tiny_yolov3, write_tiny_synthesis_config)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(ROOT, 'tools', 'synthesize.py')
-CLASSES = ('a', 'b', 'c')
-
-
-def write_teacher(tmp_path):
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
-    register_all_modules()
-    torch.manual_seed(0)
-    model = MODELS.build(tiny_yolov3(num_classes=3))
-    ckpt = tmp_path / 'teacher.pth'
-    torch.save(
-        dict(state_dict=model.state_dict(),
-             meta=dict(dataset_meta=dict(classes=CLASSES))), ckpt)
-    return ckpt
-
-
-def write_config(tmp_path, ckpt, iterations=(6, 4)):
-    model = pprint.pformat(tiny_yolov3(num_classes=3).to_dict())
-    text = f'''
-custom_imports = dict(imports=['mmdiode'], allow_failed_imports=False)
-default_scope = 'mmdet'
-teacher = dict(config=dict(model={model}), checkpoint={str(ckpt)!r})
-layout_sampler = dict(type='BoxLayoutSampler', img_size=64,
-                      strategy='tiling', tiles_per_side=2, min_size=0.4,
-                      max_size=0.9)
-synthesizer = dict(
-    type='DeepInversion',
-    bn_prior=dict(weight=0.1),
-    image_prior=dict(tv_l1=1.0),
-    augment=dict(flip_prob=0.0),
-    stages=[dict(size=32, iterations={iterations[0]}, lr=0.1, jitter=2),
-            dict(size=64, iterations={iterations[1]}, lr=0.05, jitter=4)],
-    fp_sampling=dict(start=2, end=8, interval=3, score_thr=0.0))
-synthesis = dict(num_images=6, batch_size=2, seed=0)
-vis_backends = [dict(type='LocalVisBackend')]
-'''
-    cfg = tmp_path / 'synth.py'
-    cfg.write_text(text)
-    return cfg
+CLASSES = TINY_CLASSES
 
 
 def synthesize(cfg, out, work, extra=(), **popen):
@@ -86,7 +48,9 @@ def load(out):
 @pytest.fixture(scope='module')
 def setup(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('synth')
-    cfg = write_config(tmp, write_teacher(tmp))
+    teacher = save_tiny_teacher(str(tmp / 'teacher.pth'))
+    cfg = tmp / 'synth.py'
+    write_tiny_synthesis_config(str(cfg), teacher)
     out = tmp / 'full'
     r = synthesize(cfg, out, tmp / 'work_full', ['--viz'])
     assert r.returncode == 0, r.stderr[-3000:]
