@@ -10,6 +10,7 @@ through mmengine's ``Runner``. Nothing of the checkout (``tools/``,
 working directory.
 """
 import json
+import math
 import os
 import os.path as osp
 import shutil
@@ -50,10 +51,15 @@ SCRIPT = textwrap.dedent('''
     cfg.work_dir = 'work_kd'
     runner = Runner.from_cfg(cfg)
     runner.train()
+    # The last iteration's loss terms, as the Runner logged them.
+    losses = {k[len('train/'):]: float(v.current())
+              for k, v in runner.message_hub.log_scalars.items()
+              if k == 'train/loss' or k.startswith('train/out.')}
     print('result=' + json.dumps(dict(
         mmdiode=mmdiode.__file__,
         model=type(runner.model).__name__,
-        iters=runner.iter)))
+        iters=runner.iter,
+        losses=losses)))
 ''')
 
 
@@ -93,6 +99,10 @@ def test_installed_package_synthesizes_and_distils_outside_the_repo(
     # The installed copy, not the editable checkout.
     assert result['mmdiode'].startswith(str(site)), result['mmdiode']
     assert result['model'] == 'KDDetector' and result['iters'] == 2
+    # The total and the distillation terms (OutputMSELoss, named 'out').
+    losses = result['losses']
+    assert 'loss' in losses and any(k.startswith('out.') for k in losses)
+    assert all(math.isfinite(v) for v in losses.values()), losses
     with open(project / 'synth_out' / 'annotations.json') as f:
         coco = json.load(f)
     assert len(coco['images']) == 2 and coco['annotations']
