@@ -49,23 +49,34 @@ def int_at_least(minimum: int):
     return parse
 
 
+def add_config_arguments(parser: argparse.ArgumentParser, config_help: str,
+                         batch_help: str) -> None:
+    """--config and --batch-size, the arguments every subcommand starts
+    with (main() adds --cfg-options last)."""
+    parser.add_argument('--config', required=True, help=config_help)
+    parser.add_argument('--batch-size', type=int_at_least(1),
+                        help=batch_help)
+
+
+def add_threads_argument(parser: argparse.ArgumentParser,
+                         default: int) -> None:
+    parser.add_argument('--threads', type=int_at_least(1), default=default,
+                        help=f'torch.set_num_threads (default: {default})')
+
+
 # --- kd ----------------------------------------------------------------------
 
 def add_kd_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--config', required=True,
-                        help='config whose model is a KDDetector')
-    parser.add_argument('--batch-size', type=int_at_least(1),
-                        help='images per step (default: the config\'s '
-                        'train_dataloader.batch_size)')
+    add_config_arguments(
+        parser, 'config whose model is a KDDetector',
+        'images per step (default: the config\'s '
+        'train_dataloader.batch_size)')
     parser.add_argument('--iters', type=int_at_least(1), default=20,
                         help='timed KD/baseline step pairs (default: 20)')
     parser.add_argument('--warmup', type=int_at_least(0), default=3,
                         help='untimed step pairs first (default: 3)')
     # One thread by default: timings that do not depend on the core count.
-    parser.add_argument('--threads', type=int_at_least(1), default=1,
-                        help='torch.set_num_threads (default: 1)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value')
+    add_threads_argument(parser, 1)
 
 
 def run_kd(args: argparse.Namespace) -> int:
@@ -97,11 +108,9 @@ def run_kd(args: argparse.Namespace) -> int:
 # --- synth -------------------------------------------------------------------
 
 def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--config', required=True,
-                        help='synthesis config (tools/synthesize.py)')
-    parser.add_argument('--batch-size', type=int_at_least(1),
-                        help='images per batch (default: the config\'s '
-                        'synthesis.batch_size)')
+    add_config_arguments(
+        parser, 'synthesis config (tools/synthesize.py)',
+        'images per batch (default: the config\'s synthesis.batch_size)')
     # Five blocks each (was three) for steadier medians on a shared machine;
     # even so the ratio moves by about +-0.05 from run to run there (README).
     parser.add_argument('--rounds', type=int_at_least(1), default=5,
@@ -113,11 +122,8 @@ def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--memory-batches', type=int_at_least(0),
                         default=20, help='consecutive batches of the memory '
                         'check (default: 20; 0 skips it)')
-    parser.add_argument('--threads', type=int_at_least(1), default=2,
-                        help='torch.set_num_threads (default: 2)')
+    add_threads_argument(parser, 2)
     parser.add_argument('--device', default='cpu', help='cpu or cuda')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value')
 
 
 def run_synth(args: argparse.Namespace) -> int:
@@ -184,7 +190,10 @@ def main(argv=None) -> int:
     parser = ArgumentParser(description='mmdiode timing benchmarks')
     subparsers = parser.add_subparsers(dest='command', required=True)
     for name, (help_text, add_arguments, _) in COMMANDS.items():
-        add_arguments(subparsers.add_parser(name, help=help_text))
+        subparser = subparsers.add_parser(name, help=help_text)
+        add_arguments(subparser)
+        subparser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                               help='override config settings, key=value')
     args = parser.parse_args(argv)
     try:
         return COMMANDS[args.command][2](args)

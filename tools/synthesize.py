@@ -23,7 +23,8 @@ import mmdiode  # noqa: E402,F401
 from mmdiode.utils import ConfigError, default_work_dir  # noqa: E402
 from mmdiode.utils.checkpoint import CheckpointError  # noqa: E402
 from mmdiode.utils.cli import (ArgumentParser, DictAction,  # noqa: E402
-                               check_cfg_options, fail, load_config)
+                               check_cfg_options, fail, load_config,
+                               parse_launcher_args)
 
 
 def parse_args(argv=None):
@@ -46,14 +47,7 @@ def parse_args(argv=None):
                         help='cpu or cuda (default: cuda when available)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings in the config, key=value')
-    parser.add_argument('--launcher',
-                        choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    return parse_launcher_args(parser, argv)
 
 
 def build_cfg(args):

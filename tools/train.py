@@ -9,7 +9,6 @@ Same flags as mmdet's ``tools/train.py``::
     bash tools/dist_train.sh CONFIG 2          # no CUDA: 2 CPU processes, gloo
 """
 import logging
-import os
 import os.path as osp
 import sys
 
@@ -24,7 +23,7 @@ from mmdiode.utils import (CheckpointError, ConfigError,  # noqa: E402
                            check_checkpoint_fits, default_work_dir,
                            load_checkpoint_file, load_config)
 from mmdiode.utils.cli import (ArgumentParser, DictAction,  # noqa: E402
-                               check_data_files, fail)
+                               check_data_files, fail, parse_launcher_args)
 from mmdiode.utils.dist import (check_launch_env, destroy_dist,  # noqa
                                 setup_cpu_distributed)
 
@@ -50,14 +49,7 @@ def parse_args(argv=None):
         '--cfg-options', nargs='+', action=DictAction,
         help='override settings in the config, key=value, e.g. '
         'train_cfg.max_epochs=3')
-    parser.add_argument('--launcher',
-                        choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    return parse_launcher_args(parser, argv)
 
 
 def apply_args(cfg, args):

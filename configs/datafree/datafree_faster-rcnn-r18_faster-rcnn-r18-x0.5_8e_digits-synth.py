@@ -11,10 +11,9 @@
 # Another set: --cfg-options
 # train_dataloader.dataset.dataset.dataset.data_root=DIR
 # train_dataloader.dataset.dataset.times=T (T x its size = 3000).
-_base_ = '../moi/moi_faster-rcnn-r18_faster-rcnn-r18-x0.5_8e_digits.py'
+_base_ = './datafree_faster-rcnn-r18_faster-rcnn-r18-x0.5_8e_digits-real.py'
 
-# A loading-only COCO source (_base_/datasets/digits_datafree.py),
-# repeated; the base's kd_pipeline (Mosaic, ...) follows.
+# The real row's loading-only COCO source on the synthesized set, repeated.
 train_dataloader = dict(
     dataset=dict(
         dataset=dict(
@@ -22,9 +21,6 @@ train_dataloader = dict(
             type='RepeatDataset',
             times=15,
             dataset=dict(
-                _base_.coco_loading_dataset,
+                _base_.train_dataloader.dataset.dataset,
                 data_root='data/synth_faster-rcnn/',
-                ann_file='annotations.json',
-                metainfo=_base_.metainfo))))
-
-custom_hooks = [dict(type='TeacherEvalHook')]
+                ann_file='annotations.json'))))

@@ -18,28 +18,14 @@
 # The student, teacher and output KD of
 # configs/kd/output-kl_rtmdet-l_rtmdet-tiny_300e_coco.py, its optimizer and
 # schedule (mmdet's RTMDet-tiny recipe) and COCO val2017; data, targets and
-# hooks replaced. The synthesizer: _base_/synthesis/diode_rtmdet-l_coco.py.
+# hooks replaced. The synthesizer: _base_/synthesis/diode_rtmdet-l_coco.py;
+# the teacher's classes: _base_/datasets/coco_datafree.py.
 _base_ = [
     '../kd/output-kl_rtmdet-l_rtmdet-tiny_300e_coco.py',
-    '../_base_/synthesis/diode_rtmdet-l_coco.py'
+    '../_base_/synthesis/diode_rtmdet-l_coco.py',
+    '../_base_/datasets/coco_datafree.py'
 ]
 
-# The teacher's classes (mmdet's CocoDataset order); the data-free train set
-# has no annotation file to read them from.
-coco_classes = (
-    'person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus', 'train',
-    'truck', 'boat', 'traffic light', 'fire hydrant', 'stop sign',
-    'parking meter', 'bench', 'bird', 'cat', 'dog', 'horse', 'sheep', 'cow',
-    'elephant', 'bear', 'zebra', 'giraffe', 'backpack', 'umbrella',
-    'handbag', 'tie', 'suitcase', 'frisbee', 'skis', 'snowboard',
-    'sports ball', 'kite', 'baseball bat', 'baseball glove', 'skateboard',
-    'surfboard', 'tennis racket', 'bottle', 'wine glass', 'cup', 'fork',
-    'knife', 'spoon', 'bowl', 'banana', 'apple', 'sandwich', 'orange',
-    'broccoli', 'carrot', 'hot dog', 'pizza', 'donut', 'cake', 'chair',
-    'couch', 'potted plant', 'bed', 'dining table', 'toilet', 'tv', 'laptop',
-    'mouse', 'remote', 'keyboard', 'cell phone', 'microwave', 'oven',
-    'toaster', 'sink', 'refrigerator', 'book', 'clock', 'vase', 'scissors',
-    'teddy bear', 'hair drier', 'toothbrush')
 img_size = 320
 
 model = dict(
@@ -48,7 +34,7 @@ model = dict(
     # student's targets, next to the output distillation of the base config.
     pseudo_label=dict(score_thr=0.3, replace_gt=True),
     det_loss_weight=1.0,
-    classes=coco_classes)
+    classes=_base_.coco_classes)
 
 train_dataloader = dict(
     _delete_=True,
@@ -59,7 +45,7 @@ train_dataloader = dict(
     dataset=dict(
         type='BoxSamplerDataset',
         pool_dir='work_dirs/diode_rtmdet-l_rtmdet-tiny_300e_coco/pool',
-        metainfo=dict(classes=coco_classes),
+        metainfo=dict(classes=_base_.coco_classes),
         # The layouts of configs/diode/diode_rtmdet-l_synth_coco.py: several
         # objects per image, as in COCO.
         layout_sampler=dict(
@@ -102,6 +88,10 @@ test_pipeline = [
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
+# The synthesis hook, then the base config's hooks: mmdet's RTMDet weight
+# EMA and TeacherEvalHook (the frozen teacher's val metrics, once, as
+# teacher/coco/...); mmdet's pipeline switch (to COCO images without mosaic)
+# has no place here.
 custom_hooks = [
     dict(
         type='DeepInversionHook',
@@ -112,16 +102,7 @@ custom_hooks = [
         batch_size=32,  # beside the training batch in GPU memory
         initial_batches=1,
         warm_start=None,  # e.g. 'data/diode_rtmdet_coco' (tools/synthesize)
-        seed=0),
-    # mmdet's RTMDet weight EMA; its pipeline switch (to COCO images
-    # without mosaic) has no place here.
-    dict(
-        type='EMAHook',
-        ema_type='ExpMomentumEMA',
-        momentum=0.0002,
-        update_buffers=True,
-        priority=49),
-    # Also logs the frozen teacher's val metrics (once) as teacher/coco/...
-    dict(type='TeacherEvalHook'),
-]
+        seed=0)
+] + [hook for hook in _base_.custom_hooks
+     if hook.type != 'PipelineSwitchHook']
 env_cfg = dict(dist_cfg=dict(backend='nccl'))

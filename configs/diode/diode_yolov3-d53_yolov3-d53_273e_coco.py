@@ -13,10 +13,12 @@
 # Teacher: mmdet's COCO YOLOv3-D53 (608, multi-scale) from the model zoo.
 # Student: YOLOv3-D53 at 320 px trained from scratch, as in DIODE, on images
 # synthesized from the teacher alone (no COCO image is read), with DIODE's
-# distillation loss (MSE between raw head maps) and no labels.
+# distillation loss (MSE between raw head maps) and no labels. The teacher's
+# classes: _base_/datasets/coco_datafree.py.
 _base_ = [
     '../_base_/models/yolov3_d53_320_scratch.py',
-    '../_base_/synthesis/diode_yolov3-d53_coco.py'
+    '../_base_/synthesis/diode_yolov3-d53_coco.py',
+    '../_base_/datasets/coco_datafree.py'
 ]
 
 custom_imports = dict(imports=['mmdiode'], allow_failed_imports=False)
@@ -36,22 +38,6 @@ model = dict(
         out=dict(type='OutputMSELoss', module='bbox_head', loss_weight=1.0)),
     det_loss_weight=0.0)  # data-free: the images carry no labels
 
-# The teacher's classes (mmdet's CocoDataset order); the data-free train set
-# has no annotation file to read them from.
-coco_classes = (
-    'person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus', 'train',
-    'truck', 'boat', 'traffic light', 'fire hydrant', 'stop sign',
-    'parking meter', 'bench', 'bird', 'cat', 'dog', 'horse', 'sheep', 'cow',
-    'elephant', 'bear', 'zebra', 'giraffe', 'backpack', 'umbrella',
-    'handbag', 'tie', 'suitcase', 'frisbee', 'skis', 'snowboard',
-    'sports ball', 'kite', 'baseball bat', 'baseball glove', 'skateboard',
-    'surfboard', 'tennis racket', 'bottle', 'wine glass', 'cup', 'fork',
-    'knife', 'spoon', 'bowl', 'banana', 'apple', 'sandwich', 'orange',
-    'broccoli', 'carrot', 'hot dog', 'pizza', 'donut', 'cake', 'chair',
-    'couch', 'potted plant', 'bed', 'dining table', 'toilet', 'tv', 'laptop',
-    'mouse', 'remote', 'keyboard', 'cell phone', 'microwave', 'oven',
-    'toaster', 'sink', 'refrigerator', 'book', 'clock', 'vase', 'scissors',
-    'teddy bear', 'hair drier', 'toothbrush')
 
 # Layouts sampled as in DIODE (one box per image, 0.2-0.8 of the side, class
 # uniform); images are synthesized on the fly into a replay pool.
@@ -69,7 +55,7 @@ train_dataloader = dict(
         dataset=dict(
             type='BoxSamplerDataset',
             pool_dir='work_dirs/diode_yolov3-d53_yolov3-d53_273e_coco/pool',
-            metainfo=dict(classes=coco_classes),
+            metainfo=dict(classes=_base_.coco_classes),
             num_samples=120000,
             img_size=320,
             seed=0,

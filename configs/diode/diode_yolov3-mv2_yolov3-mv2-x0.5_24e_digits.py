@@ -53,13 +53,11 @@ model = dict(
     pseudo_label=dict(score_thr=0.15, replace_gt=True),
     det_loss_weight=1.0)
 
+# The student's loader (batch size, workers, sampler) on the data-free
+# source.
 train_dataloader = dict(
-    _delete_=True,
-    batch_size=16,
-    num_workers=1,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
+        _delete_=True,
         type='MultiImageMixDataset',
         # 3x3 tiled layouts synthesized on the fly (see the base file).
         dataset=dict(

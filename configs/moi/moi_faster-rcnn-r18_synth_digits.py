@@ -7,10 +7,10 @@
 #   python tools/synthesize.py \
 #       configs/moi/moi_faster-rcnn-r18_synth_digits.py \
 #       --out data/synth_frcnn --num-images 1000 --viz
-_base_ = '../_base_/synthesis/moi_faster-rcnn-r18_digits.py'
-
-custom_imports = dict(imports=['mmdiode'], allow_failed_imports=False)
-default_scope = 'mmdet'
+_base_ = [
+    '../_base_/synthesis/moi_faster-rcnn-r18_digits.py',
+    '../_base_/synthesis/default_runtime.py'
+]
 
 teacher = dict(
     config='configs/detectors/faster-rcnn-r18_8e_digits.py',
@@ -35,7 +35,4 @@ layout_sampler = dict(
     max_size=1.0,
     class_balanced=True)
 
-synthesis = dict(num_images=1000, batch_size=8, seed=0, max_retries=2)
-vis_backends = [dict(type='LocalVisBackend'),
-                dict(type='TensorboardVisBackend')]
-env_cfg = dict(dist_cfg=dict(backend='gloo'))
+synthesis = dict(batch_size=8)  # the other run settings: default_runtime.py

@@ -20,28 +20,14 @@
 # The R18 student of
 # configs/hgd/hgd_faster-rcnn-r101_faster-rcnn-r18_1x_coco.py, its schedule
 # (mmdet's 1x) and COCO val2017; teacher, losses and data replaced. The
-# synthesizer: _base_/synthesis/moi_faster-rcnn-r50_coco.py.
+# synthesizer: _base_/synthesis/moi_faster-rcnn-r50_coco.py; the teacher's
+# classes: _base_/datasets/coco_datafree.py.
 _base_ = [
     '../hgd/hgd_faster-rcnn-r101_faster-rcnn-r18_1x_coco.py',
-    '../_base_/synthesis/moi_faster-rcnn-r50_coco.py'
+    '../_base_/synthesis/moi_faster-rcnn-r50_coco.py',
+    '../_base_/datasets/coco_datafree.py'
 ]
 
-# The teacher's classes (mmdet's CocoDataset order); the data-free train set
-# has no annotation file to read them from.
-coco_classes = (
-    'person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus', 'train',
-    'truck', 'boat', 'traffic light', 'fire hydrant', 'stop sign',
-    'parking meter', 'bench', 'bird', 'cat', 'dog', 'horse', 'sheep', 'cow',
-    'elephant', 'bear', 'zebra', 'giraffe', 'backpack', 'umbrella',
-    'handbag', 'tie', 'suitcase', 'frisbee', 'skis', 'snowboard',
-    'sports ball', 'kite', 'baseball bat', 'baseball glove', 'skateboard',
-    'surfboard', 'tennis racket', 'bottle', 'wine glass', 'cup', 'fork',
-    'knife', 'spoon', 'bowl', 'banana', 'apple', 'sandwich', 'orange',
-    'broccoli', 'carrot', 'hot dog', 'pizza', 'donut', 'cake', 'chair',
-    'couch', 'potted plant', 'bed', 'dining table', 'toilet', 'tv', 'laptop',
-    'mouse', 'remote', 'keyboard', 'cell phone', 'microwave', 'oven',
-    'toaster', 'sink', 'refrigerator', 'book', 'clock', 'vase', 'scissors',
-    'teddy bear', 'hair drier', 'toothbrush')
 img_size = 320
 
 model = dict(
@@ -71,7 +57,7 @@ train_dataloader = dict(
     dataset=dict(
         type='BoxSamplerDataset',
         pool_dir='work_dirs/moi_faster-rcnn-r50_faster-rcnn-r18_1x_coco/pool',
-        metainfo=dict(classes=coco_classes),
+        metainfo=dict(classes=_base_.coco_classes),
         # The layouts of configs/moi/moi_faster-rcnn-r50_synth_coco.py.
         layout_sampler=dict(
             type='BoxLayoutSampler',

@@ -20,6 +20,7 @@ Decisions:
 import argparse
 import errno
 import json
+import os
 import os.path as osp
 import sys
 from typing import Iterable, NoReturn, Optional, Sequence
@@ -63,6 +64,22 @@ class DictAction(_MMEngineDictAction):
                 raise argparse.ArgumentError(
                     self, f'expected KEY=VALUE items, got {item!r}')
         super().__call__(parser, namespace, values, option_string)
+
+
+def parse_launcher_args(parser: argparse.ArgumentParser,
+                        argv: Optional[Sequence[str]] = None
+                        ) -> argparse.Namespace:
+    """Adds mmdet's ``--launcher`` and ``--local-rank`` to a tool's parser,
+    parses ``argv`` and, as mmdet's tools do, exports ``--local-rank`` as
+    ``LOCAL_RANK`` where the environment has none."""
+    parser.add_argument('--launcher',
+                        choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
 
 
 def _has_path(cfg: Config, dotted: str) -> bool:

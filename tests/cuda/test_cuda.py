@@ -30,7 +30,8 @@ from mmdiode.testing import make_data_samples, tiny_retinanet, tiny_yolov3
 
 TESTS = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.join(TESTS, 'models'))
-from kd_helpers import batch, build_kd, tiny_pair  # noqa: E402
+from kd_helpers import (FP_SAMPLING_ONCE, batch, build_kd,  # noqa: E402
+                        tiny_pair)
 
 DEVICE = os.environ.get('MMDIODE_TEST_DEVICE', 'cuda')
 DEVICE_TYPE = torch.device(DEVICE).type
@@ -261,13 +262,7 @@ def test_synthesis_with_false_positive_sampling_on_device():
     engine = DeepInversion(
         _teacher(tiny_yolov3).to(DEVICE),
         stages=[dict(size=SIZE, iterations=3, lr=0.1)],
-        fp_sampling=dict(
-            start=1,
-            end=1,
-            interval=1,
-            score_thr=0.0,
-            min_area=0.0,
-            max_area=1.0),
+        fp_sampling=FP_SAMPLING_ONCE,
         amp=AMP)
     result = engine.synthesize(_layouts(), torch.Generator().manual_seed(0))
     assert result.valid.all()

@@ -8,8 +8,7 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
-from mmdet.registry import DATASETS
-from mmdet.utils import register_all_modules
+from coco_helpers import load_coco_dataset
 from PIL import Image
 
 from mmdiode.datasets import ReplayPool, SyntheticCocoWriter
@@ -228,15 +227,7 @@ def test_coco_view_loads_in_coco_dataset(tmp_path):
     pool.add(_images(2), _layouts(2), rank=1)
     pool.add(_images(1, start=2), _layouts(1, start=2), rank=0)
     assert pool.dump_coco() == osp.join(str(tmp_path), 'annotations.json')
-    register_all_modules()
-    dataset = DATASETS.build(
-        dict(type='CocoDataset',
-             data_root=str(tmp_path),
-             ann_file='annotations.json',
-             data_prefix=dict(img=''),
-             metainfo=dict(classes=CLASSES),
-             test_mode=True,
-             pipeline=[]))
+    dataset = load_coco_dataset(tmp_path, CLASSES)
     assert len(dataset) == 3
     for k, entry in enumerate(pool.entries()):
         info = dataset.get_data_info(k)

@@ -6,9 +6,8 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
-from mmdet.registry import DATASETS
+from coco_helpers import load_coco_dataset
 from mmdet.structures.bbox import HorizontalBoxes
-from mmdet.utils import register_all_modules
 from mmengine.structures import InstanceData
 from PIL import Image
 
@@ -58,19 +57,6 @@ def _sampler():
         min_size=0.2,
         max_size=0.5,
         seed=5)
-
-
-def _load_dataset(root):
-    register_all_modules()
-    return DATASETS.build(
-        dict(
-            type='CocoDataset',
-            data_root=str(root),
-            ann_file='annotations.json',
-            data_prefix=dict(img=''),
-            metainfo=dict(classes=CLASSES),
-            test_mode=True,
-            pipeline=[]))
 
 
 def test_batches_and_names(tmp_path):
@@ -131,7 +117,7 @@ def test_resume_after_kill_then_merge(tmp_path):
     assert meta['num_annotations'] == len(ann_ids)
 
     # mmdet's CocoDataset loads it as is, with the targets of the sampler.
-    dataset = _load_dataset(tmp_path)
+    dataset = load_coco_dataset(tmp_path, CLASSES)
     assert len(dataset) == 10
     assert dataset.metainfo['classes'] == CLASSES
     for idx in range(10):
@@ -165,7 +151,7 @@ def test_invalid_images_are_regenerated_before_merge(tmp_path):
     _write(writer, sampler, 1, indices=[5])
     assert writer.invalid_indices() == []
     writer.merge()
-    assert len(_load_dataset(tmp_path)) == 10
+    assert len(load_coco_dataset(tmp_path, CLASSES)) == 10
 
 
 def test_first_write_must_cover_the_batch(tmp_path):

@@ -1,5 +1,6 @@
 """Helpers for the model tests: tiny detector pairs, batches, a tiny COCO
-set written to disk, and Runner configs on it."""
+set written to disk, Runner configs on it, and settings shared with the
+synthesis tests."""
 import json
 import os.path as osp
 
@@ -116,6 +117,12 @@ def runner_config(model: dict,
         log_level='WARNING',
         randomness=dict(seed=0))
 
+
+# False-positive sampling once, after the first iteration, of every
+# detection (score 0, any area): a random tiny teacher's detections join the
+# targets.
+FP_SAMPLING_ONCE = dict(
+    start=1, end=1, interval=1, score_thr=0.0, min_area=0.0, max_area=1.0)
 
 TEACHER_PREPROCESSOR = dict(
     type='DetDataPreprocessor',
@@ -244,3 +251,13 @@ def record_stages(model, images: torch.Tensor) -> dict:
     """
     backbone = model.backbone(images)
     return {'backbone': backbone, 'neck': model.neck(backbone)}
+
+
+def backward_through_adaptations(loss, value) -> None:
+    """Checks that ``value``, what the correspondence loss ``loss``
+    returned, is finite and positive, and that its backward reaches every
+    stage's 1x1 adaptation conv."""
+    assert torch.isfinite(value) and value.item() > 0
+    value.backward()
+    assert all(layer.adapt.conv.weight.grad.abs().sum() > 0
+               for layer in loss.correspondences)

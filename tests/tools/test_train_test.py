@@ -64,6 +64,20 @@ def run(args, cwd):
                           timeout=600)
 
 
+# tools/test.py's options here: no data workers.
+TEST_OPTS = [
+    '--cfg-options', 'test_dataloader.num_workers=0',
+    'test_dataloader.persistent_workers=False'
+]
+
+
+def run_test(name, checkpoint, work_dir, cwd, *args):
+    """tools/test.py on config ``name`` and ``checkpoint``."""
+    return run([tool('test.py'),
+                config(name), checkpoint, '--work-dir',
+                str(work_dir), *args] + TEST_OPTS, cwd)
+
+
 @pytest.mark.parametrize('name, batch', [(YOLOV3_TEACHER, 8),
                                          (FRCNN_TEACHER, 8)])
 def test_train_resume_and_test(workspace, name, batch):
@@ -88,14 +102,8 @@ def test_train_resume_and_test(workspace, name, batch):
     assert 'resumed epoch: 1' in r.stdout + r.stderr
     assert osp.exists(osp.join(work, 'epoch_2.pth'))
 
-    r = run([
-        tool('test.py'),
-        config(name), ckpt, '--work-dir', work, '--out',
-        osp.join(work, 'preds.pkl'), '--cfg-options'
-    ] + [
-        'test_dataloader.num_workers=0',
-        'test_dataloader.persistent_workers=False'
-    ], workspace)
+    r = run_test(name, ckpt, work, workspace, '--out',
+                 osp.join(work, 'preds.pkl'))
     assert r.returncode == 0, r.stderr[-3000:]
     assert 'metrics_json=' in r.stdout
     assert osp.getsize(osp.join(work, 'preds.pkl')) > 0
@@ -138,21 +146,14 @@ def test_dist_test_on_two_cpu_processes_scores_like_one(workspace):
     split and CocoMetric gathers it; the committed teacher scores the same as
     in one process."""
     ckpt = osp.join(ROOT, 'checkpoints', 'digits_yolov3_teacher_fp16.pth')
-    opts = [
-        '--cfg-options', 'test_dataloader.num_workers=0',
-        'test_dataloader.persistent_workers=False'
-    ]
-    single = run([
-        tool('test.py'),
-        config(YOLOV3_TEACHER), ckpt, '--work-dir',
-        str(workspace / 'test_single')
-    ] + opts, workspace)
+    single = run_test(YOLOV3_TEACHER, ckpt, workspace / 'test_single',
+                      workspace)
     assert single.returncode == 0, single.stderr[-3000:]
     dist = run_dist_tool(osp.join(ROOT, 'tools', 'dist_test.sh'),
                          [
                              config(YOLOV3_TEACHER), ckpt, 2,
                              '--work-dir', workspace / 'test_dist'
-                         ] + opts,
+                         ] + TEST_OPTS,
                          cwd=workspace)
     assert dist.returncode == 0, (dist.stdout + dist.stderr)[-4000:]
     expected, = _metrics(single.stdout)
@@ -168,15 +169,7 @@ def test_checkpoint_of_another_model_is_refused(workspace, tmp_path):
     random detector would be scored or fine-tuned. test.py, load_from and
     the KD teacher refuse it with one line naming how much fits."""
     yolo = osp.join(ROOT, 'checkpoints', 'digits_yolov3_teacher_fp16.pth')
-    opts = [
-        '--cfg-options', 'test_dataloader.num_workers=0',
-        'test_dataloader.persistent_workers=False'
-    ]
-    r = run([
-        tool('test.py'),
-        config(FRCNN_TEACHER), yolo, '--work-dir',
-        str(tmp_path / 'w')
-    ] + opts, workspace)
+    r = run_test(FRCNN_TEACHER, yolo, tmp_path / 'w', workspace)
     assert r.returncode == 2, r.stderr[-3000:]
     error, = [
         line for line in r.stderr.splitlines() if line.startswith('error:')

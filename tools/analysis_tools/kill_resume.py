@@ -54,7 +54,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Dict, List, NamedTuple, Optional
+from typing import Dict, List, NamedTuple, Optional, Sequence
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
@@ -109,6 +109,13 @@ def read_json(path: str, report: 'Report') -> Optional[dict]:
         return None
 
 
+def read_jsons(folder: str, names: Sequence[str],
+               report: 'Report') -> Optional[dict]:
+    """Reads the json files ``names`` in ``folder`` (:func:`read_json`);
+    the first one's content."""
+    return [read_json(osp.join(folder, name), report) for name in names][0]
+
+
 def png_ok(path: str, size: Optional[tuple] = None) -> bool:
     """A complete PNG (PIL's verify, then a full decode) of ``size``
     (width, height) if given."""
@@ -125,6 +132,15 @@ def png_ok(path: str, size: Optional[tuple] = None) -> bool:
 
 def temporaries(folder: str) -> List[str]:
     return glob.glob(osp.join(folder, '**', '.*.tmp'), recursive=True)
+
+
+def check_png(path: str, size: tuple, report: 'Report') -> None:
+    """Counts the image at ``path`` as missing, or as corrupt unless it is a
+    complete PNG of ``size`` (width, height)."""
+    if not osp.isfile(path):
+        report.missing.append(path)
+    elif not png_ok(path, size):
+        report.corrupt.append(path)
 
 
 class Report:
@@ -188,10 +204,31 @@ def run_and_kill(cmd: List[str], log: str, delay: float) -> bool:
 
 
 # --------------------------------------------------------------------------
-# The train job
+# The jobs
 
 
-class TrainJob:
+class Job:
+    """A tool run that is killed and resumed: its command, what is on disk
+    after a kill (``state``, ``phase``) and the checks of the resumed run."""
+
+    def check(self, folder: str, killed: Optional[dict], code: int,
+              reference: Optional[dict]) -> Report:
+        """What the resumed run, which exited with ``code``, left in
+        ``folder``, against the ``killed`` run's state and the
+        ``reference`` (uninterrupted) run's result."""
+        report = Report()
+        if code != 0:
+            report.problems.append(f'the resumed run exited with {code}')
+        else:
+            self.check_outputs(folder, killed, reference, report)
+        return report
+
+    def check_outputs(self, folder: str, killed: Optional[dict],
+                      reference: Optional[dict], report: Report) -> None:
+        raise NotImplementedError
+
+
+class TrainJob(Job):
     """``tools/train.py`` with ``DeepInversionHook`` on the tiny data-free
     config: rounds every 2 iterations, a checkpoint every 3."""
 
@@ -283,16 +320,12 @@ class TrainJob:
 
     # -- checks ------------------------------------------------------------
 
-    def check(self, folder: str, killed: Optional[dict], code: int,
-              reference: Optional[dict]) -> Report:
-        report = Report()
-        if code != 0:
-            report.problems.append(f'the resumed run exited with {code}')
-            return report
+    def check_outputs(self, folder: str, killed: Optional[dict],
+                      reference: Optional[dict], report: Report) -> None:
         pool = osp.join(folder, 'pool')
-        index = read_json(osp.join(pool, 'index_rank0.json'), report)
-        for name in ('meta.json', 'hook_state_rank0.json'):
-            read_json(osp.join(pool, name), report)
+        index = read_jsons(
+            pool, ('index_rank0.json', 'meta.json', 'hook_state_rank0.json'),
+            report)
         final = osp.join(folder, 'work', f'iter_{self.iters}.pth')
         if self._last_checkpoint(folder) != final:
             report.problems.append(f'last_checkpoint is not {final}')
@@ -300,9 +333,9 @@ class TrainJob:
             hook = self._hook_state(final)
         except Exception as e:  # a checkpoint that does not load
             report.corrupt.append(f'{final} ({e})')
-            return report
+            return
         if index is None:
-            return report
+            return
         self._check_images(pool, index, report)
         ids = [item['id'] for item in index['images']]
         if ids != list(range(index['next_id'])):
@@ -317,17 +350,13 @@ class TrainJob:
                                    f'expected {expected}')
         if killed is not None:
             self._check_kept(pool, index, killed, report)
-        return report
 
     def _check_images(self, pool: str, index: dict, report: Report) -> None:
         names = set()
         for item in index['images']:
             path = osp.join(pool, item['file_name'])
             names.add(osp.basename(path))
-            if not osp.isfile(path):
-                report.missing.append(path)
-            elif not png_ok(path, (item['width'], item['height'])):
-                report.corrupt.append(path)
+            check_png(path, (item['width'], item['height']), report)
         stray = [n for n in os.listdir(osp.join(pool, 'images'))
                  if n not in names] + temporaries(pool)
         if stray:
@@ -358,11 +387,7 @@ class TrainJob:
                                    f'batches of {self.batch_size}')
 
 
-# --------------------------------------------------------------------------
-# The synthesize job
-
-
-class SynthesizeJob:
+class SynthesizeJob(Job):
     """``tools/synthesize.py`` on the tiny synthesis config."""
 
     name = 'synthesize'
@@ -402,24 +427,16 @@ class SynthesizeJob:
             return 'after the merge'
         return f'{batches} batches recorded' if batches else 'start-up'
 
-    def check(self, folder: str, killed: Optional[dict], code: int,
-              reference: Optional[dict]) -> Report:
-        report = Report()
-        if code != 0:
-            report.problems.append(f'the resumed run exited with {code}')
-            return report
+    def check_outputs(self, folder: str, killed: Optional[dict],
+                      reference: Optional[dict], report: Report) -> None:
         out = osp.join(folder, 'out')
-        coco = read_json(osp.join(out, 'annotations.json'), report)
-        for name in ('meta.json', 'fidelity.json'):
-            read_json(osp.join(out, name), report)
+        coco = read_jsons(out, ('annotations.json', 'meta.json',
+                                'fidelity.json'), report)
         if coco is None:
-            return report
+            return
         for img in coco['images']:
-            path = osp.join(out, img['file_name'])
-            if not osp.isfile(path):
-                report.missing.append(path)
-            elif not png_ok(path, (img['width'], img['height'])):
-                report.corrupt.append(path)
+            check_png(osp.join(out, img['file_name']),
+                      (img['width'], img['height']), report)
         if reference is not None and (
                 coco['images'] != reference['images']
                 or coco['annotations'] != reference['annotations']):
@@ -439,7 +456,6 @@ class SynthesizeJob:
                     report.missing.append(image)
                 elif sha256(image) != image_digest:
                     report.corrupt.append(f'{image} (changed after the kill)')
-        return report
 
 
 # --------------------------------------------------------------------------

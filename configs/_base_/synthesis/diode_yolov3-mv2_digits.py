@@ -3,7 +3,9 @@
 # a few hundred iterations instead of 4000, no flips (digits are not
 # mirror-symmetric). The synthesizer of
 # configs/diode/diode_yolov3-mv2_synth_digits.py and, with a stronger BN
-# prior, of the data-free recipe (diode-kd_yolov3-mv2_digits.py).
+# prior, of the data-free recipe (diode-kd_yolov3-mv2_digits.py); the MOI
+# recipe moi_faster-rcnn-r18_digits.py takes its priors, augmentations and
+# stages.
 synthesizer = dict(
     type='DeepInversion',
     bn_prior=dict(weight=0.1, p=2, first_bn_multiplier=2.0,

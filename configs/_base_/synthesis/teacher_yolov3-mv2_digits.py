@@ -1,9 +1,8 @@
 # Synthesis from the bundled YOLOv3-MobileNetV2 teacher on 2 CPU cores: the
-# teacher, the image size and the run settings shared by the digits DIODE
-# synthesis configs (configs/diode/diode_yolov3-mv2_synth*_digits.py), which
-# add a synthesizer recipe and their layouts.
-custom_imports = dict(imports=['mmdiode'], allow_failed_imports=False)
-default_scope = 'mmdet'
+# teacher and the image size shared by the digits DIODE synthesis configs
+# (configs/diode/diode_yolov3-mv2_synth*_digits.py), which add a synthesizer
+# recipe and their layouts, with the run settings of default_runtime.py.
+_base_ = './default_runtime.py'
 
 teacher = dict(
     config='configs/detectors/yolov3-mv2_24e_digits.py',
@@ -13,8 +12,3 @@ teacher = dict(
     checkpoint='checkpoints/digits_yolov3_teacher_fp16.pth')
 
 img_size = 128
-
-synthesis = dict(num_images=1000, batch_size=16, seed=0, max_retries=2)
-vis_backends = [dict(type='LocalVisBackend'),
-                dict(type='TensorboardVisBackend')]
-env_cfg = dict(dist_cfg=dict(backend='gloo'))

@@ -507,19 +507,12 @@ class DenseHeadKDLoss(_ClassAndBoxKDLoss):
     Args:
         module (str): Recording name of the head. Defaults to
             ``'bbox_head'``.
-        cls_weight, reg_weight, temperature, reg_loss, loss_weight: See
-            :class:`_ClassAndBoxKDLoss`.
+        **kwargs: ``cls_weight``, ``reg_weight``, ``temperature``,
+            ``reg_loss``, ``loss_weight``: see :class:`_ClassAndBoxKDLoss`.
     """
 
-    def __init__(self,
-                 module: str = 'bbox_head',
-                 cls_weight: float = 1.0,
-                 reg_weight: float = 1.0,
-                 temperature: float = 1.0,
-                 reg_loss: str = 'l1',
-                 loss_weight: float = 1.0) -> None:
-        super().__init__(cls_weight, reg_weight, temperature, reg_loss,
-                         loss_weight)
+    def __init__(self, module: str = 'bbox_head', **kwargs) -> None:
+        super().__init__(**kwargs)
         self.module = module
         self._input_name = f'{module}{INPUT_SUFFIX}'
         self._extra_key = f'{module}.teacher_outputs'
@@ -638,21 +631,16 @@ class RoIHeadKDLoss(_ClassAndBoxKDLoss):
             output feeds its RoI head. Defaults to ``'neck'``.
         stage (int, optional): The stage of a cascade RoI head. Defaults to
             None (a single-stage RoI head such as ``StandardRoIHead``).
-        cls_weight, reg_weight, temperature, reg_loss, loss_weight: See
-            :class:`_ClassAndBoxKDLoss`.
+        **kwargs: ``cls_weight``, ``reg_weight``, ``temperature``,
+            ``reg_loss``, ``loss_weight``: see :class:`_ClassAndBoxKDLoss`.
     """
 
     def __init__(self,
                  roi_head: str = 'roi_head',
                  teacher_feats: str = 'neck',
                  stage: Optional[int] = None,
-                 cls_weight: float = 1.0,
-                 reg_weight: float = 1.0,
-                 temperature: float = 1.0,
-                 reg_loss: str = 'l1',
-                 loss_weight: float = 1.0) -> None:
-        super().__init__(cls_weight, reg_weight, temperature, reg_loss,
-                         loss_weight)
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
         if stage is not None and stage < 0:
             raise ValueError(f'stage must be >= 0, got {stage}')
         self.roi_head = roi_head

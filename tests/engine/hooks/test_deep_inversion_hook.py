@@ -310,6 +310,38 @@ def test_data_free_config_wires_dataset_hook_and_teacher(path, tmp_path):
         for v in (vs if isinstance(vs, list) else [vs]))
 
 
+def _killed_run(cfg, method, replacement):
+    """Trains ``cfg`` with ``DeepInversionHook.<method>`` replaced by
+    ``replacement``, which raises KeyboardInterrupt (the run is killed);
+    the method is restored afterwards."""
+    from mmdiode.engine.hooks import deep_inversion_hook as module
+    original = getattr(module.DeepInversionHook, method)
+    setattr(module.DeepInversionHook, method, replacement)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            Runner.from_cfg(cfg).train()
+    finally:
+        setattr(module.DeepInversionHook, method, original)
+
+
+def _restart_completes_initial_batches(cfg, experiment_name):
+    """Starts ``cfg`` again (3 initial batches): it ends with all of them
+    done, their images on layouts 0..5, none twice. Returns the runner."""
+    cfg.experiment_name = experiment_name
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    hook = _hook(runner)
+    assert (hook.counter, hook.initial_done) == (3 * BATCH, 3)
+    entries = hook.pool.entries()
+    assert len(entries) == 3 * BATCH
+    dataset = runner.train_dataloader.dataset
+    for k, entry in enumerate(entries):  # layouts 0..5, none twice
+        np.testing.assert_allclose(entry.bboxes,
+                                   dataset.layout(k).bboxes,
+                                   atol=1e-4)
+    return runner
+
+
 def test_start_stopped_during_initial_batches_continues_them(tmp_path):
     """Killed before its first checkpoint (during the minutes-long initial
     batches), a run has nothing to resume from; started again on the same
@@ -327,26 +359,10 @@ def test_start_stopped_during_initial_batches_continues_them(tmp_path):
             raise KeyboardInterrupt('killed')
         original(self, runner, initial)
 
-    module.DeepInversionHook._synthesize_batch = dies_in_second_batch
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            Runner.from_cfg(cfg).train()
-    finally:
-        module.DeepInversionHook._synthesize_batch = original
+    _killed_run(cfg, '_synthesize_batch', dies_in_second_batch)
     with open(tmp_path / 'pool' / 'hook_state_rank0.json') as f:
         assert json.load(f) == dict(counter=BATCH, initial_done=1)
-    cfg.experiment_name = 'datafree_restart'
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    hook = _hook(runner)
-    assert (hook.counter, hook.initial_done) == (3 * BATCH, 3)
-    entries = hook.pool.entries()
-    assert len(entries) == 3 * BATCH
-    dataset = runner.train_dataloader.dataset
-    for k, entry in enumerate(entries):  # layouts 0..5, none twice
-        np.testing.assert_allclose(entry.bboxes,
-                                   dataset.layout(k).bboxes,
-                                   atol=1e-4)
+    runner = _restart_completes_initial_batches(cfg, 'datafree_restart')
     log = open(osp.join(runner.log_dir, f'{runner.timestamp}.log')).read()
     assert 'continuing an earlier start' in log
     assert '1/3 initial batches done' in log
@@ -360,29 +376,11 @@ def test_start_killed_before_recording_its_first_batch_continues(tmp_path):
     for a pool filled otherwise and skip the remaining initial batches)."""
     cfg = _config(tmp_path, max_iters=1)
     cfg.custom_hooks[0].update(initial_batches=3, interval=100, pool_size=10)
-    from mmdiode.engine.hooks import deep_inversion_hook as module
-    original = module.DeepInversionHook._save_progress
 
     def killed(self):
         raise KeyboardInterrupt('killed')
 
-    module.DeepInversionHook._save_progress = killed
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            Runner.from_cfg(cfg).train()
-    finally:
-        module.DeepInversionHook._save_progress = original
+    _killed_run(cfg, '_save_progress', killed)
     assert not osp.exists(tmp_path / 'pool' / 'hook_state_rank0.json')
     assert len(ReplayPool(str(tmp_path / 'pool'))) == BATCH
-    cfg.experiment_name = 'datafree_unrecorded_restart'
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    hook = _hook(runner)
-    assert (hook.counter, hook.initial_done) == (3 * BATCH, 3)
-    entries = hook.pool.entries()
-    assert len(entries) == 3 * BATCH
-    dataset = runner.train_dataloader.dataset
-    for k, entry in enumerate(entries):  # layouts 0..5, none twice
-        np.testing.assert_allclose(entry.bboxes,
-                                   dataset.layout(k).bboxes,
-                                   atol=1e-4)
+    _restart_completes_initial_batches(cfg, 'datafree_unrecorded_restart')

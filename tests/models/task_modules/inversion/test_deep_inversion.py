@@ -2,6 +2,7 @@
 import pytest
 import torch
 from conftest import build_teacher, gn_teacher
+from kd_helpers import FP_SAMPLING_ONCE
 from mmdet.registry import TASK_UTILS
 
 from mmdiode.models.task_modules.inversion import (DeepInversion,
@@ -131,13 +132,7 @@ def test_false_positive_sampling_adds_targets(teachers):
     engine = _engine(
         teachers['yolov3'],
         stages=[dict(size=64, iterations=3, lr=0.1)],
-        fp_sampling=dict(
-            start=1,
-            end=1,
-            interval=1,
-            score_thr=0.0,
-            min_area=0.0,
-            max_area=1.0))
+        fp_sampling=FP_SAMPLING_ONCE)
     result = engine.synthesize(_layouts(), torch.Generator().manual_seed(0))
     for (boxes, labels), out_boxes, out_labels in zip(_layouts(), result.boxes,
                                                       result.labels):

@@ -2,6 +2,7 @@
 import pytest
 import torch
 from conftest import build_teacher, gn_teacher
+from kd_helpers import FP_SAMPLING_ONCE
 from mmdet.registry import TASK_UTILS
 
 from mmdiode.models.task_modules.inversion import (DeepInversion,
@@ -58,13 +59,7 @@ def test_synthesis_uses_no_bn_statistics_and_the_full_two_stage_loss():
             type='MultiObjectImpressions',
             teacher=teacher,
             stages=STAGES,
-            fp_sampling=dict(
-                start=1,
-                end=1,
-                interval=1,
-                score_thr=0.0,
-                min_area=0.0,
-                max_area=1.0)))
+            fp_sampling=FP_SAMPLING_ONCE))
     assert isinstance(moi, DeepInversion) and moi.bn_weight == 0
     result = moi.synthesize(_layouts(), torch.Generator().manual_seed(0))
     history = result.loss_history
