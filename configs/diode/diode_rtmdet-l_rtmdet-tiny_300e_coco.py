@@ -21,6 +21,7 @@
 # hooks replaced. The synthesizer: _base_/synthesis/diode_rtmdet-l_coco.py;
 # the teacher's classes: _base_/datasets/coco_datafree.py.
 _base_ = [
+    '../_base_/synthesis/hook.py',
     '../kd/output-kl_rtmdet-l_rtmdet-tiny_300e_coco.py',
     '../_base_/synthesis/diode_rtmdet-l_coco.py',
     '../_base_/datasets/coco_datafree.py'
@@ -42,32 +43,11 @@ train_dataloader = dict(
     num_workers=4,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
+    # Multi-object layouts as the synthesis config's, synthesized into the
+    # pool: _base_/datasets/coco_datafree.py.
     dataset=dict(
-        type='BoxSamplerDataset',
-        pool_dir='work_dirs/diode_rtmdet-l_rtmdet-tiny_300e_coco/pool',
-        metainfo=dict(classes=_base_.coco_classes),
-        # The layouts of configs/diode/diode_rtmdet-l_synth_coco.py: several
-        # objects per image, as in COCO.
-        layout_sampler=dict(
-            type='BoxLayoutSampler',
-            strategy='multi-box',
-            min_boxes=2,
-            max_boxes=6,
-            max_iou=0.35,
-            min_size=0.1,
-            max_size=0.6),
-        num_samples=120000,  # DIODE's data set size per epoch
-        img_size=img_size,
-        seed=0,
-        pipeline=[
-            # The student trains near the synthesized resolution.
-            dict(
-                type='RandomResize',
-                scale=[(img_size, img_size), (480, 480)],
-                keep_ratio=True),
-            dict(type='RandomFlip', prob=0.5),
-            dict(type='PackDetInputs')
-        ]))
+        _base_.coco_datafree_dataset,
+        pool_dir='work_dirs/diode_rtmdet-l_rtmdet-tiny_300e_coco/pool'))
 
 # Real COCO val2017 (optional): tested at 320 px, the scale the student was
 # trained at. Without it, set val_cfg, val_dataloader and val_evaluator to
@@ -94,15 +74,14 @@ test_dataloader = val_dataloader
 # has no place here.
 custom_hooks = [
     dict(
-        type='DeepInversionHook',
+        _base_.deep_inversion_hook,
+        # An offline set (tools/synthesize.py) can seed the pool:
+        # warm_start='data/diode_rtmdet_coco'.
         synthesizer=_base_.synthesizer,
         pool_size=20000,
         interval=2000,
-        batches_per_round=1,
         batch_size=32,  # beside the training batch in GPU memory
-        initial_batches=1,
-        warm_start=None,  # e.g. 'data/diode_rtmdet_coco' (tools/synthesize)
-        seed=0)
+        initial_batches=1)
 ] + [hook for hook in _base_.custom_hooks
      if hook.type != 'PipelineSwitchHook']
 env_cfg = dict(dist_cfg=dict(backend='nccl'))

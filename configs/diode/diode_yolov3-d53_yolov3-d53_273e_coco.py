@@ -16,6 +16,7 @@
 # distillation loss (MSE between raw head maps) and no labels. The teacher's
 # classes: _base_/datasets/coco_datafree.py.
 _base_ = [
+    '../_base_/synthesis/hook.py',
     '../_base_/models/yolov3_d53_320_scratch.py',
     '../_base_/synthesis/diode_yolov3-d53_coco.py',
     '../_base_/datasets/coco_datafree.py'
@@ -75,16 +76,15 @@ train_dataloader = dict(
 
 custom_hooks = [
     dict(
-        type='DeepInversionHook',
+        _base_.deep_inversion_hook,
+        # An offline set (tools/synthesize.py) can seed the pool:
+        # warm_start='data/diode_coco'.
         # DIODE's recipe, as the offline synthesis config's.
         synthesizer=_base_.synthesizer,
         pool_size=20000,
         interval=2000,
-        batches_per_round=1,
         batch_size=32,  # beside the training batch in GPU memory
-        initial_batches=1,
-        warm_start=None,  # e.g. 'data/diode_coco' from tools/synthesize.py
-        seed=0),
+        initial_batches=1),
     dict(type='TeacherEvalHook'),
 ]
 

@@ -26,6 +26,7 @@
 # of the offline sets (diode_yolov3-mv2_synth-kd_digits.py), from
 # _base_/synthesis/diode-kd_yolov3-mv2_digits.py.
 _base_ = [
+    '../_base_/synthesis/hook.py',
     '../detectors/yolov3-mv2-x0.5_24e_digits.py',
     '../_base_/datasets/digits_datafree.py',
     '../_base_/synthesis/diode-kd_yolov3-mv2_digits.py'
@@ -77,15 +78,12 @@ train_dataloader = dict(
 # initial batches: warm_start='data/...'.
 custom_hooks = [
     dict(
-        type='DeepInversionHook',
+        _base_.deep_inversion_hook,
         synthesizer=_base_.synthesizer,
         pool_size=2048,
         interval=100,
-        batches_per_round=1,
         batch_size=16,
-        initial_batches=8,
-        warm_start=None,
-        seed=0),
+        initial_batches=8),
     # Also logs the frozen teacher's val metrics (once) as teacher/coco/...
     dict(type='TeacherEvalHook'),
 ]

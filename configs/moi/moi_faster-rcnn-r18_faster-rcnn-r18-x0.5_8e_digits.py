@@ -15,6 +15,7 @@
 # of the offline sets (moi_faster-rcnn-r18_synth_digits.py), from
 # _base_/synthesis/moi_faster-rcnn-r18_digits.py.
 _base_ = [
+    '../_base_/synthesis/hook.py',
     '../detectors/faster-rcnn-r18-x0.5_8e_digits.py',
     '../_base_/datasets/digits_datafree.py',
     '../_base_/synthesis/moi_faster-rcnn-r18_digits.py'
@@ -70,15 +71,12 @@ train_dataloader = dict(
 # images per hour but weaker impressions.
 custom_hooks = [
     dict(
-        type='DeepInversionHook',
+        _base_.deep_inversion_hook,
         synthesizer=_base_.synthesizer,
         pool_size=1024,
         interval=100,
-        batches_per_round=1,
         batch_size=8,
-        initial_batches=4,
-        warm_start=None,
-        seed=0),
+        initial_batches=4),
     # Also logs the frozen teacher's val metrics (once) as teacher/coco/...
     dict(type='TeacherEvalHook'),
 ]

@@ -23,6 +23,7 @@
 # synthesizer: _base_/synthesis/moi_faster-rcnn-r50_coco.py; the teacher's
 # classes: _base_/datasets/coco_datafree.py.
 _base_ = [
+    '../_base_/synthesis/hook.py',
     '../hgd/hgd_faster-rcnn-r101_faster-rcnn-r18_1x_coco.py',
     '../_base_/synthesis/moi_faster-rcnn-r50_coco.py',
     '../_base_/datasets/coco_datafree.py'
@@ -54,31 +55,11 @@ train_dataloader = dict(
     num_workers=2,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
+    # Multi-object layouts as the synthesis config's, synthesized into the
+    # pool: _base_/datasets/coco_datafree.py.
     dataset=dict(
-        type='BoxSamplerDataset',
-        pool_dir='work_dirs/moi_faster-rcnn-r50_faster-rcnn-r18_1x_coco/pool',
-        metainfo=dict(classes=_base_.coco_classes),
-        # The layouts of configs/moi/moi_faster-rcnn-r50_synth_coco.py.
-        layout_sampler=dict(
-            type='BoxLayoutSampler',
-            strategy='multi-box',
-            min_boxes=2,
-            max_boxes=6,
-            max_iou=0.35,
-            min_size=0.1,
-            max_size=0.6),
-        num_samples=120000,  # DIODE's data set size per epoch
-        img_size=img_size,
-        seed=0,
-        pipeline=[
-            # The student trains near the synthesized resolution.
-            dict(
-                type='RandomResize',
-                scale=[(img_size, img_size), (480, 480)],
-                keep_ratio=True),
-            dict(type='RandomFlip', prob=0.5),
-            dict(type='PackDetInputs')
-        ]))
+        _base_.coco_datafree_dataset,
+        pool_dir='work_dirs/moi_faster-rcnn-r50_faster-rcnn-r18_1x_coco/pool'))
 
 # Real COCO val2017 (optional): tested at a short side of 320 px, the scale
 # the student was trained at. Without it, set val_cfg, val_dataloader and
@@ -97,15 +78,14 @@ test_dataloader = val_dataloader
 
 custom_hooks = [
     dict(
-        type='DeepInversionHook',
+        _base_.deep_inversion_hook,
+        # An offline set (tools/synthesize.py) can seed the pool:
+        # warm_start='data/moi_coco'.
         synthesizer=_base_.synthesizer,
         pool_size=120000,
         interval=2000,
-        batches_per_round=1,
         batch_size=32,
-        initial_batches=1,
-        warm_start=None,  # e.g. 'data/moi_coco' from tools/synthesize.py
-        seed=0),
+        initial_batches=1),
     # Also logs the frozen teacher's val metrics (once) as teacher/coco/...
     dict(type='TeacherEvalHook'),
 ]

@@ -18,3 +18,30 @@ coco_classes = (
     'mouse', 'remote', 'keyboard', 'cell phone', 'microwave', 'oven',
     'toaster', 'sink', 'refrigerator', 'book', 'clock', 'vase', 'scissors',
     'teddy bear', 'hair drier', 'toothbrush')
+
+# Layouts of several objects per image, as COCO images hold several: those of
+# the COCO synthesis configs (_base_/synthesis/coco.py) and of the on-the-fly
+# training sets below.
+coco_layouts = dict(
+    type='BoxLayoutSampler', strategy='multi-box', min_boxes=2, max_boxes=6,
+    max_iou=0.35, min_size=0.1, max_size=0.6)
+
+# The on-the-fly training set of the multi-object data-free COCO configs
+# (configs/diode/diode_rtmdet-l_rtmdet-tiny_300e_coco.py,
+# configs/moi/moi_faster-rcnn-r50_faster-rcnn-r18_1x_coco.py): 320 px
+# layouts, synthesized into the config's pool (each sets pool_dir); DIODE's
+# data set size per epoch; the student trains near the synthesized
+# resolution.
+coco_datafree_dataset = dict(
+    type='BoxSamplerDataset',
+    metainfo=dict(classes=coco_classes),
+    layout_sampler=coco_layouts,
+    num_samples=120000,
+    img_size=320,
+    seed=0,
+    pipeline=[
+        dict(type='RandomResize', scale=[(320, 320), (480, 480)],
+             keep_ratio=True),
+        dict(type='RandomFlip', prob=0.5),
+        dict(type='PackDetInputs')
+    ])
