@@ -27,7 +27,6 @@ Examples::
     python tools/benchmark_datafree.py --pairs yolov3 \
         --rows teacher kd_synth_online --stream
 """
-import json
 import os
 import os.path as osp
 import subprocess
@@ -40,7 +39,7 @@ from benchmarks.digits.datafree import (PAIRS, PROFILES, ROWS,  # noqa: E402
                                         DatafreeBenchmark, collect,
                                         scaling_points)
 from mmdiode.utils.cli import ArgumentParser, ConfigError, fail  # noqa
-from mmdiode.utils.fileio import dump_json_atomic  # noqa: E402
+from mmdiode.utils.fileio import dump_json_atomic, load_json_object  # noqa
 from mmdiode.visualization.results import (plot_datafree_results, plot_scaling,
                                            results_table)
 
@@ -136,18 +135,8 @@ def earlier_results(path: str):
     """
     if not osp.isfile(path):
         return None
-    with open(path, encoding='utf-8') as f:
-        text = f.read()
-    try:
-        previous = json.loads(text)
-        problem = None if isinstance(previous, dict) else \
-            f'a {type(previous).__name__}'
-    except ValueError as e:
-        problem = str(e)
-    if problem is not None:
-        raise ConfigError(f'{path} is not a results json ({problem}); move '
-                          'it away or give another --out')
-    return previous
+    return load_json_object(path, 'a results json',
+                            'move it away or give another --out')
 
 
 def main(argv=None) -> int:

@@ -36,8 +36,8 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 from PIL import Image
 
-from ..utils.cli import ConfigError
-from ..utils.fileio import TMP_SUFFIX, atomic_open, dump_json_atomic
+from ..utils.fileio import (TMP_SUFFIX, atomic_open, dump_json_atomic,
+                            load_json_object)
 
 _RECORD_RE = re.compile(r'^batch_(\d+)\.json$')
 _RANK_RE = re.compile(r'^rank(\d+)$')
@@ -346,21 +346,10 @@ class SyntheticCocoWriter:
     def _load(path: str) -> dict:
         """A record or ``job.json``; a corrupt one (written by another
         program: the writer's own writes are atomic) is a
-        :class:`ConfigError` naming it."""
-        with open(path, encoding='utf-8') as f:
-            text = f.read()
-        try:
-            content = json.loads(text)
-            problem = None if isinstance(content, dict) else \
-                f'a {type(content).__name__}'
-        except ValueError as e:
-            problem = str(e)
-        if problem is not None:
-            raise ConfigError(
-                f'{path} is not a json record of SyntheticCocoWriter '
-                f'({problem}); delete it to redo its batch, or use another '
-                'data_root')
-        return content
+        :class:`~mmdiode.utils.cli.ConfigError` naming it."""
+        return load_json_object(
+            path, 'a json record of SyntheticCocoWriter',
+            'delete it to redo its batch, or use another data_root')
 
     def _checked_indices(self, batch: int, indices: Optional[Sequence[int]],
                          record: Optional[dict]) -> List[int]:

@@ -116,20 +116,20 @@ def _retinanet(w: int, f: int, c: int) -> dict:
         test_cfg=dict(nms_pre=100))
 
 
-def _fcos(w: int, f: int, c: int) -> dict:
-    return dict(
-        backbone=_resnet(w), neck=_fpn(w, f),
-        bbox_head=dict(num_classes=c, in_channels=f, feat_channels=f,
-                       stacked_convs=1, norm_cfg=_GN),
-        test_cfg=dict(nms_pre=100))
+def _gn_dense_head(w: int, f: int, c: int) -> dict:
+    """FCOS and ATSS: :func:`_retinanet` with group norm in the head.
 
+    Args:
+        w (int): Base channels of the ResNet-18.
+        f (int): Channels of the FPN levels and of the head's convs.
+        c (int): Classes of the head.
 
-def _atss(w: int, f: int, c: int) -> dict:
-    return dict(
-        backbone=_resnet(w), neck=_fpn(w, f),
-        bbox_head=dict(num_classes=c, in_channels=f, feat_channels=f,
-                       stacked_convs=1, norm_cfg=_GN),
-        test_cfg=dict(nms_pre=100))
+    Returns:
+        dict: The update of mmdet's model config.
+    """
+    model = _retinanet(w, f, c)
+    model['bbox_head']['norm_cfg'] = _GN
+    return model
 
 
 def _csp_widen(w: int) -> float:
@@ -248,9 +248,9 @@ def _dino(w: int, f: int, c: int) -> dict:
 
 
 _SHRINK: Dict[str, Callable[[int, int, int], dict]] = dict(
-    retinanet=_retinanet, fcos=_fcos, atss=_atss, yolox=_yolox,
-    rtmdet=_rtmdet, yolov3=_yolov3, ssd=_ssd, faster_rcnn=_faster_rcnn,
-    cascade_rcnn=_cascade_rcnn, dino=_dino)
+    retinanet=_retinanet, fcos=_gn_dense_head, atss=_gn_dense_head,
+    yolox=_yolox, rtmdet=_rtmdet, yolov3=_yolov3, ssd=_ssd,
+    faster_rcnn=_faster_rcnn, cascade_rcnn=_cascade_rcnn, dino=_dino)
 
 
 def tiny_detector(family: str,

@@ -1,5 +1,5 @@
 """Atomic file writes: the one way mmdiode writes a file a reader or a
-resumed run may see.
+resumed run may see; and the checked read of a json file such a write made.
 
 Every output (a synthesized PNG, a batch record, a pool index, a
 checkpoint, a plot, a results json) is written to a hidden temporary file
@@ -15,6 +15,8 @@ import os.path as osp
 import tempfile
 from contextlib import contextmanager
 from typing import IO, Any, Iterator
+
+from .cli import ConfigError
 
 #: Suffix of the temporaries :func:`atomic_open` leaves behind when killed.
 TMP_SUFFIX = '.tmp'
@@ -66,3 +68,37 @@ def dump_json_atomic(obj: Any, path: str, **kwargs) -> None:
     """
     with atomic_open(path, 'w') as f:
         json.dump(obj, f, **kwargs)
+
+
+def load_json_object(path: str, what: str, advice: str) -> dict:
+    """Reads a json file that must hold a json object.
+
+    For files mmdiode writes (atomically, see :func:`dump_json_atomic`): a
+    corrupt one was written by another program or by hand, which the error
+    names.
+
+    Args:
+        path (str): The json file.
+        what (str): What the file should be, for the error, e.g.
+            ``'a results json'``.
+        advice (str): How to get past a corrupt file, for the error.
+
+    Returns:
+        dict: The file's object.
+
+    Raises:
+        ConfigError: ``'<path> is not <what> (<problem>); <advice>'``, the
+            problem being the json parser's error or the type of the value
+            the file holds instead of an object.
+    """
+    with open(path, encoding='utf-8') as f:
+        text = f.read()
+    try:
+        content = json.loads(text)
+        problem = None if isinstance(content, dict) else \
+            f'a {type(content).__name__}'
+    except ValueError as e:
+        problem = str(e)
+    if problem is not None:
+        raise ConfigError(f'{path} is not {what} ({problem}); {advice}')
+    return content

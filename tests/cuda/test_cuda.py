@@ -26,7 +26,8 @@ from mmdiode.models.task_modules.inversion import (BNStatisticsPrior,
                                                    DeepInversion,
                                                    FalsePositiveSampler)
 from mmdiode.models.task_modules.inversion import bn_prior as bn_prior_module
-from mmdiode.testing import make_data_samples, tiny_retinanet, tiny_yolov3
+from mmdiode.testing import (make_data_samples, tiny_retinanet, tiny_yolov3,
+                             unscaled_metainfo)
 
 TESTS = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.join(TESTS, 'models'))
@@ -226,12 +227,7 @@ def test_false_positive_sampler_on_device():
     teacher = _teacher(tiny_retinanet).to(DEVICE)
     sampler = FalsePositiveSampler(
         score_thr=0.0, iou_thr=0.35, min_area=0.0, max_area=1.0)
-    meta = dict(
-        img_shape=(SIZE, SIZE),
-        ori_shape=(SIZE, SIZE),
-        pad_shape=(SIZE, SIZE),
-        batch_input_shape=(SIZE, SIZE),
-        scale_factor=(1.0, 1.0))
+    meta = unscaled_metainfo(SIZE, SIZE)
     from mmdet.structures import DetDataSample
     boxes = [
         torch.tensor([[8., 8., 40., 40.]], device=DEVICE),

@@ -18,8 +18,34 @@ from .correspondence import (CorrespondenceDistillLoss, batch_input_shape,
                              gt_box_masks, sample_boxes)
 
 
+class _NeckImitationLoss(CorrespondenceDistillLoss):
+    """A :class:`~.correspondence.CorrespondenceDistillLoss` that pairs the
+    necks' levels unless told otherwise: the recorded modules default to
+    ``('neck',)``.
+
+    Args:
+        student_channels, teacher_channels, student_modules,
+        teacher_modules, stage_pairs, norm_cfg, loss_weight: See
+            :class:`~.correspondence.CorrespondenceDistillLoss`; the
+            modules default to ``('neck',)``, ``norm_cfg`` to None (no norm
+            after the adaptation 1x1 conv) and ``loss_weight`` to 1.0.
+    """
+
+    def __init__(self,
+                 student_channels: Sequence[int],
+                 teacher_channels: Sequence[int],
+                 student_modules: Sequence[str] = ('neck',),
+                 teacher_modules: Sequence[str] = ('neck',),
+                 stage_pairs: Optional[Sequence[Sequence[int]]] = None,
+                 norm_cfg: Optional[dict] = None,
+                 loss_weight: float = 1.0) -> None:
+        super().__init__(student_channels, teacher_channels, student_modules,
+                         teacher_modules, stage_pairs, norm_cfg,
+                         loss_weight=loss_weight)
+
+
 @MODELS.register_module()
-class FitNetLoss(CorrespondenceDistillLoss):
+class FitNetLoss(_NeckImitationLoss):
     """FitNets hint loss: L2 between adapted student and teacher features.
 
     For every stage pair, with ``S`` the adapted student feature and ``T``
@@ -34,30 +60,18 @@ class FitNetLoss(CorrespondenceDistillLoss):
     stage with an empty mask contributes 0.
 
     Args:
-        student_channels, teacher_channels, student_modules,
-        teacher_modules, stage_pairs: See
-            :class:`~.correspondence.CorrespondenceDistillLoss`; the
-            modules default to ``('neck',)``.
         mask (str): ``'none'`` (all locations) or ``'gt'`` (inside GT
             boxes). Defaults to ``'none'``.
-        norm_cfg (dict, optional): Norm after the adaptation 1x1 conv.
-            Defaults to None (a plain conv regressor, as in FitNets).
-        loss_weight (float): Multiplier of the loss. Defaults to 1.0.
+        *args, **kwargs: ``student_channels``, ``teacher_channels``,
+            ``student_modules``, ``teacher_modules``, ``stage_pairs``,
+            ``norm_cfg``, ``loss_weight``: see :class:`_NeckImitationLoss`
+            (the modules default to ``('neck',)``; ``norm_cfg`` to None, a
+            plain conv regressor as in FitNets; ``loss_weight`` to 1.0).
     """
     loss_name = 'loss_fitnet'
 
-    def __init__(self,
-                 student_channels: Sequence[int],
-                 teacher_channels: Sequence[int],
-                 student_modules: Sequence[str] = ('neck',),
-                 teacher_modules: Sequence[str] = ('neck',),
-                 stage_pairs: Optional[Sequence[Sequence[int]]] = None,
-                 mask: str = 'none',
-                 norm_cfg: Optional[dict] = None,
-                 loss_weight: float = 1.0) -> None:
-        super().__init__(student_channels, teacher_channels, student_modules,
-                         teacher_modules, stage_pairs, norm_cfg,
-                         loss_weight=loss_weight)
+    def __init__(self, *args, mask: str = 'none', **kwargs) -> None:
+        super().__init__(*args, **kwargs)
         if mask not in ('none', 'gt'):
             raise ValueError(f"mask must be 'none' or 'gt', got {mask!r}")
         self.mask = mask
@@ -220,7 +234,7 @@ class FGFILoss(CorrespondenceDistillLoss):
 
 
 @MODELS.register_module()
-class PKDLoss(CorrespondenceDistillLoss):
+class PKDLoss(_NeckImitationLoss):
     """PKD: feature imitation with the Pearson correlation coefficient.
 
     Each feature map is standardised per channel over (N, H, W) (zero mean,
@@ -237,25 +251,21 @@ class PKDLoss(CorrespondenceDistillLoss):
     differ.
 
     Args:
-        student_channels, teacher_channels, student_modules,
-        teacher_modules, stage_pairs: See
-            :class:`~.correspondence.CorrespondenceDistillLoss`; the
-            modules default to ``('neck',)``.
         eps (float): Added to the standard deviation. Defaults to 1e-6.
         loss_weight (float): Multiplier of the loss. Defaults to 6.0 (the
             published value).
+        *args, **kwargs: ``student_channels``, ``teacher_channels``,
+            ``student_modules``, ``teacher_modules``, ``stage_pairs``,
+            ``norm_cfg``: see :class:`_NeckImitationLoss` (the modules
+            default to ``('neck',)``; ``norm_cfg`` to None, see above).
     """
 
     def __init__(self,
-                 student_channels: Sequence[int],
-                 teacher_channels: Sequence[int],
-                 student_modules: Sequence[str] = ('neck',),
-                 teacher_modules: Sequence[str] = ('neck',),
-                 stage_pairs: Optional[Sequence[Sequence[int]]] = None,
+                 *args,
                  eps: float = 1e-6,
-                 loss_weight: float = 6.0) -> None:
-        super().__init__(student_channels, teacher_channels, student_modules,
-                         teacher_modules, stage_pairs, loss_weight=loss_weight)
+                 loss_weight: float = 6.0,
+                 **kwargs) -> None:
+        super().__init__(*args, loss_weight=loss_weight, **kwargs)
         self.eps = eps
 
     def standardise(self, x: Tensor) -> Tensor:

@@ -69,34 +69,36 @@ class _TotalVariation(torch.autograd.Function):
         return grad_x.mul_(grad), None
 
 
-def tv_l1(x: Tensor) -> Tensor:
-    """Anisotropic L1 total variation over 4 directions.
+def total_variation(x: Tensor, power: int) -> Tensor:
+    """Total variation over 4 directions.
 
     The sum over the horizontal, vertical and both diagonal directions of the
-    mean absolute difference between neighbouring pixels.
+    mean ``|difference|**power`` between neighbouring pixels.
 
     Args:
         x (Tensor): (N, C, H, W) images, H and W at least 2.
+        power (int): 1 (anisotropic L1 total variation, the mean absolute
+            difference) or 2 (squared total variation, the mean squared
+            difference).
 
     Returns:
         Tensor: 0-dim loss, 0 for a constant image.
     """
-    return _TotalVariation.apply(x, 1)
+    if power not in (1, 2):
+        raise ValueError(f'power must be 1 or 2, got {power}')
+    return _TotalVariation.apply(x, power)
+
+
+def tv_l1(x: Tensor) -> Tensor:
+    """Anisotropic L1 total variation, :func:`total_variation` of power 1:
+    the mean absolute difference between neighbouring pixels."""
+    return total_variation(x, 1)
 
 
 def tv_l2(x: Tensor) -> Tensor:
-    """Squared total variation over 4 directions.
-
-    The sum over the horizontal, vertical and both diagonal directions of the
-    mean squared difference between neighbouring pixels.
-
-    Args:
-        x (Tensor): (N, C, H, W) images, H and W at least 2.
-
-    Returns:
-        Tensor: 0-dim loss, 0 for a constant image.
-    """
-    return _TotalVariation.apply(x, 2)
+    """Squared total variation, :func:`total_variation` of power 2: the
+    mean squared difference between neighbouring pixels."""
+    return total_variation(x, 2)
 
 
 def l2_prior(x: Tensor) -> Tensor:

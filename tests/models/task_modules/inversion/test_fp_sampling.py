@@ -5,6 +5,7 @@ from mmdet.structures import DetDataSample
 from mmengine.structures import InstanceData
 
 from mmdiode.models.task_modules.inversion import FalsePositiveSampler
+from mmdiode.testing import unscaled_metainfo
 
 
 def test_schedule():
@@ -44,12 +45,7 @@ def test_sample_appends_teacher_detections_after_the_targets(teachers):
     teacher = teachers['retinanet']
     sampler = FalsePositiveSampler(
         score_thr=0.0, iou_thr=0.35, min_area=0.0, max_area=1.0)
-    meta = dict(
-        img_shape=(64, 64),
-        ori_shape=(64, 64),
-        pad_shape=(64, 64),
-        batch_input_shape=(64, 64),
-        scale_factor=(1.0, 1.0))
+    meta = unscaled_metainfo(64, 64)
     boxes = [torch.tensor([[8., 8., 40., 40.]]), torch.zeros(0, 4)]
     labels = [torch.tensor([2]), torch.zeros(0, dtype=torch.long)]
     torch.manual_seed(0)

@@ -1,7 +1,9 @@
 """Total variation (4 directions) and L2 image priors."""
+import pytest
 import torch
 
 from mmdiode.models.task_modules.inversion import l2_prior, tv_l1, tv_l2
+from mmdiode.models.task_modules.inversion.image_priors import total_variation
 
 
 def _ramp(fn):
@@ -58,3 +60,11 @@ def test_fused_gradients_match_autograd():
         torch.testing.assert_close(fn(x), _reference(x, power))
         torch.testing.assert_close(grad, expected)
     assert torch.autograd.gradcheck(tv_l2, (x, ))
+
+
+def test_total_variation_takes_power_1_or_2():
+    x = torch.randn(2, 3, 5, 6)
+    assert torch.equal(total_variation(x, 1), tv_l1(x))
+    assert torch.equal(total_variation(x, 2), tv_l2(x))
+    with pytest.raises(ValueError, match='power must be 1 or 2'):
+        total_variation(x, 3)
