@@ -46,6 +46,8 @@ from torch import nn
 from mmdiode.datasets import SyntheticCocoWriter
 from mmdiode.evaluation import fidelity_report, write_teacher_annotations
 from mmdiode.models.task_modules import Layout
+from mmdiode.models.task_modules.inversion.early_exit import \
+    EARLY_EXIT_DEFAULTS
 from mmdiode.models.utils import build_frozen_teacher
 from mmdiode.utils.cli import DivergedError
 from mmdiode.utils.seeding import derive_seed
@@ -114,7 +116,10 @@ def scale_schedule(synthesizer_cfg: dict, iterations: int) -> dict:
 
     ``--iterations N`` keeps the shape of the schedule: every stage gets a
     share of N proportional to its configured length (at least 1), and the
-    false-positive sampling window and interval scale by the same factor.
+    false-positive sampling window and interval and, with an
+    ``early_exit`` in the config, its iteration counts (``min_iterations``,
+    ``check_interval``, ``bn_window``; defaults where not set) scale by the
+    same factor.
     """
     cfg = copy.deepcopy(synthesizer_cfg)
     stages = cfg.get('stages')
@@ -129,6 +134,12 @@ def scale_schedule(synthesizer_cfg: dict, iterations: int) -> dict:
         for key in ('start', 'end', 'interval'):
             if key in fp:
                 fp[key] = max(1, round(fp[key] * factor))
+    early_exit = cfg.get('early_exit')
+    if early_exit:
+        for key, low in (('min_iterations', 0), ('check_interval', 1),
+                         ('bn_window', 1)):
+            value = early_exit.get(key, EARLY_EXIT_DEFAULTS[key])
+            early_exit[key] = max(low, round(value * factor))
     return cfg
 
 
@@ -295,13 +306,19 @@ class SynthesisJob:
 
     def _log_batch(self, batch: int, attempt: int, num: int, seconds: float,
                    result) -> None:
-        """Per-batch loss terms to a json-lines file and the visualizer."""
+        """Per-batch loss terms to a json-lines file and the visualizer.
+
+        An entry also records ``iterations``, the optimisation iterations
+        the batch ran (fewer than configured with the synthesizer's early
+        exit); entries written before it existed lack the key.
+        """
         first = {k: v[0] for k, v in result.loss_history.items()}
         last = {k: v[1] for k, v in result.loss_history.items()}
         entry = dict(batch=batch, attempt=attempt, images=num,
                      seconds=round(seconds, 3),
                      images_per_s=round(num / max(seconds, 1e-9), 4),
                      restarts=result.restarts,
+                     iterations=result.iterations,
                      valid=int(result.valid.sum()), initial=first, final=last)
         with open(self.loss_log, 'a', encoding='utf-8') as f:
             f.write(json.dumps(entry) + '\n')
@@ -313,4 +330,6 @@ class SynthesisJob:
             scalars = {f'final/{k}': v for k, v in last.items()}
             scalars.update({f'initial/{k}': v for k, v in first.items()})
             scalars['images_per_s'] = entry['images_per_s']
+            if result.iterations is not None:
+                scalars['iterations'] = result.iterations
             self.visualizer.add_scalars(scalars, step=batch)

@@ -55,8 +55,10 @@ class DeepInversionHook(Hook):
     is not touched.
 
     Logged to ``runner.message_hub`` (printed by mmengine's ``LoggerHook``
-    as ``synth/...``): ``synth/pool_size``, ``synth/images_per_s`` and the
-    final value of every synthesis loss term (``synth/loss_task``,
+    as ``synth/...``): ``synth/pool_size``, ``synth/images_per_s``,
+    ``synth/iterations`` (iterations the last batch ran, fewer than
+    configured with the synthesizer's ``early_exit``) and the final value
+    of every synthesis loss term (``synth/loss_task``,
     ``synth/loss_bn``, ``synth/loss_tv_l1``, the total ``synth/loss`` and the
     teacher's own terms).
 
@@ -404,6 +406,8 @@ class DeepInversionHook(Hook):
         hub.update_scalar('train/synth/pool_size', len(self.pool))
         hub.update_scalar('train/synth/images_per_s',
                           len(layouts) / max(seconds, 1e-9))
+        if result.iterations is not None:
+            hub.update_scalar('train/synth/iterations', result.iterations)
         for name, (_, final) in result.loss_history.items():
             hub.update_scalar(f'train/synth/{name}', final)
 

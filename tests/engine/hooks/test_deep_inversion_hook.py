@@ -125,6 +125,8 @@ def test_synthesizes_before_and_during_training(loop):
     hub = runner.message_hub
     assert hub.get_scalar('train/synth/pool_size').current() == 2 * BATCH
     assert hub.get_scalar('train/synth/images_per_s').current() > 0
+    # No early exit: the one stage's 2 iterations.
+    assert hub.get_scalar('train/synth/iterations').current() == 2
     for term in ('loss_bn', 'loss_tv_l1', 'loss_task', 'loss'):
         assert np.isfinite(hub.get_scalar(f'train/synth/{term}').current())
     assert 'val/coco/bbox_mAP' in hub.log_scalars

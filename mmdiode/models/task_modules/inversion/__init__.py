@@ -6,13 +6,14 @@ Importing this package registers ``DeepInversion`` and
 from .augment import BoxConsistentAugment
 from .bn_prior import BNStatisticsPrior
 from .deep_inversion import DeepInversion, SynthesisResult
+from .early_exit import EarlyExit
 from .fp_sampling import FalsePositiveSampler
 from .image_priors import l2_prior, tv_l1, tv_l2
 from .input_space import PixelSpace
 from .moi import MultiObjectImpressions
 
 __all__ = [
-    'BoxConsistentAugment', 'BNStatisticsPrior', 'DeepInversion',
+    'BoxConsistentAugment', 'BNStatisticsPrior', 'DeepInversion', 'EarlyExit',
     'FalsePositiveSampler', 'MultiObjectImpressions', 'PixelSpace',
     'SynthesisResult', 'l2_prior', 'tv_l1', 'tv_l2'
 ]

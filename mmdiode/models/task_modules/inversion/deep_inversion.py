@@ -4,11 +4,14 @@ A batch of images is optimised, in the teacher's own input space, so that the
 teacher detects given target boxes in them (its own ``loss()``), while a
 BatchNorm-statistics prior and image priors keep them close to natural
 images. Differentiable augmentations, a multi-resolution schedule and
-false-positive sampling follow the DIODE recipe.
+false-positive sampling follow the DIODE recipe. An optional early exit
+(``early_exit.py``) leaves a stage once the teacher finds the batch's
+targets and the BN prior has stopped falling.
 """
 import contextlib
 import math
 import warnings
+from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -21,6 +24,7 @@ from torch import Tensor, nn
 
 from .augment import BoxConsistentAugment
 from .bn_prior import BNStatisticsPrior
+from .early_exit import EARLY_EXIT_DEFAULTS, EarlyExit
 from .fp_sampling import FalsePositiveSampler
 from .image_priors import l2_prior, tv_l1, tv_l2
 from .input_space import PixelSpace
@@ -92,6 +96,10 @@ class SynthesisResult:
             last optimisation step.
         restarts (int): How many times non-finite losses re-initialised
             images.
+        iterations (int, optional): Optimisation iterations run, summed
+            over the stages: the configured total unless the early exit
+            left a stage early. None when not recorded (a result built
+            without it).
     """
     images: Tensor
     boxes: List[Tensor]
@@ -99,6 +107,7 @@ class SynthesisResult:
     valid: Tensor
     loss_history: Dict[str, Tuple[float, float]]
     restarts: int
+    iterations: Optional[int] = None
 
 
 @TASK_UTILS.register_module()
@@ -121,6 +130,17 @@ class DeepInversion:
     upsampled (bilinear) and the boxes scaled with them. The teacher is put
     in eval mode with frozen parameters while synthesizing; both are
     restored afterwards.
+
+    With ``early_exit`` enabled, a batch leaves a stage before its last
+    iteration once the teacher detects its targets and the BN prior has
+    stopped falling (:class:`EarlyExit`, whose module docstring records the
+    rules). The global iteration indices stay those of the configured
+    schedule (the next stage starts at its configured index; the skipped
+    ones are never run), so false-positive sampling and the callback see
+    the same indices with and without the option; the cosine learning rate
+    of a stage left early has not decayed to its ``min_lr``.
+    :attr:`SynthesisResult.iterations` counts the iterations run. Disabled
+    (the default), nothing of it runs: the DIODE recipe is unchanged.
 
     A step whose total loss is not finite is skipped: images with non-finite
     pixels (all images if none is) get fresh noise, their Adam state and
@@ -178,6 +198,20 @@ class DeepInversion:
         init (str): ``'noise'`` (standard normal in model space, clamped)
             or ``'mean'`` (the mean colour, model-space 0). Defaults to
             'noise'.
+        early_exit (dict): :class:`EarlyExit` arguments: ``enable``,
+            ``stages`` (indices of the stages that may be left early; None:
+            every stage), ``min_iterations`` and ``check_interval``
+            (iterations of a stage before the first check and between
+            checks), ``score_thr``, ``iou_thr`` and ``found_frac`` (a
+            target counts as found when a prediction of its label with at
+            least that score and IoU matches it; at least that fraction of
+            the batch's targets must be found), ``bn_window`` and ``bn_tol``
+            (the mean ``loss_bn`` of the last ``bn_window`` iterations must
+            not be below that of the ``bn_window`` before by more than
+            ``bn_tol``, relative; always true in a stage without the BN
+            prior). Defaults to ``dict(enable=False, stages=None,
+            min_iterations=20, check_interval=10, score_thr=0.3,
+            iou_thr=0.5, found_frac=0.9, bn_window=10, bn_tol=0.02)`` (off).
     """
 
     def __init__(self,
@@ -192,7 +226,8 @@ class DeepInversion:
                  amp: bool = False,
                  channels_last: bool = False,
                  max_restarts: int = 3,
-                 init: str = 'noise') -> None:
+                 init: str = 'noise',
+                 early_exit: dict = EARLY_EXIT_DEFAULTS) -> None:
         if not hasattr(teacher, 'loss') or not hasattr(teacher, 'predict'):
             raise TypeError('teacher must be a built mmdet detector with '
                             f'loss() and predict(), got {type(teacher)}')
@@ -236,10 +271,25 @@ class DeepInversion:
             raise ValueError('optimizer: set lr per stage, not in optimizer')
         fp_cfg = {**FP_SAMPLING_DEFAULTS, **fp_sampling}
         self.fp_sampler = FalsePositiveSampler(**fp_cfg)
+        self.early_exit = self._checked_early_exit(early_exit)
         self.amp = amp
         self.channels_last = channels_last
         self.max_restarts = max_restarts
         self.init = init
+
+    def _checked_early_exit(self, early_exit: dict) -> EarlyExit:
+        cfg = {**EARLY_EXIT_DEFAULTS, **early_exit}
+        known = {key: cfg.pop(key) for key in EARLY_EXIT_DEFAULTS}
+        _no_extra_keys('early_exit', cfg)
+        rule = EarlyExit(**known)
+        if rule.stages is not None:
+            beyond = [s for s in rule.stages if s >= len(self.stages)]
+            if beyond:
+                raise ValueError(
+                    f'early_exit: stages {beyond} do not exist; the schedule '
+                    f'has stages 0 to {len(self.stages) - 1} (None: every '
+                    'stage)')
+        return rule
 
     def _checked_stage(self, index: int, stage: dict) -> dict:
         unknown = set(stage) - _STAGE_KEYS
@@ -299,7 +349,9 @@ class DeepInversion:
                 global generator).
             callback (callable, optional): Called after every iteration as
                 ``callback(iteration, stage, losses)``; ``iteration`` counts
-                globally from 0, ``losses`` maps term names to detached 0-dim
+                globally from 0 over the configured schedule (with the
+                early exit, a stage left early skips the rest of its
+                indices), ``losses`` maps term names to detached 0-dim
                 tensors (no device sync is forced).
 
         Returns:
@@ -425,6 +477,8 @@ class _Run:
         self.autocast = ((lambda: torch.autocast('cuda', dtype=torch.float16))
                          if use_amp else contextlib.nullcontext)
         self.restarts = 0
+        #: Iterations run, over the stages (fewer with the early exit).
+        self.iterations_run = 0
         self.initial_losses: Optional[Dict[str, Tensor]] = None
         self.final_losses: Optional[Dict[str, Tensor]] = None
 
@@ -480,6 +534,16 @@ class _Run:
         samples = [DetDataSample(metainfo=metainfo) for _ in boxes]
         optimizer = torch.optim.Adam([x], lr=stage['lr'], **self.adam_cfg)
         lr, min_lr, total = stage['lr'], stage['min_lr'], stage['iterations']
+        # The stage's next index is its configured one, whether this stage
+        # ran all its iterations or was left early.
+        next_iteration = iteration + total
+        exit_rule = engine.early_exit
+        may_exit = exit_rule.applies_to(index)
+        # loss_bn of this stage's iterations, when the stage weighs the
+        # prior (else there is no plateau to wait for).
+        bn_history = (
+            deque(maxlen=2 * exit_rule.bn_window) if may_exit
+            and self.bn is not None and stage['bn_weight'] > 0 else None)
         for step in range(total):
             optimizer.param_groups[0]['lr'] = min_lr + 0.5 * (lr - min_lr) * (
                 1 + math.cos(math.pi * step / total))
@@ -499,16 +563,25 @@ class _Run:
                 if self.initial_losses is None:
                     self.initial_losses = losses
                 self.final_losses = losses
+                if bn_history is not None:
+                    bn_history.append(losses['loss_bn'])
             else:
                 boxes, labels = self._restart(x, optimizer, boxes, labels,
                                               losses, iteration)
+                if bn_history is not None:
+                    bn_history.clear()  # the images were re-initialised
             if self.callback is not None:
                 self.callback(iteration, index, losses)
             if engine.fp_sampler.is_due(iteration):
                 boxes, labels = self._sample_false_positives(
                     x, boxes, labels, metainfo)
             iteration += 1
-        return boxes, labels, iteration
+            self.iterations_run += 1
+            if (may_exit and step + 1 < total and exit_rule.is_due(step)
+                    and self._stage_done(x, boxes, labels, metainfo,
+                                         bn_history)):
+                break
+        return boxes, labels, next_iteration
 
     def _losses(self, x: Tensor, boxes: List[Tensor], labels: List[Tensor],
                 augment: BoxConsistentAugment, samples: List[DetDataSample],
@@ -599,12 +672,33 @@ class _Run:
             self, x: Tensor, boxes: List[Tensor], labels: List[Tensor],
             metainfo: dict) -> Tuple[List[Tensor], List[Tensor]]:
         samples = [DetDataSample(metainfo=metainfo) for _ in boxes]
+        with self._predicting():
+            return self.engine.fp_sampler.sample(self.teacher, x.detach(),
+                                                 samples, boxes, labels)
+
+    def _stage_done(self, x: Tensor, boxes: List[Tensor],
+                    labels: List[Tensor], metainfo: dict,
+                    bn_history: Optional[deque]) -> bool:
+        """The early exit's check: BN plateau (cheap) first, then whether
+        the teacher finds the targets (a ``predict()``)."""
+        rule = self.engine.early_exit
+        if bn_history is not None and not rule.bn_plateaued(bn_history):
+            return False
+        samples = [DetDataSample(metainfo=metainfo) for _ in boxes]
+        with self._predicting():
+            found = rule.targets_found(self.teacher, x.detach(), samples,
+                                       boxes, labels)
+        return found >= rule.found_frac
+
+    @contextlib.contextmanager
+    def _predicting(self) -> Iterator[None]:
+        """For a ``predict()`` of the teacher inside the loop: the BN prior
+        does not record it; amp as for the loss."""
         if self.bn is not None:
             self.bn.enabled = False
         try:
             with self.autocast():
-                return self.engine.fp_sampler.sample(self.teacher, x.detach(),
-                                                     samples, boxes, labels)
+                yield
         finally:
             if self.bn is not None:
                 self.bn.enabled = True
@@ -625,7 +719,8 @@ class _Run:
             labels=[lb.cpu() for lb in labels],
             valid=valid,
             loss_history=history,
-            restarts=self.restarts)
+            restarts=self.restarts,
+            iterations=self.iterations_run)
 
 
 @contextlib.contextmanager

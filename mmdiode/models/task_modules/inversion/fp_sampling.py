@@ -87,10 +87,10 @@ class FalsePositiveSampler:
             and (K_i + F_i,) labels; the new targets come last.
         """
         img_shape = tuple(images.shape[-2:])
-        results = teacher.predict(images, list(data_samples), rescale=False)
+        preds = predict_instances(teacher, images, data_samples)
         new_boxes, new_labels = [], []
-        for result, tgt_boxes, tgt_labels in zip(results, boxes, labels):
-            found = self.select(result.pred_instances, tgt_boxes, img_shape)
+        for pred, tgt_boxes, tgt_labels in zip(preds, boxes, labels):
+            found = self.select(pred, tgt_boxes, img_shape)
             new_boxes.append(
                 torch.cat([tgt_boxes, found.bboxes.to(tgt_boxes)]))
             new_labels.append(
@@ -125,3 +125,27 @@ class FalsePositiveSampler:
             max_iou = bbox_overlaps(bboxes, targets.to(bboxes)).max(1).values
             keep &= max_iou < self.iou_thr
         return preds[keep]
+
+
+@torch.no_grad()
+def predict_instances(teacher: nn.Module, images: Tensor,
+                      data_samples: Sequence) -> List[InstanceData]:
+    """The teacher's detections on synthesized images, in their pixels.
+
+    Shared by the false-positive sampling and the early exit
+    (``early_exit.py``). The caller keeps the teacher in eval mode and
+    switches off what must not see this forward pass (the BN prior's
+    recording).
+
+    Args:
+        teacher (nn.Module): mmdet detector (eval mode).
+        images (Tensor): (N, C, H, W) images in model space.
+        data_samples (Sequence[DetDataSample]): Per image metainfo
+            (img_shape etc.) for ``predict()``.
+
+    Returns:
+        list[InstanceData]: Per image ``bboxes`` (P_i, 4) xyxy in pixels of
+        ``images`` (not rescaled), ``scores`` (P_i,) and ``labels`` (P_i,).
+    """
+    results = teacher.predict(images, list(data_samples), rescale=False)
+    return [result.pred_instances for result in results]
