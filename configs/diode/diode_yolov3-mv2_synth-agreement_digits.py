@@ -17,4 +17,4 @@ synthesis = dict(
     seed=1000,
     # The distillation configs' pseudo-label threshold: the boxes the
     # student is trained to produce.
-    teacher_labels=dict(score_thr=0.3))
+    teacher_labels=dict(score_thr=0.15))
