@@ -16,8 +16,21 @@ the teacher's forward (see :mod:`benchmarks.profiling.kd`)::
         --config configs/hgd/hgd_yolov3-mv2_yolov3-mv2-x0.5_24e_digits.py \\
         --threads 2 --iters 20 --warmup 3
 
-The last line printed is ``overhead_ratio=<float>``. Time on an otherwise
-idle machine: concurrent jobs oversubscribe the cores.
+The last line both print is ``overhead_ratio=<float>``. Time on an
+otherwise idle machine: concurrent jobs oversubscribe the cores.
+
+``synth-quality``: a new synthesis recipe against a baseline one, in one
+process, on the same teacher, layouts and seeds, alternating ABBA (see
+:mod:`benchmarks.profiling.synthesis_quality`)::
+
+    python tools/benchmark.py synth-quality \\
+        --config configs/diode/diode_yolov3-mv2_synth-polish_digits.py \\
+        --baseline configs/diode/diode_yolov3-mv2_synth_digits.py \\
+        --batches 4 --work-dir work_dirs/synth_quality
+
+Its last line is ``speedup=<new/baseline images/hour> map50=<new>/<baseline>
+bn_drop=<new>/<baseline>``: only ratios measured in one process mean
+anything on a shared machine.
 """
 import argparse
 import os.path as osp
@@ -127,23 +140,18 @@ def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_synth(args: argparse.Namespace) -> int:
-    import os.path as osp
-
     from mmdet.registry import TASK_UTILS
 
     from benchmarks.profiling import synthesis as sb
-    from mmdiode.apis import build_teacher
     torch.set_num_threads(args.threads)
     cfg = load_config(args.config, args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
-    teacher_cfg = dict(cfg.teacher)
-    ckpt = teacher_cfg.get('checkpoint')
-    if ckpt and '://' not in ckpt and not osp.isfile(ckpt):
-        print(f'note: no teacher checkpoint at {ckpt}: timing a randomly '
-              'initialised teacher (timing does not need trained weights)')
-        teacher_cfg['checkpoint'] = None
     device = torch.device(args.device)
-    teacher, classes = build_teacher(teacher_cfg, device)
+    teacher, classes, missing = sb.build_benchmark_teacher(cfg.teacher,
+                                                           device)
+    if missing:
+        print(f'note: no teacher checkpoint at {missing}: timing a randomly '
+              'initialised teacher (timing does not need trained weights)')
     batch = args.batch_size or cfg.get('synthesis', {}).get('batch_size', 16)
     sampler = TASK_UTILS.build(
         dict(cfg.layout_sampler, classes=classes, seed=0))
@@ -177,12 +185,86 @@ def run_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- synth-quality -----------------------------------------------------------
+
+def add_synth_quality_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(
+        parser, 'the new synthesis config (tools/synthesize.py)',
+        'images per batch (default: --config\'s synthesis.batch_size, '
+        'else 16)')
+    parser.add_argument('--baseline', required=True,
+                        help='the baseline synthesis config (same teacher '
+                        'and image size); its layout sampler makes the '
+                        'layouts of both sides')
+    parser.add_argument('--batches', type=int_at_least(1), default=4,
+                        help='batches per side, alternating ABBA '
+                        '(default: 4)')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='seed of the layouts and of every batch\'s '
+                        'generator, both sides alike (default: 0)')
+    add_threads_argument(parser, 2)
+    parser.add_argument('--device', default='cpu', help='cpu or cuda')
+    parser.add_argument('--work-dir',
+                        help='where both image sets, their fidelity '
+                        'reports and synth_quality.json go (default: a '
+                        'temporary folder, removed at the end)')
+    parser.add_argument('--baseline-cfg-options', nargs='+',
+                        action=DictAction,
+                        help='override settings of --baseline, key=value '
+                        '(--cfg-options applies to --config)')
+
+
+def run_synth_quality(args: argparse.Namespace) -> int:
+    import contextlib
+    import tempfile
+
+    from benchmarks.profiling import synthesis_quality as sq
+    from benchmarks.provenance import git_commit
+    torch.set_num_threads(args.threads)
+    # CocoMetric logs its evaluation at INFO level.
+    MMLogger.get_instance('benchmark', log_level='WARNING')
+    new = sq.Recipe(args.config, load_config(args.config, args.cfg_options),
+                    args.cfg_options)
+    baseline = sq.Recipe(
+        args.baseline,
+        load_config(args.baseline, args.baseline_cfg_options),
+        args.baseline_cfg_options)
+    init_default_scope(new.cfg.get('default_scope', 'mmdet'))
+    batch_size = args.batch_size or new.batch_size
+    comparison = sq.SynthQualityComparison(baseline, new, batch_size,
+                                           args.seed, args.device)
+    for note in comparison.notes:
+        print(f'note: {note}')
+    print(f'new: {args.config}')
+    print(f'baseline: {args.baseline}')
+    print(f'device: {args.device}, threads: {torch.get_num_threads()}')
+    print(f'{args.batches} batches of {batch_size} x 3 x '
+          f'{comparison.img_size} x {comparison.img_size} per side, seed '
+          f'{args.seed}, alternating ABBA')
+    with contextlib.ExitStack() as stack:
+        work_dir = args.work_dir or stack.enter_context(
+            tempfile.TemporaryDirectory(prefix='synth_quality_'))
+        report = comparison.run(
+            work_dir, args.batches,
+            on_batch=lambda row: print(sq.batch_line(row), flush=True),
+            commit=git_commit([work_dir]))
+    for line in sq.summary_table(report):
+        print(line)
+    if args.work_dir:
+        print(f'wrote {osp.join(args.work_dir, sq.REPORT_FILE)}')
+    print(sq.summary_line(report))
+    return 0
+
+
 # --- subcommands: name -> (help, add its arguments, run it) ------------------
 COMMANDS = {
     'kd': ('KD step vs student step + teacher forward', add_kd_arguments,
            run_kd),
     'synth': ('synthesis iteration vs teacher loss + backward to the pixels',
               add_synth_arguments, run_synth),
+    'synth-quality': ('two synthesis recipes side by side: images/hour, '
+                      'teacher mAP@0.5, BN drop', add_synth_quality_arguments,
+                      run_synth_quality),
 }
 
 

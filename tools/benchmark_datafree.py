@@ -29,15 +29,14 @@ Examples::
 """
 import os
 import os.path as osp
-import subprocess
 import sys
-from typing import Sequence
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from benchmarks.digits.datafree import (PAIRS, PROFILES, ROWS,  # noqa: E402
                                         DatafreeBenchmark, collect,
                                         scaling_points)
+from benchmarks.provenance import git_commit  # noqa: E402
 from mmdiode.utils.cli import ArgumentParser, ConfigError, fail  # noqa
 from mmdiode.utils.fileio import dump_json_atomic, load_json_object  # noqa
 from mmdiode.visualization.results import (plot_datafree_results, plot_scaling,
@@ -84,29 +83,6 @@ def parse_args(argv=None):
     if args.plot is None:
         args.plot = osp.splitext(args.out)[0] + '.png'
     return args
-
-
-def git_commit(outputs: Sequence[str] = ()) -> str:
-    """HEAD's hash, with ``-dirty`` when tracked files differ from it.
-
-    Args:
-        outputs (Sequence[str]): Files this tool itself rewrites (the results
-            json and plot): changes to them do not count as dirty.
-    """
-    # Outputs outside the repository (e.g. /tmp) are not git's business.
-    excludes = [f':(exclude){path}' for path in outputs
-                if not osp.relpath(path).startswith('..')]
-    try:
-        head = subprocess.run(['git', 'rev-parse', 'HEAD'],
-                              capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(['git', 'status', '--porcelain',
-                                '--untracked-files=no', '--', '.'] + excludes,
-                               capture_output=True, text=True,
-                               check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return 'unknown'
-    return head + ('-dirty' if dirty else '')
 
 
 def write_scaling(bench: DatafreeBenchmark, results: dict, path: str,

@@ -52,13 +52,10 @@ def parse_args(argv=None):
 
 def build_cfg(args):
     from mmdiode.apis import scale_schedule
-    from mmdiode.apis.synthesis import SYNTHESIS_DEFAULTS
+    from mmdiode.apis.synthesis import (SYNTHESIS_DEFAULTS,
+                                        check_synthesis_config)
     cfg = load_config(args.config)
-    for key in ('teacher', 'layout_sampler', 'synthesizer'):
-        if not isinstance(cfg.get(key), dict):
-            raise ConfigError(
-                f'{args.config} is not a synthesis config: it has no {key}='
-                'dict(...) (see configs/diode/*_synth*.py)')
+    check_synthesis_config(cfg, args.config)
     # Settings with defaults may be set without being in the file.
     cfg.synthesis = {**SYNTHESIS_DEFAULTS, **cfg.get('synthesis', {})}
     check_cfg_options(cfg, args.cfg_options)

@@ -9,16 +9,48 @@ shared machine affects both alike. False-positive sampling is periodic (a
 ``predict()`` every ``interval`` iterations) and is left out of the ratio.
 """
 import copy
+import os.path as osp
 import statistics
 import time
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmdet.registry import TASK_UTILS
-from torch import Tensor
+from torch import Tensor, nn
 
+from mmdiode.apis import build_teacher
 from mmdiode.utils.samples import make_data_samples
 from .memory import current_rss_mib
+
+
+def build_benchmark_teacher(
+        teacher_cfg: dict, device: torch.device
+) -> Tuple[nn.Module, Tuple[str, ...], Optional[str]]:
+    """The teacher of a synthesis config, also where its checkpoint is not.
+
+    A local checkpoint path that does not exist (a checkout without the
+    trained teacher, or a run from another working directory) gives a
+    randomly initialised teacher instead of an error: timings do not need
+    trained weights. The caller says so (the third value).
+
+    Args:
+        teacher_cfg (dict): The config's ``teacher``
+            (see :func:`mmdiode.apis.build_teacher`).
+        device (torch.device): Where the teacher runs.
+
+    Returns:
+        tuple: The frozen teacher, its class names, and the checkpoint path
+        that was missing (None when the checkpoint was loaded or none was
+        configured).
+    """
+    teacher_cfg = dict(teacher_cfg)
+    ckpt = teacher_cfg.get('checkpoint')
+    missing = None
+    if ckpt and '://' not in ckpt and not osp.isfile(ckpt):
+        missing = ckpt
+        teacher_cfg['checkpoint'] = None
+    teacher, classes = build_teacher(teacher_cfg, device)
+    return teacher, classes, missing
 
 
 def single_stage(synthesizer_cfg: dict, size: int, iterations: int) -> dict:

@@ -49,7 +49,7 @@ from mmdiode.models.task_modules import Layout
 from mmdiode.models.task_modules.inversion.early_exit import \
     EARLY_EXIT_DEFAULTS
 from mmdiode.models.utils import build_frozen_teacher
-from mmdiode.utils.cli import DivergedError
+from mmdiode.utils.cli import ConfigError, DivergedError
 from mmdiode.utils.seeding import derive_seed
 from mmdiode.visualization import coco_grid
 
@@ -86,6 +86,79 @@ def run_synthesizer(synthesizer, layouts: Sequence, generator, what: str):
             f'restarted from noise, {result.restarts} restarts); lower the '
             'learning rate or the prior weights, or disable amp')
     return result
+
+
+def check_synthesis_config(cfg: Config, path: str) -> None:
+    """Refuses a config that is not a synthesis config.
+
+    Args:
+        cfg (Config): The loaded config.
+        path (str): Its file, for the message.
+
+    Raises:
+        ConfigError: ``teacher``, ``layout_sampler`` or ``synthesizer`` is
+            not a dict of the config.
+    """
+    for key in ('teacher', 'layout_sampler', 'synthesizer'):
+        if not isinstance(cfg.get(key), dict):
+            raise ConfigError(
+                f'{path} is not a synthesis config: it has no {key}='
+                'dict(...) (see configs/diode/*_synth*.py)')
+
+
+def build_layout_sampler(layout_sampler_cfg: dict, classes: Sequence[str],
+                         seed: int):
+    """The job's layout sampler: ``layout_sampler`` from ``TASK_UTILS``.
+
+    Args:
+        layout_sampler_cfg (dict): The config's ``layout_sampler``.
+        classes (Sequence[str]): The teacher's class names, unless the
+            config names them.
+        seed (int): The job's seed, unless the config sets the sampler's.
+
+    Returns:
+        BoxLayoutSampler: A pure function of ``(seed, index)``.
+    """
+    sampler_cfg = dict(layout_sampler_cfg)
+    sampler_cfg.setdefault('classes', classes)
+    sampler_cfg.setdefault('seed', seed)
+    return TASK_UTILS.build(sampler_cfg)
+
+
+def sample_layouts(sampler,
+                   indices: Sequence[int]) -> List[Tuple[torch.Tensor,
+                                                         torch.Tensor]]:
+    """``(boxes, labels)`` tensors of the images ``indices``, the layouts
+    a synthesizer takes."""
+    return [sampler.sample(i).as_tensors() for i in indices]
+
+
+def batch_generator(seed: int,
+                    batch: int,
+                    attempt: int = 0) -> torch.Generator:
+    """The generator of one synthesis call: seeded by the job's seed, the
+    batch number and the attempt (0 the first, 1... regenerations), so a
+    resumed or sharded job makes the same images."""
+    return torch.Generator().manual_seed(derive_seed(seed, batch, attempt))
+
+
+def writer_inputs(result) -> Tuple[torch.Tensor, List[Layout], torch.Tensor]:
+    """A synthesizer's result as :meth:`SyntheticCocoWriter.write_batch`
+    takes it.
+
+    Args:
+        result (SynthesisResult): Of ``synthesize()``.
+
+    Returns:
+        tuple: The images (N, 3, H, W) uint8, the final targets (FP-sampled
+        ones included) as :class:`Layout` s, and the (N,) validity mask.
+    """
+    layouts = [
+        Layout(b.numpy(), lb.numpy())
+        for b, lb in zip(result.boxes, result.labels)
+    ]
+    # The writer takes (N, 3, H, W); the engine gives (N, H, W, 3).
+    return result.images.permute(0, 3, 1, 2), layouts, result.valid
 
 
 def build_teacher(teacher_cfg: dict,
@@ -162,10 +235,8 @@ class SynthesisJob:
         self.rank, self.world_size = get_dist_info()
         self.job = {**SYNTHESIS_DEFAULTS, **cfg.get('synthesis', {})}
         self.teacher, self.classes = build_teacher(cfg.teacher, device)
-        sampler_cfg = dict(cfg.layout_sampler)
-        sampler_cfg.setdefault('classes', self.classes)
-        sampler_cfg.setdefault('seed', self.job['seed'])
-        self.sampler = TASK_UTILS.build(sampler_cfg)
+        self.sampler = build_layout_sampler(cfg.layout_sampler, self.classes,
+                                            self.job['seed'])
         self.synthesizer = TASK_UTILS.build(
             dict(cfg.synthesizer, teacher=self.teacher))
         self._check_sizes()
@@ -253,24 +324,15 @@ class SynthesisJob:
 
     # ------------------------------------------------------------------
 
-    def _layouts(self, indices: Sequence[int]) -> List[Tuple[torch.Tensor,
-                                                             torch.Tensor]]:
-        return [self.sampler.sample(i).as_tensors() for i in indices]
-
     def _synthesize(self, batch: int, indices: Sequence[int], attempt: int):
-        generator = torch.Generator().manual_seed(
-            derive_seed(self.job['seed'], batch, attempt))
+        generator = batch_generator(self.job['seed'], batch, attempt)
         start = time.time()
-        result = run_synthesizer(self.synthesizer, self._layouts(indices),
+        result = run_synthesizer(self.synthesizer,
+                                 sample_layouts(self.sampler, indices),
                                  generator, f'batch {batch}')
         seconds = time.time() - start
         self._log_batch(batch, attempt, len(indices), seconds, result)
-        layouts = [
-            Layout(b.numpy(), lb.numpy())
-            for b, lb in zip(result.boxes, result.labels)
-        ]
-        # The writer takes (N, 3, H, W); the engine gives (N, H, W, 3).
-        return result.images.permute(0, 3, 1, 2), layouts, result.valid
+        return writer_inputs(result)
 
     def _synthesize_batch(self, batch: int, bar: Optional[ProgressBar]):
         indices = list(self.writer.batch_indices(batch))
