@@ -221,17 +221,6 @@ def register_adapted_neck_mse():
         name='TestAdaptedNeckMSE', module=_AdaptedNeckMSE, force=True)
 
 
-def load_tool(name: str):
-    """Imports ``tools/<name>.py`` as a module (the tools are scripts)."""
-    import importlib.util
-    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-    spec = importlib.util.spec_from_file_location(
-        f'tool_{name}', osp.join(root, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def build_detector(cfg: dict):
     """An mmdet detector from a config dict (registries already filled)."""
     from mmdet.registry import MODELS

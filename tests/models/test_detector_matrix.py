@@ -18,10 +18,11 @@ from typing import Callable, Dict
 
 import pytest
 import torch
-from kd_helpers import CLASSES, load_tool, make_tiny_coco, runner_config
+from kd_helpers import CLASSES, make_tiny_coco, runner_config
 from mmdet.registry import MODELS
 from mmengine.config import Config, ConfigDict
 from mmengine.runner import Runner, load_checkpoint
+from tool_loader import load_tool
 
 from mmdiode.models.task_modules.inversion import (BNStatisticsPrior,
                                                    DeepInversion)

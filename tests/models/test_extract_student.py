@@ -2,11 +2,12 @@
 import os
 
 import torch
-from kd_helpers import (batch, build_kd, load_tool, register_adapted_neck_mse,
+from kd_helpers import (batch, build_kd, register_adapted_neck_mse,
                         runner_config, tiny_pair)
 from mmdet.registry import MODELS
 from mmengine.config import Config, ConfigDict
 from mmengine.runner import load_checkpoint
+from tool_loader import load_tool
 
 extract = load_tool('extract_student')
 

@@ -27,7 +27,6 @@ Decisions:
 """
 import errno
 import hashlib
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -37,6 +36,7 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 import pytest
 import torch
+from tool_loader import load_tool
 
 from mmdiode.testing import (save_tiny_teacher, write_tiny_datafree_config,
                              write_tiny_synthesis_config)
@@ -70,12 +70,7 @@ _TOOLS: Dict[str, object] = {}
 def tool(name: str):
     """``tools/<name>.py`` imported as a module (once)."""
     if name not in _TOOLS:
-        spec = importlib.util.spec_from_file_location(
-            'bad_inputs_' + name.replace('/', '_'),
-            osp.join(ROOT, 'tools', f'{name}.py'))
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        _TOOLS[name] = module
+        _TOOLS[name] = load_tool(name)
     return _TOOLS[name]
 
 

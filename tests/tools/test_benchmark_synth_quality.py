@@ -1,7 +1,6 @@
 """tools/benchmark.py synth-quality: two recipes side by side on a tiny,
 randomly initialised teacher (its mAP and BN drops mean nothing; the
 command's plumbing does)."""
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -9,6 +8,7 @@ import re
 
 import pytest
 import torch
+from tool_loader import load_tool
 
 from benchmarks.profiling import synthesis_quality as sq
 from mmdiode.testing import save_tiny_teacher, write_tiny_synthesis_config
@@ -19,11 +19,7 @@ LAST_LINE = re.compile(r'speedup=(\d+\.\d\d) map50=(\d\.\d\d\d)/(\d\.\d\d\d) '
 
 
 def load_benchmark_tool():
-    spec = importlib.util.spec_from_file_location(
-        'benchmark_tool', osp.join(ROOT, 'tools', 'benchmark.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('benchmark')
 
 
 @pytest.fixture(scope='module')

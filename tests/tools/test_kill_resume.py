@@ -6,21 +6,16 @@ it is called in-process through its ``main(argv)``, once per job. Seed 6
 draws the kill at 0.79 of the uninterrupted run's time, past the start-up
 (imports) that takes most of so short a run.
 """
-import importlib.util
 import os.path as osp
 
 import pytest
+from tool_loader import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location(
-        'kill_resume', osp.join(ROOT, 'tools', 'analysis_tools',
-                                'kill_resume.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('analysis_tools/kill_resume')
 
 
 @pytest.mark.parametrize('job', ['train', 'synthesize'])

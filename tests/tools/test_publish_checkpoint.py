@@ -1,6 +1,4 @@
 """tools/publish_checkpoint.py: weights and meta only, optionally fp16."""
-import importlib.util
-import os.path as osp
 
 import pytest
 import torch
@@ -8,19 +6,9 @@ from mmdet.registry import MODELS
 from mmdet.utils import register_all_modules
 from mmengine.config import ConfigDict
 from mmengine.runner import load_checkpoint
+from tool_loader import load_tool
 
 from mmdiode.testing import tiny_yolov3
-
-TOOLS = osp.join(osp.dirname(osp.dirname(osp.dirname(__file__))), 'tools')
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(
-        name, osp.join(TOOLS, f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 publish = load_tool('publish_checkpoint')
 

@@ -1,5 +1,4 @@
 """tools/benchmark.py kd and benchmarks.profiling.kd on real models."""
-import importlib.util
 import os.path as osp
 import re
 
@@ -8,6 +7,7 @@ import torch
 from mmdet.registry import MODELS
 from mmdet.utils import register_all_modules
 from mmengine.config import Config
+from tool_loader import load_tool
 
 from benchmarks.profiling import kd as kd_benchmark
 from mmdiode.testing import tiny_yolov3
@@ -19,11 +19,7 @@ YOLOV3_HGD = osp.join(CONFIGS, 'hgd',
 
 
 def load_benchmark_tool():
-    spec = importlib.util.spec_from_file_location(
-        'benchmark_tool', osp.join(ROOT, 'tools', 'benchmark.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('benchmark')
 
 
 @pytest.fixture
