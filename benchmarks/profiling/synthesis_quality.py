@@ -50,8 +50,9 @@ from torch import nn
 
 from mmdiode.apis.synthesis import (SYNTHESIS_DEFAULTS, batch_generator,
                                     build_layout_sampler,
-                                    check_synthesis_config, run_synthesizer,
-                                    sample_layouts, writer_inputs)
+                                    check_synthesis_config, fill_object_bank,
+                                    run_synthesizer, sample_layouts,
+                                    writer_inputs)
 from mmdiode.datasets import SyntheticCocoWriter
 from mmdiode.evaluation import fidelity_report
 from mmdiode.models.task_modules.inversion.bn_prior import BNStatisticsPrior
@@ -205,8 +206,12 @@ def batch_order(batch: int) -> Tuple[str, str]:
     return SIDES if batch % 2 == 0 else SIDES[::-1]
 
 
-def timed_synthesis(synthesizer, layouts: Sequence, seed: int, batch: int,
-                    what: str):
+def timed_synthesis(synthesizer,
+                    layouts: Sequence,
+                    seed: int,
+                    batch: int,
+                    what: str,
+                    objects=None):
     """One ``synthesize()`` call from the batch's generator, timed.
 
     Args:
@@ -215,6 +220,8 @@ def timed_synthesis(synthesizer, layouts: Sequence, seed: int, batch: int,
         seed (int): The comparison's seed.
         batch (int): The batch number.
         what (str): Names the call in a divergence message.
+        objects (ObjectBank, optional): A warm start's object bank.
+            Defaults to None (a cold batch).
 
     Returns:
         tuple: The ``SynthesisResult`` and the call's seconds.
@@ -224,7 +231,7 @@ def timed_synthesis(synthesizer, layouts: Sequence, seed: int, batch: int,
     """
     generator = batch_generator(seed, batch)
     start = time.perf_counter()
-    result = run_synthesizer(synthesizer, layouts, generator, what)
+    result = run_synthesizer(synthesizer, layouts, generator, what, objects)
     seconds = time.perf_counter() - start
     if not bool(result.valid.all()):
         bad = int((~result.valid).sum())
@@ -277,6 +284,8 @@ class SynthQualityComparison:
         check_sizes(self.img_size, self.synthesizers)
         self.bn_prior = bn_yardstick(self.teacher, self.synthesizers)
         self.notes = self._notes(missing)
+        #: Side name -> the object bank of its warm start, once filled.
+        self.banks: Dict[str, object] = {}
 
     def _build_synthesizer(self, name: str, recipe: Recipe):
         try:
@@ -345,10 +354,18 @@ class SynthQualityComparison:
             indices = writers['baseline'].batch_indices(batch)
             layouts = sample_layouts(self.sampler, indices)
             row = dict(batch=batch, order=list(batch_order(batch)))
+            row['warm'] = []
             for name in batch_order(batch):
-                result, row[name] = timed_synthesis(
+                # Filling a warm start's bank counts towards its side.
+                start = time.perf_counter()
+                objects = self._objects_for(name, batch, writers[name])
+                fill_seconds = time.perf_counter() - start
+                result, seconds = timed_synthesis(
                     self.synthesizers[name], layouts, self.seed, batch,
-                    f'{name} recipe, batch {batch}')
+                    f'{name} recipe, batch {batch}', objects)
+                row[name] = fill_seconds + seconds
+                if getattr(result, 'warm', False):
+                    row['warm'].append(name)
                 iterations[name].append(getattr(result, 'iterations', None))
                 writers[name].write_batch(batch, *writer_inputs(result))
             rows.append(row)
@@ -361,6 +378,19 @@ class SynthQualityComparison:
         report = build_report(self, rows, iterations, fidelity, commit)
         dump_json_atomic(report, osp.join(work_dir, REPORT_FILE))
         return report
+
+    def _objects_for(self, name: str, batch: int,
+                     writer: SyntheticCocoWriter):
+        """A side's object bank for ``batch`` (None: a cold batch), as a
+        synthesis job fills it: from the side's first ``cold_batches``
+        written batches, once."""
+        synthesizer = self.synthesizers[name]
+        warm = getattr(synthesizer, 'recombine', None)
+        if not warm or not warm['enable'] or batch < warm['cold_batches']:
+            return None
+        if name not in self.banks:
+            self.banks[name] = fill_object_bank(synthesizer, writer)
+        return self.banks[name]
 
     def warm_up(self, layouts: Sequence) -> None:
         """One untimed call per side, one iteration per stage.
@@ -486,10 +516,21 @@ def build_report(comparison: SynthQualityComparison, rows: Sequence[Dict],
         summary=dict(
             speedup=sides['new']['images_per_hour'] /
             sides['baseline']['images_per_hour'],
+            warm_speedup=warm_speedup(rows),
             map50={n: sides[n]['bbox_mAP_50']
                    for n in ('new', 'baseline')},
             bn_drop={n: (sides[n]['bn_prior'] or {}).get('drop')
                      for n in ('new', 'baseline')}))
+
+
+def warm_speedup(rows: Sequence[Dict]) -> Optional[float]:
+    """The speedup over the batches the new side started warm only (its
+    steady state, once its bank is filled); None without such batches."""
+    warm = [row for row in rows if 'new' in row.get('warm', ())]
+    if not warm:
+        return None
+    return (sum(row['baseline'] for row in warm) /
+            max(sum(row['new'] for row in warm), 1e-9))
 
 
 # --- text --------------------------------------------------------------------
@@ -536,7 +577,10 @@ def summary_line(report: Dict) -> str:
     """``speedup=X.XX map50=N.NNN/O.OOO bn_drop=N.NN/O.NN``."""
     summary = report['summary']
     map50, drop = summary['map50'], summary['bn_drop']
-    return (f'speedup={summary["speedup"]:.2f} '
+    line = (f'speedup={summary["speedup"]:.2f} '
             f'map50={map50["new"]:.3f}/{map50["baseline"]:.3f} '
             f'bn_drop={_number(drop["new"], 2)}/'
             f'{_number(drop["baseline"], 2)}')
+    if summary.get('warm_speedup') is not None:
+        line += f' warm_speedup={summary["warm_speedup"]:.2f}'
+    return line

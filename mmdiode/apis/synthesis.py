@@ -57,7 +57,11 @@ SYNTHESIS_DEFAULTS = dict(num_images=1000, batch_size=16, seed=0,
                           max_retries=2, teacher_labels=None)
 
 
-def run_synthesizer(synthesizer, layouts: Sequence, generator, what: str):
+def run_synthesizer(synthesizer,
+                    layouts: Sequence,
+                    generator,
+                    what: str,
+                    objects=None):
     """``synthesizer.synthesize(layouts, generator=generator)``; a run whose
     losses stayed non-finite is a :class:`DivergedError` (the settings are
     wrong, not the code).
@@ -73,9 +77,12 @@ def run_synthesizer(synthesizer, layouts: Sequence, generator, what: str):
         layouts (Sequence): ``(boxes, labels)`` per image.
         generator (torch.Generator): The batch's generator.
         what (str): Names the batch in the message, e.g. ``'batch 3'``.
+        objects (ObjectBank, optional): A warm start's object bank (passed
+            on only when given). Defaults to None.
     """
+    extra = {} if objects is None else dict(objects=objects)
     try:
-        result = synthesizer.synthesize(layouts, generator=generator)
+        result = synthesizer.synthesize(layouts, generator=generator, **extra)
     except RuntimeError as e:
         if 'non-finite' not in str(e):
             raise
@@ -86,6 +93,34 @@ def run_synthesizer(synthesizer, layouts: Sequence, generator, what: str):
             f'restarted from noise, {result.restarts} restarts); lower the '
             'learning rate or the prior weights, or disable amp')
     return result
+
+
+def fill_object_bank(synthesizer, writer: SyntheticCocoWriter):
+    """A warm start's object bank, from the images a job wrote.
+
+    The first ``synthesizer.recombine['cold_batches']`` batches (those of
+    them the writer has, in order) are read back from disk and their
+    objects the teacher finds are added, so the bank of a resumed job is the
+    bank of an uninterrupted one.
+
+    Args:
+        synthesizer (DeepInversion): With ``recombine`` enabled.
+        writer (SyntheticCocoWriter): The job's writer.
+
+    Returns:
+        ObjectBank: The filled bank.
+    """
+    bank = synthesizer.new_object_bank()
+    cold = min(synthesizer.recombine['cold_batches'], writer.num_batches)
+    done = set(writer.done_batches())
+    for batch in range(cold):
+        if batch not in done:
+            continue
+        images, boxes, labels = writer.read_batch(batch)
+        bank.add_found(synthesizer.teacher, torch.from_numpy(images),
+                       [torch.from_numpy(b) for b in boxes],
+                       [torch.from_numpy(lb) for lb in labels])
+    return bank
 
 
 def check_synthesis_config(cfg: Config, path: str) -> None:
@@ -256,6 +291,16 @@ class SynthesisJob:
                                  [dict(type='LocalVisBackend')]),
             save_dir=work_dir) if self.rank == 0 else None
         self.loss_log = osp.join(work_dir, f'losses_rank{self.rank}.jsonl')
+        # The synthesizer's warm start (None: off): the bank is filled from
+        # the first cold_batches batches once they are written.
+        warm = getattr(self.synthesizer, 'recombine', None)
+        self.recombine = warm if warm and warm['enable'] else None
+        self.objects = None
+        if self.recombine is not None and self.world_size > 1:
+            raise ConfigError(
+                'synthesizer.recombine starts batches from objects of the '
+                'first cold_batches batches, which one process makes; run '
+                'it on one process (or switch recombine off to shard)')
 
     def _check_sizes(self) -> None:
         size = self.synthesizer.final_size
@@ -324,12 +369,29 @@ class SynthesisJob:
 
     # ------------------------------------------------------------------
 
+    def _objects_for(self, batch: int):
+        """The object bank a batch starts from: None for a cold batch (warm
+        start off, or one of the first ``cold_batches``); else the bank,
+        filled on first use from the cold batches' written images
+        (:func:`fill_object_bank`), so a resumed job starts its warm batches
+        from the same objects."""
+        if self.recombine is None or batch < self.recombine['cold_batches']:
+            return None
+        if self.objects is None:
+            self.objects = fill_object_bank(self.synthesizer, self.writer)
+            self.logger.info(
+                f'warm start: {len(self.objects)} objects of classes '
+                f'{self.objects.classes()} from the first '
+                f"{self.recombine['cold_batches']} batches")
+        return self.objects
+
     def _synthesize(self, batch: int, indices: Sequence[int], attempt: int):
         generator = batch_generator(self.job['seed'], batch, attempt)
         start = time.time()
         result = run_synthesizer(self.synthesizer,
                                  sample_layouts(self.sampler, indices),
-                                 generator, f'batch {batch}')
+                                 generator, f'batch {batch}',
+                                 objects=self._objects_for(batch))
         seconds = time.time() - start
         self._log_batch(batch, attempt, len(indices), seconds, result)
         return writer_inputs(result)
@@ -372,7 +434,8 @@ class SynthesisJob:
 
         An entry also records ``iterations``, the optimisation iterations
         the batch ran (fewer than configured with the synthesizer's early
-        exit); entries written before it existed lack the key.
+        exit), and ``warm``, whether it started from the object bank of a
+        warm start; entries written before they existed lack the keys.
         """
         first = {k: v[0] for k, v in result.loss_history.items()}
         last = {k: v[1] for k, v in result.loss_history.items()}
@@ -381,6 +444,7 @@ class SynthesisJob:
                      images_per_s=round(num / max(seconds, 1e-9), 4),
                      restarts=result.restarts,
                      iterations=result.iterations,
+                     warm=bool(getattr(result, 'warm', False)),
                      valid=int(result.valid.sum()), initial=first, final=last)
         with open(self.loss_log, 'a', encoding='utf-8') as f:
             f.write(json.dumps(entry) + '\n')

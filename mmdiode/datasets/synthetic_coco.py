@@ -31,7 +31,7 @@ import json
 import os
 import os.path as osp
 import re
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
@@ -178,6 +178,41 @@ class SyntheticCocoWriter:
             b for b in range(rank, self.num_batches, world_size)
             if b not in done
         ]
+
+    def read_batch(self, batch: int) -> Tuple[np.ndarray, List[np.ndarray],
+                                              List[np.ndarray]]:
+        """The written images of a finished batch, with their targets.
+
+        Args:
+            batch (int): A batch with a record.
+
+        Returns:
+            tuple: The images (N, H, W, 3) uint8 RGB in index order (invalid
+            ones left out), and per image the (K_i, 4) float32 xyxy target
+            boxes and (K_i,) int64 labels.
+        """
+        records = self._records(None)
+        if batch not in records:
+            raise ValueError(f'batch {batch} has no record yet')
+        record = self._load(records[batch])
+        entries = sorted(record['images'], key=lambda img: img['id'])
+        by_image: Dict[int, List[dict]] = {img['id']: [] for img in entries}
+        for ann in record['annotations']:
+            by_image[ann['image_id']].append(ann)
+        images, boxes, labels = [], [], []
+        for img in entries:
+            with Image.open(osp.join(self.data_root,
+                                     img['file_name'])) as png:
+                images.append(np.asarray(png.convert('RGB')))
+            anns = by_image[img['id']]
+            xywh = np.array([a['bbox'] for a in anns],
+                            np.float64).reshape(-1, 4)
+            boxes.append(
+                np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]],
+                               1).astype(np.float32))
+            labels.append(
+                np.array([a['category_id'] - 1 for a in anns], np.int64))
+        return np.stack(images), boxes, labels
 
     def invalid_indices(self, rank: Optional[int] = None) -> List[int]:
         """Indices whose images were invalid and still await regeneration.

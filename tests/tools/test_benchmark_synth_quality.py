@@ -144,3 +144,34 @@ def test_batch_order_and_last_line():
                                bn_drop=dict(new=None, baseline=12.345)))
     assert sq.summary_line(report) == \
         'speedup=1.50 map50=0.250/0.500 bn_drop=n/a/12.35'
+
+
+def test_a_recombining_recipe_reports_its_warm_speedup(
+        recipes, tmp_path, capsys, keep_threads, monkeypatch):
+    """The new side fills its bank from its first batch (the fill counted
+    in its time) and starts the second warm."""
+    from mmdiode.models.task_modules.inversion import object_bank
+
+    # A random tiny teacher finds nothing: every target counts as found.
+    monkeypatch.setattr(
+        object_bank, 'found_targets',
+        lambda preds, boxes, labels, score_thr, iou_thr: torch.ones(
+            len(boxes), dtype=torch.bool))
+    config = tmp_path / 'recombine.py'
+    config.write_text(
+        f'_base_ = {recipes["synth"]!r}\n'
+        'synthesizer = dict(recombine=dict(enable=True, cold_batches=1, '
+        'stages=[dict(size=64, iterations=1, lr=0.05)]))\n')
+    work = tmp_path / 'work'
+    rc, lines, err = run(recipes, capsys, str(config), recipes['synth'],
+                         '--work-dir', str(work))
+    assert rc == 0, err[-3000:]
+    with open(work / sq.REPORT_FILE) as f:
+        report = json.load(f)
+    assert [row['warm'] for row in report['batch_seconds']] == [[], ['new']]
+    assert report['sides']['new']['iterations'] == [5, 1]
+    rows = report['batch_seconds']
+    assert report['summary']['warm_speedup'] == pytest.approx(
+        rows[1]['baseline'] / rows[1]['new'])
+    head, warm = lines[-1].rsplit(' warm_speedup=', 1)
+    assert LAST_LINE.fullmatch(head) and re.fullmatch(r'\d+\.\d\d', warm)

@@ -30,6 +30,8 @@ from mmdiode.utils.seeding import derive_seed
 CHECKPOINT_KEY = 'deep_inversion_hook'
 #: The hook's progress beside the pool (for a stop before any checkpoint).
 STATE_FILE = 'hook_state_rank{rank}.json'
+#: The object bank of a synthesizer's ``recombine`` option, beside the pool.
+BANK_FILE = 'object_bank_rank{rank}.pt'
 
 
 @HOOKS.register_module()
@@ -61,6 +63,12 @@ class DeepInversionHook(Hook):
     of every synthesis loss term (``synth/loss_task``,
     ``synth/loss_bn``, ``synth/loss_tv_l1``, the total ``synth/loss`` and the
     teacher's own terms).
+
+    With the synthesizer's ``recombine`` option, each rank's first
+    ``cold_batches`` batches run the full recipe and fill an object bank
+    (saved as ``object_bank_rank<r>.pt`` beside the pool after each of
+    them); every later batch starts from its objects (a warm start, logged
+    as ``synth/warm``).
 
     Resuming: the pool lives in its folder; the counter (and the pool's file
     counters) are saved in checkpoints under ``CHECKPOINT_KEY``. A resumed
@@ -142,6 +150,8 @@ class DeepInversionHook(Hook):
         self.rank, self.world_size = 0, 1
         self.pool: Optional[ReplayPool] = None
         self.synthesizer = None
+        #: The object bank of the synthesizer's ``recombine`` option.
+        self.objects = None
         self.dataset: Optional[BoxSamplerDataset] = None
         self._resumed_state: Optional[dict] = None
         #: Initial batches this rank has synthesized into the pool.
@@ -180,6 +190,7 @@ class DeepInversionHook(Hook):
         self.synthesizer = TASK_UTILS.build(
             dict(self.synthesizer_cfg, teacher=teacher))
         self._check_size()
+        self.objects = self._object_bank()
         self.dataset.layout(0)  # the layout settings, checked now
         self.pool.check_images(self.dataset.img_size)
         if self._resumed_state is not None:
@@ -267,6 +278,21 @@ class DeepInversionHook(Hook):
             raise ValueError(
                 f'the synthesizer makes {size[1]}x{size[0]} images but the '
                 f'train set\'s img_size is {img}; make them equal')
+
+    def _object_bank(self):
+        """The synthesizer's object bank (None without ``recombine``), as
+        saved beside the pool if it was."""
+        recombine = getattr(self.synthesizer, 'recombine', None)
+        if not recombine or not recombine['enable']:
+            return None
+        bank = self.synthesizer.new_object_bank()
+        if osp.isfile(self._bank_path()):
+            bank.load(self._bank_path())
+        return bank
+
+    def _bank_path(self) -> str:
+        return osp.join(self.dataset.pool_dir,
+                        BANK_FILE.format(rank=self.rank))
 
     def _state_path(self) -> str:
         return osp.join(self.dataset.pool_dir,
@@ -384,10 +410,15 @@ class DeepInversionHook(Hook):
         ]
         generator = torch.Generator().manual_seed(
             derive_seed(self.seed, self.counter, self.rank))
+        filling = (self.objects is not None and self.objects.batches <
+                   self.synthesizer.recombine['cold_batches'])
         start = time.perf_counter()
-        result = run_synthesizer(self.synthesizer, layouts, generator,
-                                 f'DeepInversionHook, layouts from '
-                                 f'{self.counter}')
+        result = run_synthesizer(
+            self.synthesizer,
+            layouts,
+            generator,
+            f'DeepInversionHook, layouts from {self.counter}',
+            objects=None if filling else self.objects)
         seconds = time.perf_counter() - start
         self.counter += self.batch_size * self.world_size
         valid = result.valid.tolist()
@@ -400,6 +431,14 @@ class DeepInversionHook(Hook):
             [(b, lb)
              for b, lb, ok in zip(result.boxes, result.labels, valid) if ok],
             rank=self.rank)
+        if filling:
+            keep = result.valid
+            self.objects.add_found(
+                self.synthesizer.teacher, result.images[keep],
+                [b for b, ok in zip(result.boxes, valid) if ok],
+                [lb for lb, ok in zip(result.labels, valid) if ok])
+            self.objects.batches += 1
+            self.objects.save(self._bank_path())
         self.initial_done += int(initial)
         self._save_progress()
         hub = runner.message_hub
@@ -408,6 +447,8 @@ class DeepInversionHook(Hook):
                           len(layouts) / max(seconds, 1e-9))
         if result.iterations is not None:
             hub.update_scalar('train/synth/iterations', result.iterations)
+        if self.objects is not None:
+            hub.update_scalar('train/synth/warm', int(result.warm))
         for name, (_, final) in result.loss_history.items():
             hub.update_scalar(f'train/synth/{name}', final)
 

@@ -386,3 +386,44 @@ def test_start_killed_before_recording_its_first_batch_continues(tmp_path):
     assert not osp.exists(tmp_path / 'pool' / 'hook_state_rank0.json')
     assert len(ReplayPool(str(tmp_path / 'pool'))) == BATCH
     _restart_completes_initial_batches(cfg, 'datafree_unrecorded_restart')
+
+
+def test_recombine_starts_later_batches_from_the_saved_bank(
+        tmp_path, monkeypatch):
+    """The first batch (the initial one) fills the object bank, saved
+    beside the pool; the round's batch starts warm from it; a resumed run
+    loads the bank instead of refilling it."""
+    from mmdiode.engine.hooks.deep_inversion_hook import BANK_FILE
+    from mmdiode.models.task_modules.inversion import object_bank
+
+    # A random tiny teacher finds nothing: every target counts as found.
+    monkeypatch.setattr(
+        object_bank, 'found_targets',
+        lambda preds, boxes, labels, score_thr, iou_thr: torch.ones(
+            len(boxes), dtype=torch.bool))
+    recombine = dict(
+        enable=True,
+        cold_batches=1,
+        stages=[dict(size=SIZE, iterations=1, lr=0.05, jitter=2)])
+
+    def run(max_iters, resume=False):
+        cfg = _config(tmp_path, max_iters=max_iters, resume=resume)
+        cfg.custom_hooks[0].synthesizer = dict(SYNTHESIZER,
+                                               recombine=recombine)
+        cfg.experiment_name = f'recombine_{max_iters}'
+        runner = Runner.from_cfg(cfg)
+        runner.train()
+        return runner, _hook(runner)
+
+    runner, hook = run(max_iters=2)
+    bank_file = tmp_path / 'pool' / BANK_FILE.format(rank=0)
+    assert bank_file.is_file()
+    assert hook.objects.batches == 1 and len(hook.objects) > 0
+    hub = runner.message_hub
+    assert hub.get_scalar('train/synth/warm').current() == 1
+    # The warm schedule's one iteration, not the recipe's two.
+    assert hub.get_scalar('train/synth/iterations').current() == 1
+    crops = len(hook.objects)
+    runner, hook = run(max_iters=4, resume=True)
+    assert hook.objects.batches == 1 and len(hook.objects) == crops
+    assert runner.message_hub.get_scalar('train/synth/warm').current() == 1

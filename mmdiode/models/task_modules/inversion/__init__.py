@@ -11,9 +11,11 @@ from .fp_sampling import FalsePositiveSampler
 from .image_priors import l2_prior, tv_l1, tv_l2
 from .input_space import PixelSpace
 from .moi import MultiObjectImpressions
+from .object_bank import ObjectBank
 
 __all__ = [
     'BoxConsistentAugment', 'BNStatisticsPrior', 'DeepInversion', 'EarlyExit',
-    'FalsePositiveSampler', 'MultiObjectImpressions', 'PixelSpace',
+    'FalsePositiveSampler', 'MultiObjectImpressions', 'ObjectBank',
+    'PixelSpace',
     'SynthesisResult', 'l2_prior', 'tv_l1', 'tv_l2'
 ]

@@ -6,7 +6,9 @@ BatchNorm-statistics prior and image priors keep them close to natural
 images. Differentiable augmentations, a multi-resolution schedule and
 false-positive sampling follow the DIODE recipe. An optional early exit
 (``early_exit.py``) leaves a stage once the teacher finds the batch's
-targets and the BN prior has stopped falling.
+targets and the BN prior has stopped falling. An optional warm start
+(``object_bank.py``) begins a batch from objects of earlier batches, pasted
+at its targets, and runs a shorter schedule.
 """
 import contextlib
 import math
@@ -28,6 +30,7 @@ from .early_exit import EARLY_EXIT_DEFAULTS, EarlyExit
 from .fp_sampling import FalsePositiveSampler
 from .image_priors import l2_prior, tv_l1, tv_l2
 from .input_space import PixelSpace
+from .object_bank import ObjectBank
 
 #: (boxes (K, 4), labels (K,)); also accepts numpy arrays or a NamedTuple.
 LayoutLike = Tuple[Tensor, Tensor]
@@ -67,6 +70,17 @@ FP_SAMPLING_DEFAULTS = dict(
     min_area=0.01,
     max_area=0.85)
 
+#: Defaults of the ``recombine`` argument (off): batches that start from
+#: objects of earlier ones (``object_bank.py``), with their own schedule.
+RECOMBINE_DEFAULTS = dict(
+    enable=False,
+    cold_batches=2,
+    stages=None,
+    fp_sampling=dict(enable=False),
+    max_per_class=64,
+    score_thr=0.3,
+    iou_thr=0.5)
+
 _STAGE_DEFAULTS = dict(min_lr=0.0, jitter=0, augment=True)
 _STAGE_KEYS = {
     'size', 'iterations', 'lr', 'min_lr', 'jitter', 'augment', 'bn_weight',
@@ -100,6 +114,8 @@ class SynthesisResult:
             over the stages: the configured total unless the early exit
             left a stage early. None when not recorded (a result built
             without it).
+        warm (bool): Whether the batch started warm, from objects of an
+            :class:`ObjectBank` with the ``recombine`` schedule.
     """
     images: Tensor
     boxes: List[Tensor]
@@ -108,6 +124,7 @@ class SynthesisResult:
     loss_history: Dict[str, Tuple[float, float]]
     restarts: int
     iterations: Optional[int] = None
+    warm: bool = False
 
 
 @TASK_UTILS.register_module()
@@ -146,6 +163,15 @@ class DeepInversion:
     pixels (all images if none is) get fresh noise, their Adam state and
     their targets (FP-sampled ones dropped) are reset, and a restart is
     counted. More than ``max_restarts`` restarts raise ``RuntimeError``.
+
+    With ``recombine`` enabled, a call given a non-empty
+    :class:`ObjectBank` (``objects``) starts from fresh noise with a crop of
+    an earlier object of each target's class pasted at the target's box, and
+    runs the ``recombine`` schedule (``stages``, ``fp_sampling``) instead of
+    the configured one; without a bank (or with an empty one) it runs the
+    configured recipe from noise. Which batches fill the bank and which start
+    warm is the caller's choice (:class:`~mmdiode.apis.SynthesisJob`: the
+    first ``cold_batches`` batches fill it, every later one starts warm).
 
     Dict arguments are merged into their defaults (the module constants
     ``BN_PRIOR_DEFAULTS`` etc.): keys not given keep the values shown.
@@ -212,6 +238,18 @@ class DeepInversion:
             prior). Defaults to ``dict(enable=False, stages=None,
             min_iterations=20, check_interval=10, score_thr=0.3,
             iou_thr=0.5, found_frac=0.9, bn_window=10, bn_tol=0.02)`` (off).
+        recombine (dict): ``enable``; ``cold_batches`` (how many batches a
+            job synthesizes from noise with the full recipe to fill the
+            bank; read by the job); ``stages`` (the schedule of a warm
+            batch, as ``stages``; its last size must be the final size;
+            required when enabled) and ``fp_sampling`` (its false-positive
+            sampling, merged into ``FP_SAMPLING_DEFAULTS``; iterations count
+            over the warm schedule); ``max_per_class``, ``score_thr`` and
+            ``iou_thr`` (the :class:`ObjectBank`: crops kept per class, and
+            when the teacher finds a target so that its crop is kept).
+            Defaults to ``dict(enable=False, cold_batches=2, stages=None,
+            fp_sampling=dict(enable=False), max_per_class=64,
+            score_thr=0.3, iou_thr=0.5)`` (off).
     """
 
     def __init__(self,
@@ -227,7 +265,8 @@ class DeepInversion:
                  channels_last: bool = False,
                  max_restarts: int = 3,
                  init: str = 'noise',
-                 early_exit: dict = EARLY_EXIT_DEFAULTS) -> None:
+                 early_exit: dict = EARLY_EXIT_DEFAULTS,
+                 recombine: dict = RECOMBINE_DEFAULTS) -> None:
         if not hasattr(teacher, 'loss') or not hasattr(teacher, 'predict'):
             raise TypeError('teacher must be a built mmdet detector with '
                             f'loss() and predict(), got {type(teacher)}')
@@ -272,6 +311,7 @@ class DeepInversion:
         fp_cfg = {**FP_SAMPLING_DEFAULTS, **fp_sampling}
         self.fp_sampler = FalsePositiveSampler(**fp_cfg)
         self.early_exit = self._checked_early_exit(early_exit)
+        self.recombine = self._checked_recombine(recombine)
         self.amp = amp
         self.channels_last = channels_last
         self.max_restarts = max_restarts
@@ -291,12 +331,59 @@ class DeepInversion:
                     'stage)')
         return rule
 
-    def _checked_stage(self, index: int, stage: dict) -> dict:
+    def _checked_recombine(self, recombine: dict) -> dict:
+        cfg = {**RECOMBINE_DEFAULTS, **recombine}
+        _no_extra_keys('recombine', {
+            k: v
+            for k, v in cfg.items() if k not in RECOMBINE_DEFAULTS
+        })
+        if not isinstance(cfg['enable'], bool):
+            raise ValueError('recombine: enable must be True or False, got '
+                             f"{cfg['enable']!r}")
+        cold = cfg['cold_batches']
+        if not isinstance(cold, int) or isinstance(cold, bool) or cold < 1:
+            raise ValueError('recombine: cold_batches must be an int >= 1 '
+                             f'(the batches that fill the bank), got {cold!r}')
+        # Fails early on bad bank settings, enabled or not.
+        ObjectBank(cfg['max_per_class'], cfg['score_thr'], cfg['iou_thr'])
+        if not cfg['enable']:
+            return cfg
+        if not cfg['stages']:
+            raise ValueError('recombine: enable=True needs stages, the '
+                             'schedule of a warm batch (e.g. the last stage '
+                             'with fewer iterations)')
+        cfg['stages'] = [
+            self._checked_stage(i, s, f'recombine.stages[{i}]')
+            for i, s in enumerate(cfg['stages'])
+        ]
+        if cfg['stages'][-1]['size'] != self.final_size:
+            raise ValueError(
+                "recombine: the last of its stages makes "
+                f"{cfg['stages'][-1]['size']} images, the recipe "
+                f'{self.final_size}; make them equal')
+        cfg['fp_sampler'] = FalsePositiveSampler(**{
+            **FP_SAMPLING_DEFAULTS,
+            **cfg['fp_sampling']
+        })
+        return cfg
+
+    def new_object_bank(self) -> ObjectBank:
+        """An empty :class:`ObjectBank` with the ``recombine`` settings."""
+        cfg = self.recombine
+        return ObjectBank(cfg['max_per_class'], cfg['score_thr'],
+                          cfg['iou_thr'])
+
+    def _checked_stage(self,
+                       index: int,
+                       stage: dict,
+                       name: Optional[str] = None) -> dict:
+        name = name or f'stages[{index}]'
+
         unknown = set(stage) - _STAGE_KEYS
         missing = {'size', 'iterations', 'lr'} - set(stage)
         if unknown or missing:
             raise ValueError(
-                f'stages[{index}]: unknown keys {sorted(unknown)}, missing '
+                f'{name}: unknown keys {sorted(unknown)}, missing '
                 f'keys {sorted(missing)} (allowed: {sorted(_STAGE_KEYS)})')
         stage = {
             **_STAGE_DEFAULTS, 'bn_weight': self.bn_weight,
@@ -306,16 +393,16 @@ class DeepInversion:
         for key in ('bn_weight', 'task_weight'):
             stage[key] = float(stage[key])
             if stage[key] < 0:
-                raise ValueError(f'stages[{index}]: {key} must be >= 0, got '
+                raise ValueError(f'{name}: {key} must be >= 0, got '
                                  f'{stage[key]}')
         size = stage['size']
         stage['size'] = tuple(
             int(s) for s in ((size, size) if isinstance(size, int) else size))
         if len(stage['size']) != 2 or min(stage['size']) < 2:
-            raise ValueError(f'stages[{index}]: size must be an int or '
+            raise ValueError(f'{name}: size must be an int or '
                              f'(h, w) of at least 2, got {size}')
         if stage['iterations'] < 1:
-            raise ValueError(f'stages[{index}]: iterations must be >= 1')
+            raise ValueError(f'{name}: iterations must be >= 1')
         return stage
 
     # ------------------------------------------------------------------
@@ -334,7 +421,8 @@ class DeepInversion:
     def synthesize(self,
                    layouts: Sequence[LayoutLike],
                    generator: Optional[torch.Generator] = None,
-                   callback: Optional[LossCallback] = None) -> SynthesisResult:
+                   callback: Optional[LossCallback] = None,
+                   objects: Optional[ObjectBank] = None) -> SynthesisResult:
         """Optimises one batch of images, one per layout.
 
         Args:
@@ -353,11 +441,19 @@ class DeepInversion:
                 early exit, a stage left early skips the rest of its
                 indices), ``losses`` maps term names to detached 0-dim
                 tensors (no device sync is forced).
+            objects (ObjectBank, optional): With ``recombine`` enabled and
+                at least one crop in it, the batch starts warm (see the
+                class docstring). Defaults to None (a cold batch).
 
         Returns:
             SynthesisResult: Images, final targets, validity and losses.
         """
         boxes, labels = self._checked_layouts(layouts)
+        if objects is not None and not self.recombine['enable']:
+            raise ValueError('synthesize(objects=...) needs recombine='
+                             'dict(enable=True, stages=[...]) in the '
+                             'synthesizer config')
+        warm = objects is not None and len(objects) > 0
         device = next(self.teacher.parameters()).device
         use_amp = self.amp and device.type == 'cuda'
         if self.amp and not use_amp:
@@ -371,7 +467,8 @@ class DeepInversion:
                 stack.enter_context(
                     BNStatisticsPrior(self.teacher, **self.bn_cfg))
                 if self.uses_bn_prior else None)
-            run = _Run(self, bn, device, use_amp, generator, callback)
+            run = _Run(self, bn, device, use_amp, generator, callback,
+                       objects if warm else None)
             return run.execute([b.to(device) for b in boxes],
                                [lb.to(device) for lb in labels])
 
@@ -445,8 +542,16 @@ class _Run:
     def __init__(self, engine: DeepInversion, bn: Optional[BNStatisticsPrior],
                  device: torch.device, use_amp: bool,
                  generator: Optional[torch.Generator],
-                 callback: Optional[LossCallback]) -> None:
+                 callback: Optional[LossCallback],
+                 objects: Optional[ObjectBank] = None) -> None:
         self.engine = engine
+        self.objects = objects
+        # A warm batch runs the recombine schedule and FP sampling.
+        if objects is None:
+            self.stages, self.fp_sampler = engine.stages, engine.fp_sampler
+        else:
+            self.stages = engine.recombine['stages']
+            self.fp_sampler = engine.recombine['fp_sampler']
         self.teacher = engine.teacher
         self.bn = bn
         self.device = device
@@ -491,10 +596,15 @@ class _Run:
         self.stage_scale = boxes[0].new_ones(4)
         x = None
         iteration = 0
-        for index, stage in enumerate(engine.stages):
+        for index, stage in enumerate(self.stages):
             h, w = stage['size']
             if x is None:
                 x = self._initial_images(len(boxes), h, w)
+                if self.objects is not None:
+                    scale = x.new_tensor([w / final_w, h / final_h] * 2)
+                    x = self.objects.compose(x, [b * scale for b in boxes],
+                                             labels, self.space,
+                                             self.generator)
             else:
                 x = F.interpolate(
                     x.detach(),
@@ -572,7 +682,7 @@ class _Run:
                     bn_history.clear()  # the images were re-initialised
             if self.callback is not None:
                 self.callback(iteration, index, losses)
-            if engine.fp_sampler.is_due(iteration):
+            if self.fp_sampler.is_due(iteration):
                 boxes, labels = self._sample_false_positives(
                     x, boxes, labels, metainfo)
             iteration += 1
@@ -673,8 +783,8 @@ class _Run:
             metainfo: dict) -> Tuple[List[Tensor], List[Tensor]]:
         samples = [DetDataSample(metainfo=metainfo) for _ in boxes]
         with self._predicting():
-            return self.engine.fp_sampler.sample(self.teacher, x.detach(),
-                                                 samples, boxes, labels)
+            return self.fp_sampler.sample(self.teacher, x.detach(), samples,
+                                          boxes, labels)
 
     def _stage_done(self, x: Tensor, boxes: List[Tensor],
                     labels: List[Tensor], metainfo: dict,
@@ -720,7 +830,8 @@ class _Run:
             valid=valid,
             loss_history=history,
             restarts=self.restarts,
-            iterations=self.iterations_run)
+            iterations=self.iterations_run,
+            warm=self.objects is not None)
 
 
 @contextlib.contextmanager

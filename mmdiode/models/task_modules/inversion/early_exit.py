@@ -226,13 +226,34 @@ class EarlyExit:
             Tensor: (K,) bool, True for a target matched by a prediction of
             its label with score >= ``score_thr`` and IoU >= ``iou_thr``.
         """
-        preds = preds[preds.scores >= self.score_thr]
-        if len(boxes) == 0 or len(preds) == 0:
-            return torch.zeros(len(boxes), dtype=torch.bool)
-        boxes = boxes.detach().float().cpu()
-        iou = bbox_overlaps(boxes, preds.bboxes.detach().float().cpu())
-        same = labels.detach().cpu()[:, None] == preds.labels.cpu()[None, :]
-        return ((iou >= self.iou_thr) & same).any(1)
+        return found_targets(preds, boxes, labels, self.score_thr,
+                             self.iou_thr)
+
+
+def found_targets(preds: InstanceData, boxes: Tensor, labels: Tensor,
+                  score_thr: float, iou_thr: float) -> Tensor:
+    """Which target boxes of one image the teacher's predictions find.
+
+    Args:
+        preds (InstanceData): ``bboxes`` (P, 4) xyxy, ``scores`` (P,),
+            ``labels`` (P,).
+        boxes (Tensor): (K, 4) xyxy target boxes.
+        labels (Tensor): (K,) target labels.
+        score_thr (float): Smallest score of a prediction that counts.
+        iou_thr (float): Smallest IoU of a prediction with its target.
+
+    Returns:
+        Tensor: (K,) bool on the CPU, True for a target matched by a
+        prediction of its label with score >= ``score_thr`` and IoU >=
+        ``iou_thr`` (one prediction may match several targets).
+    """
+    preds = preds[preds.scores >= score_thr]
+    if len(boxes) == 0 or len(preds) == 0:
+        return torch.zeros(len(boxes), dtype=torch.bool)
+    boxes = boxes.detach().float().cpu()
+    iou = bbox_overlaps(boxes, preds.bboxes.detach().float().cpu())
+    same = labels.detach().cpu()[:, None] == preds.labels.cpu()[None, :]
+    return ((iou >= iou_thr) & same).any(1)
 
 
 def _is_int(value) -> bool:

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from .deep_inversion import (DeepInversion, LayoutLike, LossCallback,
                              SynthesisResult)
+from .object_bank import ObjectBank
 
 
 @TASK_UTILS.register_module()
@@ -148,13 +149,15 @@ class MultiObjectImpressions(DeepInversion):
     def synthesize(self,
                    layouts: Sequence[LayoutLike],
                    generator: Optional[torch.Generator] = None,
-                   callback: Optional[LossCallback] = None) -> SynthesisResult:
+                   callback: Optional[LossCallback] = None,
+                   objects: Optional[ObjectBank] = None) -> SynthesisResult:
         """Relabels the layouts (:meth:`relabel_layouts`), then synthesizes.
 
         See :meth:`DeepInversion.synthesize` for the arguments and result.
         """
         return super().synthesize(
-            self.relabel_layouts(layouts, generator), generator, callback)
+            self.relabel_layouts(layouts, generator), generator, callback,
+            objects)
 
 
 def _owner_num_classes(model: nn.Module, param_name: str) -> Optional[int]:

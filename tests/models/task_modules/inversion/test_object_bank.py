@@ -1,0 +1,208 @@
+"""Warm starts: the object bank and batches that start from its objects
+(tiny real teachers)."""
+import pytest
+import torch
+from mmengine.structures import InstanceData
+
+from mmdiode.models.task_modules.inversion import (DeepInversion,
+                                                   MultiObjectImpressions,
+                                                   ObjectBank)
+
+NO_FP = dict(enable=False)
+STAGES = (dict(size=32, iterations=6, lr=0.1, jitter=2),
+          dict(size=64, iterations=4, lr=0.05, jitter=4))
+WARM_STAGES = [dict(size=64, iterations=3, lr=0.02, jitter=2)]
+WARM = dict(enable=True, stages=WARM_STAGES)
+
+
+def _layouts():
+    return [(torch.tensor([[8., 8., 40., 48.]]), torch.tensor([1])),
+            (torch.tensor([[4., 30., 30., 60.], [34., 4., 62.,
+                                                 28.]]), torch.tensor([0, 2]))]
+
+
+def _engine(teacher, engine_type=DeepInversion, **kwargs):
+    return engine_type(
+        teacher, stages=list(STAGES), **{
+            'fp_sampling': NO_FP,
+            'recombine': WARM,
+            **kwargs
+        })
+
+
+def _images(n=2, size=64, value=None):
+    gen = torch.Generator().manual_seed(n)
+    if value is not None:
+        return torch.full((n, size, size, 3), value, dtype=torch.uint8)
+    return torch.randint(0, 256, (n, size, size, 3), generator=gen,
+                         dtype=torch.uint8)
+
+
+def _always_found(monkeypatch):
+    """Every target counts as found (a tiny random teacher finds none)."""
+    from mmdiode.models.task_modules.inversion import object_bank
+    monkeypatch.setattr(
+        object_bank, 'found_targets',
+        lambda preds, boxes, labels, score_thr, iou_thr: torch.ones(
+            len(boxes), dtype=torch.bool))
+
+
+def test_the_bank_keeps_what_the_teacher_finds(teachers, monkeypatch):
+    """A real predict() on the images decides; a target is kept when a
+    prediction of its label overlaps it."""
+    teacher = teachers['yolov3']
+    bank = ObjectBank(score_thr=0.0, iou_thr=0.01)
+    images = _images()
+    boxes = [torch.tensor([[0., 0., 64., 64.]]), torch.tensor([[0., 0., 64.,
+                                                                64.]])]
+    calls = []
+    from mmdiode.models.task_modules.inversion import object_bank
+    original = object_bank.predict_instances
+
+    def predict(*args):
+        preds = original(*args)
+        calls.append(preds)
+        return preds
+
+    monkeypatch.setattr(object_bank, 'predict_instances', predict)
+    added = bank.add_found(teacher, images, boxes, [torch.tensor([0]),
+                                                    torch.tensor([1])])
+    (preds, ) = calls
+    expected = sum(
+        int(((p.labels == label) & (p.scores >= 0)).any())
+        for p, label in zip(preds, (0, 1)))
+    assert added == expected == len(bank)
+    # Found by nobody: nothing is kept.
+    strict = ObjectBank(score_thr=1.0, iou_thr=1.0)
+    assert strict.add_found(teacher, images, boxes,
+                            [torch.tensor([0]), torch.tensor([1])]) == 0
+    assert len(strict) == 0 and strict.classes() == []
+
+
+def test_crops_are_the_pixels_of_their_boxes_newest_kept(
+        teachers, monkeypatch):
+    _always_found(monkeypatch)
+    bank = ObjectBank(max_per_class=2)
+    for value in (10, 20, 30):
+        bank.add_found(teachers['yolov3'], _images(1, value=value),
+                       [torch.tensor([[4., 6., 20., 30.], [0., 0., 1., 1.]])],
+                       [torch.tensor([3, 3])])
+    # The 1x1 box is no crop; class 3 keeps the last two of three.
+    assert len(bank) == 2 and bank.classes() == [3]
+    crops = bank._crops[3]
+    assert [int(c.max()) for c in crops] == [20, 30]
+    assert crops[0].shape == (3, 24, 16)
+    with pytest.raises(ValueError, match='uint8'):
+        bank.add_found(teachers['yolov3'], _images().float(),
+                       [torch.zeros(0, 4)] * 2, [torch.zeros(0)] * 2)
+
+
+def test_compose_pastes_a_crop_of_the_class_at_each_box(
+        teachers, monkeypatch):
+    _always_found(monkeypatch)
+    engine = _engine(teachers['yolov3'])
+    space = engine.pixel_space
+    bank = engine.new_object_bank()
+    bank.add_found(teachers['yolov3'], _images(1, value=200),
+                   [torch.tensor([[0., 0., 32., 32.]])], [torch.tensor([1])])
+    background = space.to_model(torch.zeros(2, 3, 64, 64))
+    out = bank.compose(background.clone(),
+                       [torch.tensor([[8., 8., 40., 48.]]),
+                        torch.tensor([[4., 30., 30., 60.]])],
+                       [torch.tensor([1]), torch.tensor([0])], space,
+                       torch.Generator().manual_seed(0))
+    rgb = space.to_rgb(out).round()
+    assert bool((rgb[0, :, 8:48, 8:40] == 200).all())
+    assert bool((rgb[0, :, :8] == 0).all())
+    # Class 0 has no crop: its box keeps the background.
+    assert torch.equal(out[1], background[1])
+
+
+def test_warm_batches_run_their_schedule_from_the_objects(
+        teachers, monkeypatch):
+    _always_found(monkeypatch)
+    teacher = teachers['yolov3']
+    engine = _engine(teacher)
+    cold = engine.synthesize(_layouts(), torch.Generator().manual_seed(0))
+    assert not cold.warm and cold.iterations == 10
+    bank = engine.new_object_bank()
+    bank.add_found(teacher, cold.images, cold.boxes, cold.labels)
+    assert len(bank) == 3 and bank.classes() == [0, 1, 2]
+
+    def warm(seed):
+        calls = []
+        result = engine.synthesize(
+            _layouts(), torch.Generator().manual_seed(seed),
+            callback=lambda it, stage, losses: calls.append((it, stage)),
+            objects=bank)
+        return result, calls
+
+    first, calls = warm(1)
+    assert first.warm and first.iterations == 3
+    assert calls == [(0, 0), (1, 0), (2, 0)]
+    assert first.images.shape == cold.images.shape
+    again, _ = warm(1)
+    assert torch.equal(first.images, again.images)
+    assert first.loss_history == again.loss_history
+    # An empty bank: the cold recipe.
+    empty = engine.synthesize(
+        _layouts(), torch.Generator().manual_seed(0),
+        objects=engine.new_object_bank())
+    assert not empty.warm and torch.equal(empty.images, cold.images)
+
+
+def test_disabled_is_the_recipe_unchanged(teachers):
+    teacher = teachers['yolov3']
+    plain = DeepInversion(teacher, stages=list(STAGES), fp_sampling=NO_FP)
+    off = _engine(teacher, recombine=dict(WARM, enable=False))
+    a = plain.synthesize(_layouts(), torch.Generator().manual_seed(0))
+    b = off.synthesize(_layouts(), torch.Generator().manual_seed(0))
+    assert torch.equal(a.images, b.images)
+    assert a.loss_history == b.loss_history
+    with pytest.raises(ValueError, match='needs recombine'):
+        plain.synthesize(_layouts(), objects=ObjectBank())
+
+
+def test_moi_starts_warm_too(teachers, monkeypatch):
+    _always_found(monkeypatch)
+    teacher = teachers['faster_rcnn']
+    engine = _engine(teacher, MultiObjectImpressions)
+    bank = engine.new_object_bank()
+    bank.add_found(teacher, _images(), [torch.tensor([[0., 0., 32., 32.]])] *
+                   2, [torch.tensor([0]), torch.tensor([1])])
+    result = engine.synthesize(_layouts(), torch.Generator().manual_seed(0),
+                               objects=bank)
+    assert result.warm and result.iterations == 3
+
+
+@pytest.mark.parametrize('recombine, match', [
+    (dict(enable=True), 'needs stages'),
+    (dict(enable=True, stages=[dict(size=32, iterations=2, lr=0.1)]),
+     r'makes \(32, 32\) images, the recipe \(64, 64\)'),
+    (dict(enable=True, stages=[dict(size=64, iterations=0, lr=0.1)]),
+     r'recombine.stages\[0\]: iterations must be >= 1'),
+    (dict(cold_batches=0), 'cold_batches must be an int >= 1'),
+    (dict(max_per_class=0), 'max_per_class must be an int >= 1'),
+    (dict(score_thr=2), r'score_thr must be in \[0, 1\]'),
+    (dict(bank=1), r"recombine: unknown keys \['bank'\]"),
+])
+def test_bad_configuration_names_the_key(teachers, recombine, match):
+    with pytest.raises(ValueError, match=match):
+        _engine(teachers['yolov3'], recombine=recombine)
+
+
+def test_found_targets_is_the_early_exit_rule():
+    from mmdiode.models.task_modules.inversion.early_exit import (
+        EarlyExit, found_targets)
+    preds = InstanceData(
+        bboxes=torch.tensor([[0., 0., 10., 10.], [20., 20., 30., 30.]]),
+        scores=torch.tensor([0.9, 0.2]),
+        labels=torch.tensor([1, 2]))
+    boxes = torch.tensor([[0., 0., 10., 10.], [20., 20., 30., 30.],
+                          [0., 0., 10., 10.]])
+    labels = torch.tensor([1, 2, 2])
+    mask = found_targets(preds, boxes, labels, 0.3, 0.5)
+    assert mask.tolist() == [True, False, False]
+    assert torch.equal(
+        EarlyExit(score_thr=0.3, iou_thr=0.5).found_mask(preds, boxes,
+                                                         labels), mask)
