@@ -33,14 +33,15 @@ data: $(DATA)/meta.json $(PROXY)/meta.json
 # later steps reuse it. Delete it (or the work dir) to retrain: the config is
 # an order-only prerequisite, so moving or touching it does not retrain. The
 # work dirs keep their names (yolov3_teacher, faster-rcnn_teacher): configs,
-# docs and results refer to them.
+# docs and results refer to them. --resume: a stopped training (an hour on
+# 2 cores) continues from its last epoch checkpoint when run again.
 YOLOV3_TEACHER_CFG = configs/detectors/yolov3-mv2_24e_digits.py
 FRCNN_TEACHER_CFG = configs/detectors/faster-rcnn-r18_8e_digits.py
 $(WORK)/yolov3_teacher/final.pth: | $(YOLOV3_TEACHER_CFG) $(DATA)/meta.json
-	$(PYTHON) tools/train.py $(YOLOV3_TEACHER_CFG) --work-dir $(@D)
+	$(PYTHON) tools/train.py $(YOLOV3_TEACHER_CFG) --work-dir $(@D) --resume
 	cp "$$(cat $(@D)/last_checkpoint)" $@.tmp && mv $@.tmp $@
 $(WORK)/faster-rcnn_teacher/final.pth: | $(FRCNN_TEACHER_CFG) $(DATA)/meta.json
-	$(PYTHON) tools/train.py $(FRCNN_TEACHER_CFG) --work-dir $(@D)
+	$(PYTHON) tools/train.py $(FRCNN_TEACHER_CFG) --work-dir $(@D) --resume
 	cp "$$(cat $(@D)/last_checkpoint)" $@.tmp && mv $@.tmp $@
 yolov3-teacher: $(WORK)/yolov3_teacher/final.pth
 faster-rcnn-teacher: $(WORK)/faster-rcnn_teacher/final.pth
