@@ -29,13 +29,11 @@ img_size = 128
 # pseudo-labels here.
 model = dict(pseudo_label=dict(score_thr=0.3, replace_gt=True))
 
+# The student's loader (batch size, workers, sampler) on the data-free
+# source.
 train_dataloader = dict(
-    _delete_=True,
-    batch_size=8,
-    num_workers=1,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
+        _delete_=True,
         type='MultiImageMixDataset',
         # 3x3 tiled layouts synthesized on the fly (see the base file).
         dataset=dict(
