@@ -8,9 +8,5 @@
 # them, so the kd_synth_online and kd_synth_offline rows differ only in when
 # the images are made.
 digits_layouts = dict(
-    type='BoxLayoutSampler',
-    strategy='tiling',
-    tiles_per_side=3,
-    min_size=0.26,
-    max_size=1.0,
-    class_balanced=True)
+    type='BoxLayoutSampler', strategy='tiling', tiles_per_side=3,
+    min_size=0.26, max_size=1.0, class_balanced=True)
