@@ -77,6 +77,23 @@ def add_threads_argument(parser: argparse.ArgumentParser,
                         help=f'torch.set_num_threads (default: {default})')
 
 
+def load_timed_config(args: argparse.Namespace):
+    """Sets the thread count and loads --config (with --cfg-options) in its
+    default scope: the start of the kd and synth runs."""
+    torch.set_num_threads(args.threads)
+    cfg = load_config(args.config, args.cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    return cfg
+
+
+def report_overhead(ratio: float) -> int:
+    """The last lines of the kd and synth runs, the last one the
+    ``overhead_ratio=`` line that scripts read; returns the exit code 0."""
+    print(f'peak_rss: {peak_rss_mib():.0f} MiB')
+    print(f'overhead_ratio={ratio:.4f}')
+    return 0
+
+
 # --- kd ----------------------------------------------------------------------
 
 def add_kd_arguments(parser: argparse.ArgumentParser) -> None:
@@ -93,11 +110,9 @@ def add_kd_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_kd(args: argparse.Namespace) -> int:
-    torch.set_num_threads(args.threads)
     # mmengine logs every parameter's optimizer options at INFO level.
     MMLogger.get_instance('benchmark', log_level='WARNING')
-    cfg = load_config(args.config, args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    cfg = load_timed_config(args)
     batch_size = args.batch_size or cfg.train_dataloader.batch_size
     size = kd_benchmark.input_size_of(cfg)
     model, note = kd_benchmark.build_kd_model(cfg)
@@ -113,9 +128,7 @@ def run_kd(args: argparse.Namespace) -> int:
                                             args.iters, args.warmup)
     for name, seconds in timings.medians().items():
         print(f'median {name}: {seconds:.4f} s')
-    print(f'peak_rss: {peak_rss_mib():.0f} MiB')
-    print(f'overhead_ratio={timings.overhead_ratio:.4f}')
-    return 0
+    return report_overhead(timings.overhead_ratio)
 
 
 # --- synth -------------------------------------------------------------------
@@ -143,9 +156,7 @@ def run_synth(args: argparse.Namespace) -> int:
     from mmdet.registry import TASK_UTILS
 
     from benchmarks.profiling import synthesis as sb
-    torch.set_num_threads(args.threads)
-    cfg = load_config(args.config, args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    cfg = load_timed_config(args)
     device = torch.device(args.device)
     teacher, classes, missing = sb.build_benchmark_teacher(cfg.teacher,
                                                            device)
@@ -180,9 +191,7 @@ def run_synth(args: argparse.Namespace) -> int:
     if device.type == 'cuda':
         print('peak_cuda_memory: '
               f'{torch.cuda.max_memory_allocated() / 2**20:.0f} MiB')
-    print(f'peak_rss: {peak_rss_mib():.0f} MiB')
-    print(f'overhead_ratio={timing["overhead_ratio"]:.4f}')
-    return 0
+    return report_overhead(timing['overhead_ratio'])
 
 
 # --- synth-quality -----------------------------------------------------------

@@ -14,15 +14,13 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.registry import RUNNERS  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
-
 import mmdiode  # noqa: E402,F401
 from mmdiode.utils import (CheckpointError, ConfigError,  # noqa
                            check_checkpoint_fits, default_work_dir,
                            load_checkpoint_file, load_config)
 from mmdiode.utils.cli import (ArgumentParser, DictAction,  # noqa: E402
-                               check_data_files, fail, parse_launcher_args)
+                               build_runner, check_data_files, fail,
+                               parse_launcher_args)
 from mmdiode.utils.dist import (check_launch_env, destroy_dist,  # noqa
                                 setup_cpu_distributed)
 
@@ -64,8 +62,7 @@ def enable_visualization(cfg, args):
 def run_test(cfg, args, state_dict: dict) -> dict:
     """Builds the Runner, checks that the checkpoint fits its model, adds
     --out's dump, and runs the test loop."""
-    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else \
-        Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
     if not args.allow_partial:
         model = runner.model
         check_checkpoint_fits(

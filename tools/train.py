@@ -15,15 +15,14 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmengine.logging import print_log  # noqa: E402
-from mmengine.registry import RUNNERS  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
 
 import mmdiode  # noqa: E402,F401  (registers components and safe globals)
 from mmdiode.utils import (CheckpointError, ConfigError,  # noqa: E402
                            check_checkpoint_fits, default_work_dir,
                            load_checkpoint_file, load_config)
 from mmdiode.utils.cli import (ArgumentParser, DictAction,  # noqa: E402
-                               check_data_files, fail, parse_launcher_args)
+                               build_runner, check_data_files, fail,
+                               parse_launcher_args)
 from mmdiode.utils.dist import (check_launch_env, destroy_dist,  # noqa
                                 setup_cpu_distributed)
 
@@ -123,8 +122,7 @@ def check_load_from(runner, cfg) -> None:
 
 def train(cfg, allow_partial: bool = False) -> None:
     """Builds the Runner of the config and trains."""
-    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else \
-        Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
     if not allow_partial:
         check_load_from(runner, cfg)
     runner.train()

@@ -123,6 +123,18 @@ class Pair:
     skip: Sequence[str] = ()
 
 
+def kd_configs(online: str) -> Dict[str, str]:
+    """The distillation configs of a pair (:attr:`Pair.kd_configs`): its
+    on-the-fly config ``configs/<method>/<method>_<pair>.py`` and the rows
+    derived from it, ``configs/datafree/datafree_<pair>-<source>.py``."""
+    pair = osp.basename(online).split('_', 1)[1][:-len('.py')]
+    rows = {
+        source: f'configs/datafree/datafree_{pair}-{source}.py'
+        for source in ('real', 'synth', 'proxy', 'noise')
+    }
+    return dict(rows, online=online)
+
+
 PAIRS = {
     'yolov3':
     Pair(
@@ -134,17 +146,8 @@ PAIRS = {
         teacher_work_dir='work_dirs/yolov3_teacher',
         student_config='configs/detectors/yolov3-mv2-x0.5_24e_digits.py',
         synth_config='configs/diode/diode_yolov3-mv2_synth-kd_digits.py',
-        kd_configs=dict(
-            real='configs/datafree/'
-            'datafree_yolov3-mv2_yolov3-mv2-x0.5_24e_digits-real.py',
-            synth='configs/datafree/'
-            'datafree_yolov3-mv2_yolov3-mv2-x0.5_24e_digits-synth.py',
-            online='configs/diode/'
-            'diode_yolov3-mv2_yolov3-mv2-x0.5_24e_digits.py',
-            proxy='configs/datafree/'
-            'datafree_yolov3-mv2_yolov3-mv2-x0.5_24e_digits-proxy.py',
-            noise='configs/datafree/'
-            'datafree_yolov3-mv2_yolov3-mv2-x0.5_24e_digits-noise.py')),
+        kd_configs=kd_configs(
+            'configs/diode/diode_yolov3-mv2_yolov3-mv2-x0.5_24e_digits.py')),
     'faster_rcnn':
     Pair(
         name='faster_rcnn',
@@ -153,17 +156,8 @@ PAIRS = {
         teacher_work_dir='work_dirs/faster-rcnn_teacher',
         student_config='configs/detectors/faster-rcnn-r18-x0.5_8e_digits.py',
         synth_config='configs/moi/moi_faster-rcnn-r18_synth_digits.py',
-        kd_configs=dict(
-            real='configs/datafree/'
-            'datafree_faster-rcnn-r18_faster-rcnn-r18-x0.5_8e_digits-real.py',
-            synth='configs/datafree/'
-            'datafree_faster-rcnn-r18_faster-rcnn-r18-x0.5_8e_digits-synth.py',
-            online='configs/moi/'
-            'moi_faster-rcnn-r18_faster-rcnn-r18-x0.5_8e_digits.py',
-            proxy='configs/datafree/'
-            'datafree_faster-rcnn-r18_faster-rcnn-r18-x0.5_8e_digits-proxy.py',
-            noise='configs/datafree/'
-            'datafree_faster-rcnn-r18_faster-rcnn-r18-x0.5_8e_digits-noise.py',
+        kd_configs=kd_configs(
+            'configs/moi/moi_faster-rcnn-r18_faster-rcnn-r18-x0.5_8e_digits.py'
         ),
         # Multi-Object Impressions uses no BN statistics at all.
         skip=('ablate_no_bn', )),

@@ -19,9 +19,10 @@
 # configs/kd/output-kl_rtmdet-l_rtmdet-tiny_300e_coco.py, its optimizer and
 # schedule (mmdet's RTMDet-tiny recipe) and COCO val2017; data, targets and
 # hooks replaced. The synthesizer: _base_/synthesis/diode_rtmdet-l_coco.py;
-# the teacher's classes: _base_/datasets/coco_datafree.py.
+# the teacher's classes: _base_/datasets/coco_datafree.py; the synthesis
+# schedule: _base_/synthesis/hook_coco.py.
 _base_ = [
-    '../_base_/synthesis/hook.py',
+    '../_base_/synthesis/hook_coco.py',
     '../kd/output-kl_rtmdet-l_rtmdet-tiny_300e_coco.py',
     '../_base_/synthesis/diode_rtmdet-l_coco.py',
     '../_base_/datasets/coco_datafree.py'
@@ -78,10 +79,7 @@ custom_hooks = [
         # An offline set (tools/synthesize.py) can seed the pool:
         # warm_start='data/diode_rtmdet_coco'.
         synthesizer=_base_.synthesizer,
-        pool_size=20000,
-        interval=2000,
-        batch_size=32,  # beside the training batch in GPU memory
-        initial_batches=1)
+        pool_size=20000)
 ] + [hook for hook in _base_.custom_hooks
      if hook.type != 'PipelineSwitchHook']
 env_cfg = dict(dist_cfg=dict(backend='nccl'))

@@ -14,9 +14,10 @@
 # Student: YOLOv3-D53 at 320 px trained from scratch, as in DIODE, on images
 # synthesized from the teacher alone (no COCO image is read), with DIODE's
 # distillation loss (MSE between raw head maps) and no labels. The teacher's
-# classes: _base_/datasets/coco_datafree.py.
+# classes: _base_/datasets/coco_datafree.py; the synthesis schedule:
+# _base_/synthesis/hook_coco.py.
 _base_ = [
-    '../_base_/synthesis/hook.py',
+    '../_base_/synthesis/hook_coco.py',
     '../_base_/models/yolov3_d53_320_scratch.py',
     '../_base_/synthesis/diode_yolov3-d53_coco.py',
     '../_base_/datasets/coco_datafree.py'
@@ -81,10 +82,7 @@ custom_hooks = [
         # warm_start='data/diode_coco'.
         # DIODE's recipe, as the offline synthesis config's.
         synthesizer=_base_.synthesizer,
-        pool_size=20000,
-        interval=2000,
-        batch_size=32,  # beside the training batch in GPU memory
-        initial_batches=1),
+        pool_size=20000),
     dict(type='TeacherEvalHook'),
 ]
 

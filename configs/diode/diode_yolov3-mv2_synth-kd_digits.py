@@ -9,7 +9,8 @@
 #       --out data/synth_yolov3 --num-images 500 --viz
 _base_ = [
     '../_base_/synthesis/teacher_yolov3-mv2_digits.py',
-    '../_base_/synthesis/diode-kd_yolov3-mv2_digits.py'
+    '../_base_/synthesis/diode-kd_yolov3-mv2_digits.py',
+    '../_base_/datasets/digits_layouts.py'
 ]
 
 # Layouts: 3x3 cells (9 digits per image) with boxes of 26-100 % of a
@@ -21,14 +22,7 @@ _base_ = [
 # objects per image a synthesized image also carries more than a real one
 # (3.5). The teacher finds fewer of the targets in these layouts; the
 # student learns from its detections, not from the targets. The
-# measurements are in configs/diode/README.md. The on-the-fly config's
-# BoxSamplerDataset (_base_/datasets/digits_datafree.py) uses the same
-# layouts (a test keeps them equal).
-layout_sampler = dict(
-    type='BoxLayoutSampler',
-    img_size={{_base_.img_size}},
-    strategy='tiling',
-    tiles_per_side=3,
-    min_size=0.26,
-    max_size=1.0,
-    class_balanced=True)
+# measurements are in configs/diode/README.md. One copy of these layouts,
+# _base_/datasets/digits_layouts.py, serves the on-the-fly config's
+# BoxSamplerDataset too.
+layout_sampler = dict(_base_.digits_layouts, img_size={{_base_.img_size}})

@@ -27,32 +27,17 @@
 # _base_/synthesis/diode-kd_yolov3-mv2_digits.py.
 _base_ = [
     '../_base_/synthesis/hook.py',
-    '../detectors/yolov3-mv2-x0.5_24e_digits.py',
+    '../kd/output-mse_yolov3-mv2_yolov3-mv2-x0.5_24e_digits.py',
     '../_base_/datasets/digits_datafree.py',
     '../_base_/synthesis/diode-kd_yolov3-mv2_digits.py'
 ]
 
 img_size = 128
 
-model = dict(
-    _delete_=True,
-    type='KDDetector',
-    # The student model exactly as its detector config defines it.
-    student=_base_.model,
-    teacher=dict(
-        config='{{fileDirname}}/../detectors/yolov3-mv2_24e_digits.py',
-        # The committed fp16 copy of `make yolov3-teacher`'s checkpoint
-        # (same test mAP), relative to the working dir; a retrained one:
-        # model.teacher.checkpoint=work_dirs/yolov3_teacher/final.pth
-        checkpoint='checkpoints/digits_yolov3_teacher_fp16.pth'),
-    classes=_base_.metainfo.classes,
-    distill_losses=dict(
-        # DIODE's loss: MSE between raw head maps, weight 1 x 50 since
-        # mmdet's YOLOv3 losses are sums over the batch (see
-        # _base_/distill/yolov3-mv2_yolov3-mv2-x0.5_digits.py).
-        out=dict(type='OutputMSELoss', module='bbox_head', loss_weight=50.0)),
-    pseudo_label=dict(score_thr=0.15, replace_gt=True),
-    det_loss_weight=1.0)
+# The student, the committed teacher and DIODE's loss (MSE between raw head
+# maps) of the output-MSE KD config; the student's detection loss, at full
+# weight there, learns from the pseudo-labels here.
+model = dict(pseudo_label=dict(score_thr=0.15, replace_gt=True))
 
 # The student's loader (batch size, workers, sampler) on the data-free
 # source.

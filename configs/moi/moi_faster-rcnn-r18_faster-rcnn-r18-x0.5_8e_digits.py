@@ -16,40 +16,24 @@
 # _base_/synthesis/moi_faster-rcnn-r18_digits.py.
 _base_ = [
     '../_base_/synthesis/hook.py',
-    '../detectors/faster-rcnn-r18-x0.5_8e_digits.py',
+    '../kd/output-kl_faster-rcnn-r18_faster-rcnn-r18-x0.5_8e_digits.py',
     '../_base_/datasets/digits_datafree.py',
     '../_base_/synthesis/moi_faster-rcnn-r18_digits.py'
 ]
 
 img_size = 128
 
-model = dict(
-    _delete_=True,
-    type='KDDetector',
-    # The student model exactly as its detector config defines it.
-    student=_base_.model,
-    teacher=dict(
-        config='{{fileDirname}}/../detectors/faster-rcnn-r18_8e_digits.py',
-        # Written by `make faster-rcnn-teacher`, relative to the working dir.
-        checkpoint='work_dirs/faster-rcnn_teacher/final.pth'),
-    classes=_base_.metainfo.classes,
-    # Output distillation of both stages (as
-    # configs/kd/output-kl_faster-rcnn-r18_faster-rcnn-r18-x0.5_8e_digits.py),
-    # at the losses' reference weights (mmdet's Faster R-CNN losses are
-    # normalised per sample).
-    distill_losses=dict(
-        rpn=dict(type='DenseHeadKDLoss', module='rpn_head', loss_weight=1.0),
-        roi=dict(type='RoIHeadKDLoss', temperature=1.0, loss_weight=1.0)),
-    pseudo_label=dict(score_thr=0.3, replace_gt=True),
-    det_loss_weight=1.0)
+# The student, the teacher (train it first) and the output distillation of
+# both stages at the losses' reference weights, of the output-KL KD config;
+# the student's detection loss, at full weight there, learns from the
+# pseudo-labels here.
+model = dict(pseudo_label=dict(score_thr=0.3, replace_gt=True))
 
+# The student's loader (batch size, workers, sampler) on the data-free
+# source.
 train_dataloader = dict(
-    _delete_=True,
-    batch_size=8,
-    num_workers=1,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
+        _delete_=True,
         type='MultiImageMixDataset',
         # 3x3 tiled layouts synthesized on the fly (see the base file).
         dataset=dict(

@@ -9,7 +9,8 @@
 #       --out data/synth_frcnn --num-images 1000 --viz
 _base_ = [
     '../_base_/synthesis/moi_faster-rcnn-r18_digits.py',
-    '../_base_/synthesis/default_runtime.py'
+    '../_base_/synthesis/default_runtime.py',
+    '../_base_/datasets/digits_layouts.py'
 ]
 
 teacher = dict(
@@ -23,16 +24,9 @@ img_size = 128
 # 0.5-2: 11x22 to 22x11 px, _base_/models/faster-rcnn_r18_fpn_digits.py), as
 # for the YOLOv3 pair (configs/diode/diode_yolov3-mv2_synth-kd_digits.py).
 # The earlier multi-box layouts (2-5 digits of 15-56 px) gave a student with
-# little small-object mAP (configs/moi/README.md). The on-the-fly config's
-# BoxSamplerDataset (_base_/datasets/digits_datafree.py) uses the same
-# layouts (a test keeps them equal).
-layout_sampler = dict(
-    type='BoxLayoutSampler',
-    img_size=img_size,
-    strategy='tiling',
-    tiles_per_side=3,
-    min_size=0.26,
-    max_size=1.0,
-    class_balanced=True)
+# little small-object mAP (configs/moi/README.md). One copy of these layouts,
+# _base_/datasets/digits_layouts.py, serves the on-the-fly config's
+# BoxSamplerDataset too.
+layout_sampler = dict(_base_.digits_layouts, img_size=img_size)
 
 synthesis = dict(batch_size=8)  # the other run settings: default_runtime.py

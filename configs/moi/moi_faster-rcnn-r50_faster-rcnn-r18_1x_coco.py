@@ -21,9 +21,10 @@
 # configs/hgd/hgd_faster-rcnn-r101_faster-rcnn-r18_1x_coco.py, its schedule
 # (mmdet's 1x) and COCO val2017; teacher, losses and data replaced. The
 # synthesizer: _base_/synthesis/moi_faster-rcnn-r50_coco.py; the teacher's
-# classes: _base_/datasets/coco_datafree.py.
+# classes: _base_/datasets/coco_datafree.py; the synthesis schedule:
+# _base_/synthesis/hook_coco.py.
 _base_ = [
-    '../_base_/synthesis/hook.py',
+    '../_base_/synthesis/hook_coco.py',
     '../hgd/hgd_faster-rcnn-r101_faster-rcnn-r18_1x_coco.py',
     '../_base_/synthesis/moi_faster-rcnn-r50_coco.py',
     '../_base_/datasets/coco_datafree.py'
@@ -82,10 +83,7 @@ custom_hooks = [
         # An offline set (tools/synthesize.py) can seed the pool:
         # warm_start='data/moi_coco'.
         synthesizer=_base_.synthesizer,
-        pool_size=120000,
-        interval=2000,
-        batch_size=32,
-        initial_batches=1),
+        pool_size=120000),
     # Also logs the frozen teacher's val metrics (once) as teacher/coco/...
     dict(type='TeacherEvalHook'),
 ]

@@ -159,6 +159,16 @@ def default_work_dir(config_path: str) -> str:
     return osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
 
 
+def build_runner(cfg: Config):
+    """The Runner of a tool's run: the config's ``runner_type`` when it names
+    one, mmengine's ``Runner`` otherwise (as mmdet's tools build it)."""
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    if 'runner_type' in cfg:
+        return RUNNERS.build(cfg)
+    return Runner.from_cfg(cfg)
+
+
 def _one_line(error: BaseException) -> str:
     """``Type: first line of the message`` (with the line of a syntax
     error)."""

@@ -238,6 +238,17 @@ def train_datafree(ctx: Ctx, *options, pool: str = 'new',
     return args + (['--cfg-options'] + list(options) if options else [])
 
 
+def eval_teacher(ctx: Ctx, *extra, checkpoint=YOLO_CKPT) -> List[str]:
+    """Arguments of tools/test.py on the digits YOLOv3 teacher's config."""
+    return [digits(YOLOV3_TEACHER), checkpoint, '--work-dir', ctx.work
+            ] + list(extra)
+
+
+def train_teacher(ctx: Ctx, *extra) -> List[str]:
+    """Arguments of tools/train.py on the digits YOLOv3 teacher's config."""
+    return [digits(YOLOV3_TEACHER), '--work-dir', ctx.work] + list(extra)
+
+
 def warm_start_set(ctx: Ctx, categories, images=()) -> str:
     """A synthesized set's annotations.json (no image files needed)."""
     return osp.dirname(ctx.file(
@@ -358,51 +369,45 @@ CASES = {
         'synthesize', lambda c: [digits(YOLOV3_TEACHER)] + synth(c)[1:],
         'is not a synthesis config'),
     'train-cfg-option-misspelt': Case(
-        'train', lambda c: [digits(YOLOV3_TEACHER), '--work-dir', c.work,
-                            '--cfg-options', 'train_cfg.max_epoch=3'],
+        'train', lambda c: train_teacher(c, '--cfg-options',
+                                         'train_cfg.max_epoch=3'),
         'unknown --cfg-options key "train_cfg.max_epoch"'),
     'test-cfg-option-misspelt': Case(
-        'test', lambda c: [digits(YOLOV3_TEACHER), YOLO_CKPT,
-                           '--work-dir', c.work, '--cfg-options',
-                           'test_dataloader.batchsize=2'],
+        'test', lambda c: eval_teacher(c, '--cfg-options',
+                                       'test_dataloader.batchsize=2'),
         'unknown --cfg-options key "test_dataloader.batchsize"'),
     'synth-cfg-option-misspelt': Case(
         'synthesize', lambda c: synth(c, '--cfg-options',
                                       'synthesis.num_image=3'),
         'unknown --cfg-options key "synthesis.num_image"'),
     'train-cfg-option-without-value': Case(
-        'train', lambda c: [digits(YOLOV3_TEACHER), '--work-dir', c.work,
-                            '--cfg-options', 'train_cfg.max_epochs'],
+        'train', lambda c: train_teacher(c, '--cfg-options',
+                                         'train_cfg.max_epochs'),
         "expected KEY=VALUE items, got 'train_cfg.max_epochs'"),
     # --- checkpoints
     'test-checkpoint-missing': Case(
-        'test', lambda c: [digits(YOLOV3_TEACHER), c.ws / 'gone.pth',
-                           '--work-dir', c.work],
+        'test', lambda c: eval_teacher(c, checkpoint=c.ws / 'gone.pth'),
         'checkpoint not found'),
     'test-checkpoint-truncated': Case(
-        'test', lambda c: [digits(YOLOV3_TEACHER),
-                           truncated_checkpoint(c), '--work-dir', c.work],
+        'test', lambda c: eval_teacher(
+            c, checkpoint=truncated_checkpoint(c)),
         'truncated or corrupt'),
     'test-checkpoint-text-file': Case(
-        'test', lambda c: [digits(YOLOV3_TEACHER),
-                           c.file('notes.pth', 'not a checkpoint'),
-                           '--work-dir', c.work],
+        'test', lambda c: eval_teacher(
+            c, checkpoint=c.file('notes.pth', 'not a checkpoint')),
         'not a torch checkpoint'),
     'test-checkpoint-runs-code': Case(
-        'test', lambda c: [digits(YOLOV3_TEACHER), evil_checkpoint(c),
-                           '--work-dir', c.work],
+        'test', lambda c: eval_teacher(c, checkpoint=evil_checkpoint(c)),
         'system, which a checkpoint may not hold'),
     'test-checkpoint-not-a-dict': Case(
-        'test', lambda c: [digits(YOLOV3_TEACHER), list_checkpoint(c),
-                           '--work-dir', c.work],
+        'test', lambda c: eval_teacher(c, checkpoint=list_checkpoint(c)),
         'holds a list, not a dict'),
     'test-checkpoint-of-another-model': Case(
         'test', lambda c: [digits(FRCNN_TEACHER), YOLO_CKPT,
                            '--work-dir', c.work, '--cfg-options'] +
         NO_WORKERS, 'fits 0 of the model'),
     'train-resume-missing': Case(
-        'train', lambda c: [digits(YOLOV3_TEACHER), '--work-dir', c.work,
-                            '--resume', c.ws / 'gone.pth'],
+        'train', lambda c: train_teacher(c, '--resume', c.ws / 'gone.pth'),
         '--resume checkpoint not found'),
     'train-load-from-another-model': Case(
         'train', lambda c: [digits(FRCNN_TEACHER), '--work-dir',
@@ -429,24 +434,23 @@ CASES = {
         'publish_checkpoint', lambda c: [YOLO_CKPT, c.work], 'is a folder'),
     # --- data sets
     'train-data-set-missing': Case(
-        'train', lambda c: [digits(YOLOV3_TEACHER), '--work-dir', c.work,
-                            '--cfg-options',
-                            f'train_dataloader.dataset.data_root={c.ws}/no/'],
+        'train', lambda c: train_teacher(
+            c, '--cfg-options',
+            f'train_dataloader.dataset.data_root={c.ws}/no/'),
         'annotations/train.json not found'),
     'test-data-set-missing': Case(
-        'test', lambda c: [digits(YOLOV3_TEACHER), YOLO_CKPT,
-                           '--work-dir', c.work, '--cfg-options',
-                           f'test_dataloader.dataset.data_root={c.ws}/no/'],
+        'test', lambda c: eval_teacher(
+            c, '--cfg-options',
+            f'test_dataloader.dataset.data_root={c.ws}/no/'),
         'annotations/test.json not found'),
     'test-image-folder-missing': Case(
-        'test', lambda c: [digits(YOLOV3_TEACHER), YOLO_CKPT,
-                           '--work-dir', c.work, '--cfg-options',
-                           'test_dataloader.dataset.data_prefix.img=gone/'],
+        'test', lambda c: eval_teacher(
+            c, '--cfg-options',
+            'test_dataloader.dataset.data_prefix.img=gone/'),
         'image folder data/digits/gone/ not found'),
     'test-coco-json-of-unknown-categories': Case(
-        'test', lambda c: [digits(YOLOV3_TEACHER), YOLO_CKPT,
-                           '--work-dir', c.work, '--cfg-options'] +
-        coco_of_zebras(c), "has no category named ['0'"),
+        'test', lambda c: eval_teacher(c, '--cfg-options', *coco_of_zebras(c)),
+        "has no category named ['0'"),
     'train-warm-start-of-unknown-categories': Case(
         'train', lambda c: train_datafree(
             c, 'custom_hooks.0.warm_start=' + warm_start_set(c, ['zebra'])),
@@ -485,8 +489,8 @@ CASES = {
                                       'synthesizer.stages.0.iterations=-1'),
         'iterations must be >= 1'),
     'train-negative-epochs': Case(
-        'train', lambda c: [digits(YOLOV3_TEACHER), '--work-dir', c.work,
-                            '--cfg-options', 'train_cfg.max_epochs=-1'],
+        'train', lambda c: train_teacher(c, '--cfg-options',
+                                         'train_cfg.max_epochs=-1'),
         'train_cfg.max_epochs must be an integer >= 1'),
     'train-zero-iterations': Case(
         'train', lambda c: train_datafree(c, 'train_cfg.max_iters=0'),
@@ -511,20 +515,17 @@ CASES = {
         'synthesize', lambda c: synth(c, '--local_rank', 'first'),
         "invalid int value: 'first'"),
     'test-LOCAL_RANK-not-a-number': Case(
-        'test', lambda c: [digits(YOLOV3_TEACHER), YOLO_CKPT,
-                           '--work-dir', c.work],
+        'test', eval_teacher,
         "LOCAL_RANK='abc' must be an integer >= 0", env=dict(
             LOCAL_RANK='abc')),
     'train-pytorch-launcher-without-torchrun': Case(
-        'train', lambda c: [digits(YOLOV3_TEACHER), '--work-dir', c.work,
-                            '--launcher', 'pytorch'],
+        'train', lambda c: train_teacher(c, '--launcher', 'pytorch'),
         '(RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT not set)'),
     'synth-pytorch-launcher-without-torchrun': Case(
         'synthesize', lambda c: synth(c, '--launcher', 'pytorch'),
         'RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT not set'),
     'test-rank-outside-the-world': Case(
-        'test', lambda c: [digits(YOLOV3_TEACHER), YOLO_CKPT,
-                           '--work-dir', c.work, '--launcher', 'pytorch'],
+        'test', lambda c: eval_teacher(c, '--launcher', 'pytorch'),
         'RANK=3 is outside the WORLD_SIZE=2', env=torchrun_env(
             RANK='3', WORLD_SIZE='2')),
     'train-slurm-launcher-outside-slurm': Case(
@@ -541,18 +542,21 @@ CASES = {
             c, 'custom_hooks.0.synthesizer.bn_prior.weight=inf'),
         'no synthesis step had a finite loss'),
     # --- replay pools and synthesis outputs
-    'train-pool-index-corrupt': Case(
-        'train', corrupt_pool_file('index_rank0.json', '{"rank": 0, "ne'),
-        'index_rank0.json is not valid json'),
-    'train-pool-meta-not-an-object': Case(
-        'train', corrupt_pool_file('meta.json', '["a", "b", "c"]'),
-        'meta.json holds a list'),
-    'train-pool-progress-corrupt': Case(
-        'train', corrupt_pool_file('hook_state_rank0.json', '{}'),
-        "hook_state_rank0.json is not the hook's progress record"),
-    'train-pool-of-other-classes': Case(
-        'train', corrupt_pool_file('meta.json', '{"classes": ["x", "y"]}'),
-        "holds images of the classes ['x', 'y'], not ['a', 'b', 'c']"),
+    # A pool file (name) overwritten with text.
+    **{
+        f'train-pool-{what}': Case('train', corrupt_pool_file(name, text),
+                                   message)
+        for what, name, text, message in [
+            ('index-corrupt', 'index_rank0.json', '{"rank": 0, "ne',
+             'index_rank0.json is not valid json'),
+            ('meta-not-an-object', 'meta.json', '["a", "b", "c"]',
+             'meta.json holds a list'),
+            ('progress-corrupt', 'hook_state_rank0.json', '{}',
+             "hook_state_rank0.json is not the hook's progress record"),
+            ('of-other-classes', 'meta.json', '{"classes": ["x", "y"]}',
+             "holds images of the classes ['x', 'y'], not ['a', 'b', 'c']"),
+        ]
+    },
     'train-pool-of-other-image-size': Case(
         'train', lambda c: train_datafree(
             c, 'train_dataloader.dataset.img_size=64',

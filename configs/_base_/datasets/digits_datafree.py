@@ -4,12 +4,13 @@
 # data-free benchmark's rows under configs/datafree/, derived from them), so
 # the rows of a pair differ only in where their images come from. Three
 # building blocks, used as
-# `_base_.NAME` by those configs:
+# `_base_.NAME` by those configs (and digits_layouts of digits_layouts.py):
 #   kd_pipeline:          the distillation augmentation, run by the mix
 #                         wrapper (MultiImageMixDataset) around every source;
 #   box_sampler_dataset:  the on-the-fly source (synthesized images);
 #   coco_loading_dataset: a COCO source that only loads (real, proxy or
 #                         offline-synthesized images).
+_base_ = './digits_layouts.py'
 
 # DIODE's distillation augmentation: mosaic + HSV. A replay pool holds a
 # few hundred images: Mosaic recombines four of them into new layouts and
@@ -38,21 +39,12 @@ kd_pipeline = [
     dict(type='PackDetInputs')
 ]
 
-# Synthesized on the fly: layouts of 3x3 tiles, 9 digits/image, 11-43 px
-# boxes (the YOLOv3 teacher's anchor sizes), as the synthesis configs
-# configs/diode/diode_yolov3-mv2_synth-kd_digits.py and
-# configs/moi/moi_faster-rcnn-r18_synth_digits.py (which
-# tests/benchmarks/digits/test_datafree.py keeps equal). A config using it
-# adds its `pool_dir` and `metainfo`.
+# Synthesized on the fly, on the layouts of the offline sets' synthesis
+# configs (digits_layouts.py: 3x3 tiles, 9 digits/image, 11-43 px boxes). A
+# config using it adds its `pool_dir` and `metainfo`.
 box_sampler_dataset = dict(
     type='BoxSamplerDataset',
-    layout_sampler=dict(
-        type='BoxLayoutSampler',
-        strategy='tiling',
-        tiles_per_side=3,
-        min_size=0.26,
-        max_size=1.0,
-        class_balanced=True),
+    layout_sampler=_base_.digits_layouts,
     num_samples=3000,  # an epoch as long as the real train split's
     img_size=128,
     seed=0,

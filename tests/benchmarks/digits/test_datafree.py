@@ -178,8 +178,8 @@ def test_offline_and_online_rows_synthesize_with_one_recipe(pair):
     hook, = [h for h in online_cfg.custom_hooks
              if h.type == 'DeepInversionHook']
     assert hook.synthesizer == online_cfg.synthesizer == synth_cfg.synthesizer
-    # ... and the same layouts, which are two copies (the synthesis config's
-    # layout_sampler, the data set's; img_size is the data set's own).
+    # ... and the same layouts, the one copy of _base_/datasets/
+    # digits_layouts.py (img_size is the data set's own).
     key = train_set_key(pair.kd_configs['online'], 'BoxSamplerDataset')
     box_set = online_cfg
     for name in key.split('.'):
