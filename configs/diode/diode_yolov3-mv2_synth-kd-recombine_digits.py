@@ -3,7 +3,11 @@
 # teacher finds in them; every later batch starts from crops of those
 # objects pasted at its own targets on fresh noise, and runs only a short
 # 128 px stage (DeepInversion's recombine option, docs/en/synthesis.md,
-# "Warm starts from recombined objects").
+# "Warm starts from recombined objects"). The teacher finds the objects in
+# these images about as well as in cold ones, but their objects are
+# variations of the few hundred crops in the bank: a student learns less
+# from them than from cold images of the same synthesis time (measured in
+# docs/en/benchmarks.md), so this recipe is not the offline sets' default.
 #   python tools/synthesize.py \
 #       configs/diode/diode_yolov3-mv2_synth-kd-recombine_digits.py \
 #       --out data/synth_yolov3_recombine --num-images 500 --viz
