@@ -27,6 +27,14 @@ def build_teacher(name: str, seed: int = 0, **kwargs):
     return MODELS.build(ConfigDict(cfg)).eval()
 
 
+def two_layouts():
+    """Targets of two 64 px images: one box of class 1; boxes of classes 0
+    and 2 (the layouts the engine tests synthesize)."""
+    return [(torch.tensor([[8., 8., 40., 48.]]), torch.tensor([1])),
+            (torch.tensor([[4., 30., 30., 60.], [34., 4., 62.,
+                                                 28.]]), torch.tensor([0, 2]))]
+
+
 def gn_teacher(name: str):
     """A tiny detector without any BatchNorm layer (GroupNorm backbone)."""
     from mmdet.registry import MODELS

@@ -1,7 +1,7 @@
 """DeepInversion engine with real tiny YOLOv3, Faster R-CNN and RetinaNet."""
 import pytest
 import torch
-from conftest import build_teacher, gn_teacher
+from conftest import build_teacher, gn_teacher, two_layouts
 from kd_helpers import FP_SAMPLING_ONCE
 from mmdet.registry import TASK_UTILS
 
@@ -10,12 +10,6 @@ from mmdiode.models.task_modules.inversion import (DeepInversion,
 
 NO_AUGMENT = dict(flip_prob=0.0, brightness=0.0, contrast=0.0, erase_prob=0.0)
 NO_FP = dict(enable=False)
-
-
-def _layouts():
-    return [(torch.tensor([[8., 8., 40., 48.]]), torch.tensor([1])),
-            (torch.tensor([[4., 30., 30., 60.], [34., 4., 62.,
-                                                 28.]]), torch.tensor([0, 2]))]
 
 
 def _engine(teacher, stages=(dict(size=64, iterations=6, lr=0.1), ), **kwargs):
@@ -29,7 +23,7 @@ def _engine(teacher, stages=(dict(size=64, iterations=6, lr=0.1), ), **kwargs):
 @pytest.mark.parametrize('name', ['yolov3', 'faster_rcnn', 'retinanet'])
 def test_every_teacher_lowers_the_total_loss(teachers, name):
     engine = _engine(teachers[name], augment=NO_AUGMENT)
-    result = engine.synthesize(_layouts(), torch.Generator().manual_seed(0))
+    result = engine.synthesize(two_layouts(), torch.Generator().manual_seed(0))
     assert isinstance(result, SynthesisResult)
     assert result.images.shape == (2, 64, 64, 3)
     assert result.images.dtype == torch.uint8
@@ -50,7 +44,7 @@ def test_total_is_the_weighted_sum_of_the_terms(teachers):
         task_loss=dict(weight=0.25, term_weights=dict(loss_cls=4.0)))
     initial = {
         k: v[0]
-        for k, v in engine.synthesize(_layouts(),
+        for k, v in engine.synthesize(two_layouts(),
                                       torch.Generator().manual_seed(
                                           0)).loss_history.items()
     }
@@ -74,7 +68,7 @@ def test_stage_weights_override_the_global_ones(teachers):
         bn_prior=dict(weight=0.0),
         image_prior=dict(tv_l1=3.0))
     assert engine.uses_bn_prior
-    history = engine.synthesize(_layouts(),
+    history = engine.synthesize(two_layouts(),
                                 torch.Generator().manual_seed(0)).loss_history
     first = {k: v[0] for k, v in history.items()}
     polish = {k: v[1] for k, v in history.items()}
@@ -96,7 +90,7 @@ def test_a_stage_without_augmentation_ignores_the_generator(teachers):
             stages=[dict(size=64, iterations=1, lr=0.1, augment=augment)],
             augment=heavy,
             init='mean')
-        return engine.synthesize(_layouts(), torch.Generator().manual_seed(
+        return engine.synthesize(two_layouts(), torch.Generator().manual_seed(
             seed)).loss_history['loss'][0]
 
     # Mean init draws nothing, so only the augmentations can differ.
@@ -114,7 +108,7 @@ def test_stages_upsample_to_the_final_size(teachers):
         ])
     assert engine.final_size == (64, 64)
     result = engine.synthesize(
-        _layouts(),
+        two_layouts(),
         torch.Generator().manual_seed(0),
         callback=lambda it, stage, losses: calls.append(
             (it, stage, losses['loss'].requires_grad)))
@@ -122,8 +116,8 @@ def test_stages_upsample_to_the_final_size(teachers):
                      (3, 1, False), (4, 1, False)]
     assert result.images.shape == (2, 64, 64, 3)
     # Boxes went down to 32 px and back up: the layouts come back unchanged.
-    for (boxes, labels), out_boxes, out_labels in zip(_layouts(), result.boxes,
-                                                      result.labels):
+    for (boxes, labels), out_boxes, out_labels in zip(
+            two_layouts(), result.boxes, result.labels):
         torch.testing.assert_close(out_boxes, boxes)
         assert torch.equal(out_labels, labels)
 
@@ -133,9 +127,9 @@ def test_false_positive_sampling_adds_targets(teachers):
         teachers['yolov3'],
         stages=[dict(size=64, iterations=3, lr=0.1)],
         fp_sampling=FP_SAMPLING_ONCE)
-    result = engine.synthesize(_layouts(), torch.Generator().manual_seed(0))
-    for (boxes, labels), out_boxes, out_labels in zip(_layouts(), result.boxes,
-                                                      result.labels):
+    result = engine.synthesize(two_layouts(), torch.Generator().manual_seed(0))
+    for (boxes, labels), out_boxes, out_labels in zip(
+            two_layouts(), result.boxes, result.labels):
         assert len(out_boxes) > len(boxes)
         torch.testing.assert_close(out_boxes[:len(boxes)], boxes)
         assert torch.equal(out_labels[:len(labels)], labels)
@@ -176,7 +170,7 @@ def test_non_finite_loss_restarts_only_the_broken_images(teachers):
     try:
         result = _engine(
             teacher,
-            augment=NO_AUGMENT).synthesize(_layouts(),
+            augment=NO_AUGMENT).synthesize(two_layouts(),
                                            torch.Generator().manual_seed(0))
     finally:
         handle.remove()
@@ -194,7 +188,7 @@ def test_too_many_restarts_raise(teachers):
     handle, _ = _inject_nan(teacher, at_call=set(range(100)))
     try:
         with pytest.raises(RuntimeError, match=r'non-finite.*max_restarts'):
-            _engine(teacher, max_restarts=2).synthesize(_layouts())
+            _engine(teacher, max_restarts=2).synthesize(two_layouts())
     finally:
         handle.remove()
 
@@ -204,7 +198,7 @@ def test_images_not_finite_at_the_end_are_invalid(teachers):
     # The last step writes NaN into image 1; no later loss sees it.
     handle, _ = _inject_nan(teacher, at_call={5}, into='grad', image=1)
     try:
-        result = _engine(teacher).synthesize(_layouts(),
+        result = _engine(teacher).synthesize(two_layouts(),
                                              torch.Generator().manual_seed(0))
     finally:
         handle.remove()
@@ -224,10 +218,10 @@ def test_seeded_generator_reproduces_and_teacher_is_restored():
         ],
         fp_sampling=dict(start=1, end=3, interval=2, score_thr=0.0))
     global_state = torch.get_rng_state()
-    first = engine.synthesize(_layouts(), torch.Generator().manual_seed(7))
+    first = engine.synthesize(two_layouts(), torch.Generator().manual_seed(7))
     assert torch.equal(torch.get_rng_state(), global_state)
-    second = engine.synthesize(_layouts(), torch.Generator().manual_seed(7))
-    other = engine.synthesize(_layouts(), torch.Generator().manual_seed(8))
+    second = engine.synthesize(two_layouts(), torch.Generator().manual_seed(7))
+    other = engine.synthesize(two_layouts(), torch.Generator().manual_seed(8))
     assert torch.equal(first.images, second.images)
     assert all(torch.equal(a, b) for a, b in zip(first.boxes, second.boxes))
     assert first.loss_history == second.loss_history
@@ -250,11 +244,11 @@ def test_fused_adam_by_default_gives_the_per_op_update(teachers):
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(torch.optim.Adam, 'step', recording_step)
-        fused = _engine(teacher).synthesize(_layouts(),
+        fused = _engine(teacher).synthesize(two_layouts(),
                                             torch.Generator().manual_seed(3))
         per_op = _engine(
             teacher, optimizer=dict(fused=False)).synthesize(
-                _layouts(), torch.Generator().manual_seed(3))
+                two_layouts(), torch.Generator().manual_seed(3))
     assert steps == [True] * 6 + [False] * 6
     assert torch.equal(fused.images, per_op.images)
 
@@ -267,7 +261,7 @@ def test_channels_last_and_amp_on_cpu(teachers):
         channels_last=True,
         amp=True)
     with pytest.warns(UserWarning, match='amp=True is ignored'):
-        result = engine.synthesize(_layouts())
+        result = engine.synthesize(two_layouts())
     assert result.valid.all()
     assert all(p.is_contiguous() for p in teacher.parameters())
 
@@ -315,7 +309,7 @@ def test_bad_configuration_and_layouts(teachers):
         stages=[dict(size=64, iterations=1, lr=0.1)],
         task_loss=dict(term_weights=dict(loss_typo=2.0)))
     with pytest.raises(ValueError, match=r"loss_typo.*loss_cls"):
-        engine.synthesize(_layouts())
+        engine.synthesize(two_layouts())
     engine = _engine(teacher)
     with pytest.raises(ValueError, match='inside the final 64x64'):
         engine.synthesize([(torch.tensor([[0., 0., 70.,

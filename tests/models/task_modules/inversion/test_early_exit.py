@@ -4,7 +4,7 @@ import os.path as osp
 
 import pytest
 import torch
-from conftest import build_teacher
+from conftest import build_teacher, two_layouts
 from kd_helpers import FP_SAMPLING_ONCE
 from mmdet.registry import TASK_UTILS
 from mmdet.structures import DetDataSample
@@ -32,12 +32,6 @@ NEVER = dict(
     **CHECKS)
 
 
-def _layouts():
-    return [(torch.tensor([[8., 8., 40., 48.]]), torch.tensor([1])),
-            (torch.tensor([[4., 30., 30., 60.], [34., 4., 62.,
-                                                 28.]]), torch.tensor([0, 2]))]
-
-
 def _engine(teacher, stages=STAGES, **kwargs):
     return DeepInversion(
         teacher, stages=list(stages), **{
@@ -49,7 +43,7 @@ def _engine(teacher, stages=STAGES, **kwargs):
 def _run(engine, seed=0):
     calls = []
     result = engine.synthesize(
-        _layouts(),
+        two_layouts(),
         torch.Generator().manual_seed(seed),
         callback=lambda it, stage, losses: calls.append((it, stage)))
     return result, calls
@@ -105,7 +99,7 @@ def test_an_always_done_batch_leaves_each_stage_at_min_iterations(
     assert len(predict_calls) == 2  # one check per stage
     assert result.images.shape == (2, 64, 64, 3)
     assert result.valid.all()
-    for (boxes, _), out in zip(_layouts(), result.boxes):
+    for (boxes, _), out in zip(two_layouts(), result.boxes):
         torch.testing.assert_close(out, boxes)  # back at the final size
 
 

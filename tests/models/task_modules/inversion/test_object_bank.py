@@ -2,6 +2,7 @@
 (tiny real teachers)."""
 import pytest
 import torch
+from conftest import two_layouts
 from mmengine.structures import InstanceData
 
 from mmdiode.models.task_modules.inversion import (DeepInversion,
@@ -13,12 +14,6 @@ STAGES = (dict(size=32, iterations=6, lr=0.1, jitter=2),
           dict(size=64, iterations=4, lr=0.05, jitter=4))
 WARM_STAGES = [dict(size=64, iterations=3, lr=0.02, jitter=2)]
 WARM = dict(enable=True, stages=WARM_STAGES)
-
-
-def _layouts():
-    return [(torch.tensor([[8., 8., 40., 48.]]), torch.tensor([1])),
-            (torch.tensor([[4., 30., 30., 60.], [34., 4., 62.,
-                                                 28.]]), torch.tensor([0, 2]))]
 
 
 def _engine(teacher, engine_type=DeepInversion, **kwargs):
@@ -123,7 +118,7 @@ def test_warm_batches_run_their_schedule_from_the_objects(
     _always_found(monkeypatch)
     teacher = teachers['yolov3']
     engine = _engine(teacher)
-    cold = engine.synthesize(_layouts(), torch.Generator().manual_seed(0))
+    cold = engine.synthesize(two_layouts(), torch.Generator().manual_seed(0))
     assert not cold.warm and cold.iterations == 10
     bank = engine.new_object_bank()
     bank.add_found(teacher, cold.images, cold.boxes, cold.labels)
@@ -132,7 +127,7 @@ def test_warm_batches_run_their_schedule_from_the_objects(
     def warm(seed):
         calls = []
         result = engine.synthesize(
-            _layouts(), torch.Generator().manual_seed(seed),
+            two_layouts(), torch.Generator().manual_seed(seed),
             callback=lambda it, stage, losses: calls.append((it, stage)),
             objects=bank)
         return result, calls
@@ -146,7 +141,7 @@ def test_warm_batches_run_their_schedule_from_the_objects(
     assert first.loss_history == again.loss_history
     # An empty bank: the cold recipe.
     empty = engine.synthesize(
-        _layouts(), torch.Generator().manual_seed(0),
+        two_layouts(), torch.Generator().manual_seed(0),
         objects=engine.new_object_bank())
     assert not empty.warm and torch.equal(empty.images, cold.images)
 
@@ -155,12 +150,12 @@ def test_disabled_is_the_recipe_unchanged(teachers):
     teacher = teachers['yolov3']
     plain = DeepInversion(teacher, stages=list(STAGES), fp_sampling=NO_FP)
     off = _engine(teacher, recombine=dict(WARM, enable=False))
-    a = plain.synthesize(_layouts(), torch.Generator().manual_seed(0))
-    b = off.synthesize(_layouts(), torch.Generator().manual_seed(0))
+    a = plain.synthesize(two_layouts(), torch.Generator().manual_seed(0))
+    b = off.synthesize(two_layouts(), torch.Generator().manual_seed(0))
     assert torch.equal(a.images, b.images)
     assert a.loss_history == b.loss_history
     with pytest.raises(ValueError, match='needs recombine'):
-        plain.synthesize(_layouts(), objects=ObjectBank())
+        plain.synthesize(two_layouts(), objects=ObjectBank())
 
 
 def test_moi_starts_warm_too(teachers, monkeypatch):
@@ -170,7 +165,7 @@ def test_moi_starts_warm_too(teachers, monkeypatch):
     bank = engine.new_object_bank()
     bank.add_found(teacher, _images(), [torch.tensor([[0., 0., 32., 32.]])] *
                    2, [torch.tensor([0]), torch.tensor([1])])
-    result = engine.synthesize(_layouts(), torch.Generator().manual_seed(0),
+    result = engine.synthesize(two_layouts(), torch.Generator().manual_seed(0),
                                objects=bank)
     assert result.warm and result.iterations == 3
 
