@@ -51,8 +51,8 @@ from torch import nn
 from mmdiode.apis.synthesis import (SYNTHESIS_DEFAULTS, batch_generator,
                                     build_layout_sampler,
                                     check_synthesis_config, fill_object_bank,
-                                    run_synthesizer, sample_layouts,
-                                    writer_inputs)
+                                    recombine_settings, run_synthesizer,
+                                    sample_layouts, writer_inputs)
 from mmdiode.datasets import SyntheticCocoWriter
 from mmdiode.evaluation import fidelity_report
 from mmdiode.models.task_modules.inversion.bn_prior import BNStatisticsPrior
@@ -385,8 +385,8 @@ class SynthQualityComparison:
         synthesis job fills it: from the side's first ``cold_batches``
         written batches, once."""
         synthesizer = self.synthesizers[name]
-        warm = getattr(synthesizer, 'recombine', None)
-        if not warm or not warm['enable'] or batch < warm['cold_batches']:
+        warm = recombine_settings(synthesizer)
+        if warm is None or batch < warm['cold_batches']:
             return None
         if name not in self.banks:
             self.banks[name] = fill_object_bank(synthesizer, writer)

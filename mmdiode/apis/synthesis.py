@@ -95,6 +95,13 @@ def run_synthesizer(synthesizer,
     return result
 
 
+def recombine_settings(synthesizer) -> Optional[dict]:
+    """A synthesizer's ``recombine`` settings when it starts batches warm;
+    None when the option is off or the synthesizer has none."""
+    settings = getattr(synthesizer, 'recombine', None)
+    return settings if settings and settings['enable'] else None
+
+
 def fill_object_bank(synthesizer, writer: SyntheticCocoWriter):
     """A warm start's object bank, from the images a job wrote.
 
@@ -293,8 +300,7 @@ class SynthesisJob:
         self.loss_log = osp.join(work_dir, f'losses_rank{self.rank}.jsonl')
         # The synthesizer's warm start (None: off): the bank is filled from
         # the first cold_batches batches once they are written.
-        warm = getattr(self.synthesizer, 'recombine', None)
-        self.recombine = warm if warm and warm['enable'] else None
+        self.recombine = recombine_settings(self.synthesizer)
         self.objects = None
         if self.recombine is not None and self.world_size > 1:
             raise ConfigError(

@@ -19,7 +19,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from torch import nn
 
-from mmdiode.apis.synthesis import run_synthesizer
+from mmdiode.apis.synthesis import recombine_settings, run_synthesizer
 from mmdiode.datasets import BoxSamplerDataset, ReplayPool
 from mmdiode.models.utils import declared_teacher_classes
 from mmdiode.utils.cli import ConfigError
@@ -282,8 +282,7 @@ class DeepInversionHook(Hook):
     def _object_bank(self):
         """The synthesizer's object bank (None without ``recombine``), as
         saved beside the pool if it was."""
-        recombine = getattr(self.synthesizer, 'recombine', None)
-        if not recombine or not recombine['enable']:
+        if recombine_settings(self.synthesizer) is None:
             return None
         bank = self.synthesizer.new_object_bank()
         if osp.isfile(self._bank_path()):
