@@ -22,4 +22,10 @@ synthesizer = dict(
     # DIODE samples false positives between 20% and 70% of the schedule.
     fp_sampling=dict(enable=True, start=60, end=210, interval=50,
                      score_thr=0.2, iou_thr=0.35, min_area=0.01,
-                     max_area=0.85))
+                     max_area=0.85),
+    # Mixed precision and channels-last memory are CUDA-only (ignored with a
+    # warning on the CPU, where this recipe is meant to run); turn them on
+    # for GPU runs with --cfg-options synthesizer.amp=True
+    # synthesizer.channels_last=True.
+    amp=False,
+    channels_last=False)

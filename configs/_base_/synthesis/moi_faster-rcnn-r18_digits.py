@@ -21,4 +21,6 @@ synthesizer = dict(
     augment=_base_.synthesizer.augment,
     stages=_base_.synthesizer.stages,
     # The recipe's sampling schedule, at score 0.5 instead of 0.2.
-    fp_sampling=dict(_base_.synthesizer.fp_sampling, score_thr=0.5))
+    fp_sampling=dict(_base_.synthesizer.fp_sampling, score_thr=0.5),
+    amp=_base_.synthesizer.amp,
+    channels_last=_base_.synthesizer.channels_last)
