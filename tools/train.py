@@ -93,9 +93,13 @@ def check_schedule(cfg) -> None:
 
 
 def used_loaders(cfg) -> tuple:
-    """The data loaders a training run reads (validation only when the
-    config validates)."""
-    if cfg.get('val_cfg') and cfg.get('val_evaluator'):
+    """The data loaders whose files must exist before a training run:
+    validation only when the config validates on a set that is not made by
+    the run itself (``TeacherAgreementValLoop`` synthesizes its set on first
+    use)."""
+    val_cfg = cfg.get('val_cfg')
+    if val_cfg and cfg.get('val_evaluator') and \
+            val_cfg.get('type') != 'TeacherAgreementValLoop':
         return ('train_dataloader', 'val_dataloader')
     return ('train_dataloader', )
 

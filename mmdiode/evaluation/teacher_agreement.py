@@ -4,12 +4,14 @@ A data-free user has no validation images, yet ``save_best``, early stopping
 and every hyper-parameter choice need a score. The score here is how well
 the student reproduces its teacher on images the student never trained on:
 
-1. A held-out synthetic set is made by ``tools/synthesize.py`` with seeds
-   disjoint from the training pool's (the ``*_synth-agreement_*.py``
-   synthesis configs, e.g.
+1. A held-out synthetic set is made with seeds disjoint from the training
+   pool's (the ``*_synth-agreement_*.py`` synthesis configs, e.g.
    ``configs/diode/diode_yolov3-mv2_synth-agreement_digits.py``, use
    ``synthesis.seed=1000``; the pools and offline training sets use
-   0), so neither its layouts nor its initial noise occur in training.
+   0), so neither its layouts nor its initial noise occur in training:
+   by the data-free configs' val loop on first use
+   (:class:`~mmdiode.engine.runner.TeacherAgreementValLoop`), or
+   beforehand by ``tools/synthesize.py``.
 2. Its images are annotated with the teacher's own detections after the
    teacher's NMS, kept above a score threshold
    (:func:`write_teacher_annotations`, ``teacher_annotations.json``),
@@ -22,15 +24,17 @@ the student reproduces its teacher on images the student never trained on:
    ``prefix='agreement'``, through the Runner's own validation loop, so
    ``save_best='agreement/bbox_mAP_50'`` picks a checkpoint without data.
 
-Decisions (measurements in docs/datafree_validation.md):
+Decisions (measurements in docs/en/teacher_agreement.md):
 
-* The score threshold is the distillation configs' pseudo-label threshold
-  (0.3): the agreement set's boxes are then exactly the boxes the student
-  was trained to produce.
-* The set has 128 images (8 synthesis batches; ~9 objects each, so ~1000
+* The score threshold is the pseudo-label threshold of the distillation
+  config the set validates (0.15 for the YOLOv3 data-free config, 0.3 for
+  the Faster R-CNN/MOI one): the agreement set's boxes are then exactly the
+  boxes the student was trained to produce.
+* The YOLOv3 set has 128 images (8 synthesis batches; ~9 objects each, so ~1000
   teacher boxes over the 10 classes): large enough that mAP differences of
   0.01 between checkpoints are not noise from a handful of boxes, small
-  enough that validating every epoch costs a few seconds.
+  enough that validating every epoch costs a few seconds. MOI's set has
+  64: a Multi-Object Impressions batch costs minutes on 2 CPU cores.
 """
 import os.path as osp
 from typing import Dict, List
