@@ -29,7 +29,8 @@ _base_ = [
     '../_base_/synthesis/hook.py',
     '../kd/output-mse_yolov3-mv2_yolov3-mv2-x0.5_24e_digits.py',
     '../_base_/datasets/digits_datafree.py',
-    '../_base_/synthesis/diode-kd_yolov3-mv2_digits.py'
+    '../_base_/synthesis/diode-kd_yolov3-mv2_digits.py',
+    '../_base_/datasets/digits_agreement.py'
 ]
 
 img_size = 128
@@ -69,11 +70,24 @@ custom_hooks = [
         interval=100,
         batch_size=16,
         initial_batches=8),
-    # Also logs the frozen teacher's val metrics (once) as teacher/coco/...
+    # Also logs the frozen teacher's score on the validation set (once), as
+    # teacher/agreement/...: near 1 on its own agreement set, a check that
+    # the set and its class mapping are sound.
     dict(type='TeacherEvalHook'),
 ]
 
-# Validation and test use the real val/test splits of the base config; a
-# user without any real data drops them (and TeacherEvalHook) with
-#   --cfg-options val_cfg=None val_dataloader=None val_evaluator=None
-# (and no test_* settings).
+# Validation without real data: the student's agreement with the teacher on
+# a held-out set synthesized from the teacher alone, made on the first run
+# (_base_/datasets/digits_agreement.py). save_best='auto' keeps the checkpoint
+# that agrees best.
+val_cfg = _base_.agreement_val_cfg
+val_dataloader = _base_.agreement_val_dataloader
+val_evaluator = _base_.agreement_val_evaluator
+
+# Test uses the real test split of the base config (the benchmark's
+# measurement; a user without real data drops the test_* settings). Real
+# validation data, where a user has it, replaces the agreement set in a
+# config inheriting this one (docs/en/teacher_agreement.md):
+#   val_cfg = dict(_delete_=True, type='ValLoop')
+#   val_dataloader = dict(_delete_=True, ...)  # a CocoDataset, as in mmdet
+#   val_evaluator = dict(_delete_=True, type='CocoMetric', ann_file=...)

@@ -9,7 +9,7 @@
 # The replay pool lives in `pool_dir` (relative to the working dir); see
 # configs/diode/diode_yolov3-mv2_yolov3-mv2-x0.5_24e_digits.py for moving
 # it, for the choice of pseudo-labels over the synthesis targets and for
-# running without real validation data.
+# validating on real data instead of the agreement set.
 # Training data (layouts, Mosaic + HSV) shared with every row of the data-free
 # benchmark: _base_/datasets/digits_datafree.py. The synthesizer is the one
 # of the offline sets (moi_faster-rcnn-r18_synth_digits.py), from
@@ -18,7 +18,8 @@ _base_ = [
     '../_base_/synthesis/hook.py',
     '../kd/output-kl_faster-rcnn-r18_faster-rcnn-r18-x0.5_8e_digits.py',
     '../_base_/datasets/digits_datafree.py',
-    '../_base_/synthesis/moi_faster-rcnn-r18_digits.py'
+    '../_base_/synthesis/moi_faster-rcnn-r18_digits.py',
+    '../_base_/datasets/digits_agreement_frcnn.py'
 ]
 
 img_size = 128
@@ -61,6 +62,16 @@ custom_hooks = [
         interval=100,
         batch_size=8,
         initial_batches=4),
-    # Also logs the frozen teacher's val metrics (once) as teacher/coco/...
+    # Also logs the frozen teacher's score on the validation set (once), as
+    # teacher/agreement/...: near 1 on its own agreement set, a check that
+    # the set and its class mapping are sound.
     dict(type='TeacherEvalHook'),
 ]
+
+# Validation without real data: the student's agreement with the teacher on
+# a held-out set synthesized from the teacher alone, made on the first run
+# (_base_/datasets/digits_agreement_frcnn.py). save_best='auto' keeps the
+# checkpoint that agrees best.
+val_cfg = _base_.agreement_val_cfg
+val_dataloader = _base_.agreement_val_dataloader
+val_evaluator = _base_.agreement_val_evaluator

@@ -146,3 +146,43 @@ def test_coco_data_free_hooks_synthesize_with_the_offline_recipe(
     while box_set.type != 'BoxSamplerDataset':
         box_set = box_set.dataset
     assert hook.synthesizer.stages[-1].size == box_set.img_size
+
+
+DIGITS_DATA_FREE = sorted(
+    [osp.join(ROOT, 'configs/diode/diode_yolov3-mv2_yolov3-mv2-x0.5_24e_'
+              'digits.py'),
+     osp.join(ROOT, 'configs/moi/moi_faster-rcnn-r18_faster-rcnn-r18-x0.5_8e_'
+              'digits.py')] +
+    glob.glob(osp.join(ROOT, 'configs', 'datafree', '*.py')))
+
+
+def _resolved(path: str) -> str:
+    """A config path as a normalised absolute path (relative ones are
+    relative to the repository root, where the tools run)."""
+    return osp.normpath(path if osp.isabs(path) else osp.join(ROOT, path))
+
+
+@pytest.mark.parametrize('path', DIGITS_DATA_FREE,
+                         ids=[osp.basename(p) for p in DIGITS_DATA_FREE])
+def test_data_free_configs_validate_on_their_teachers_agreement_set(path):
+    """The digits data-free configs validate without real data: on the
+    agreement set of their own teacher, made by a recipe that annotates at
+    the config's pseudo-label threshold, with seeds the training pool does
+    not use, read from the folder the metric scores against."""
+    cfg = Config.fromfile(path)
+    assert cfg.val_cfg.type == 'TeacherAgreementValLoop'
+    data_root = cfg.val_dataloader.dataset.data_root
+    assert cfg.val_evaluator.ann_file == osp.join(
+        data_root, cfg.val_dataloader.dataset.ann_file)
+    assert cfg.val_evaluator.prefix == 'agreement'
+    recipe = Config.fromfile(osp.join(ROOT, cfg.val_cfg.synthesis_config))
+    assert recipe.synthesis.teacher_labels.score_thr == \
+        cfg.model.pseudo_label.score_thr
+    assert _resolved(recipe.teacher.config) == _resolved(
+        cfg.model.teacher.config)
+    hooks = [h for h in cfg.custom_hooks if h.type == 'DeepInversionHook']
+    assert recipe.synthesis.seed not in {h.get('seed', 0) for h in hooks}
+    assert tuple(recipe.layout_sampler.classes if 'classes' in
+                 recipe.layout_sampler else
+                 cfg.val_dataloader.dataset.metainfo.classes) == tuple(
+                     cfg.val_dataloader.dataset.metainfo.classes)

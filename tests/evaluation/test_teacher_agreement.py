@@ -115,10 +115,10 @@ def test_teacher_agrees_with_itself_in_the_runners_val_loop(
     torch.save(dict(state_dict=teacher.state_dict()), ckpt)
     recipe = Config.fromfile(
         osp.join(ROOT, 'configs/_base_/datasets/digits_agreement.py'))
-    val_dataloader = recipe.val_dataloader
+    val_dataloader = recipe.agreement_val_dataloader
     val_dataloader.dataset.data_root = data_root
     val_dataloader.dataset.metainfo = dict(classes=CLASSES)
-    val_evaluator = recipe.val_evaluator
+    val_evaluator = recipe.agreement_val_evaluator
     val_evaluator.ann_file = osp.join(data_root, TEACHER_ANN_FILE)
     for setting in (val_dataloader, val_evaluator):
         setting.pop('_delete_')  # a merge key: the file is loaded alone

@@ -81,20 +81,22 @@ def build_runner(cfg, agreement_root: str, runner_dir: str):
     cfg.load_from, cfg.resume = None, False
     agreement = Config.fromfile(
         osp.join(ROOT, 'configs/_base_/datasets/digits_agreement.py'))
-    agreement.val_dataloader.dataset.data_root = agreement_root
+    val_dataloader = agreement.agreement_val_dataloader
+    val_evaluator = agreement.agreement_val_evaluator
+    val_dataloader.dataset.data_root = agreement_root
     # The run's classes (CocoMetric maps labels to categories by name).
     metainfo = cfg.test_dataloader.dataset.get('metainfo')
     if metainfo:
-        agreement.val_dataloader.dataset.metainfo = metainfo
-    agreement.val_evaluator.ann_file = osp.join(agreement_root,
-                                                'teacher_annotations.json')
-    for setting in (agreement.val_dataloader, agreement.val_evaluator):
+        val_dataloader.dataset.metainfo = metainfo
+    val_evaluator.ann_file = osp.join(agreement_root,
+                                      'teacher_annotations.json')
+    for setting in (val_dataloader, val_evaluator):
         setting.pop('_delete_', None)  # a merge key: the file stands alone
     runner = Runner.from_cfg(cfg)
     runner.call_hook('before_run')  # the logger hook's files, as test() does
     real = TestLoop(runner, cfg.test_dataloader, cfg.test_evaluator)
-    synthetic = TestLoop(runner, agreement.val_dataloader.to_dict(),
-                         agreement.val_evaluator.to_dict())
+    synthetic = TestLoop(runner, val_dataloader.to_dict(),
+                         val_evaluator.to_dict())
     return runner, real, synthetic
 
 

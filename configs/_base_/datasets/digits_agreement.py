@@ -1,21 +1,30 @@
-# Validation without real data ("teacher agreement"): the student's
-# detections on a held-out synthetic set scored by mmdet's CocoMetric
-# against the teacher's own detections (mmdiode.evaluation.teacher_agreement).
-# The set is made once per teacher by tools/synthesize.py with a
-# *_synth-agreement_*.py config
-# (configs/diode/diode_yolov3-mv2_synth-agreement_digits.py); point
-# `data_root` of both settings at it:
-#   --cfg-options val_dataloader.dataset.data_root=DIR/ \
-#       val_evaluator.ann_file=DIR/teacher_annotations.json
+# Validation without real data ("teacher agreement"), the default of the
+# data-free digits configs: the student's detections on a held-out synthetic
+# set scored by mmdet's CocoMetric against the teacher's own detections
+# (mmdiode.evaluation.teacher_agreement). TeacherAgreementValLoop synthesizes
+# the set into `agreement_root` with the training teacher on the first run
+# (the recipe: the *_synth-agreement_* config of `synthesis_config`) and
+# every later run reuses it. The settings are building blocks, because the
+# real-data validation of the detector configs comes through another base:
+#   val_cfg = _base_.agreement_val_cfg
+#   val_dataloader = _base_.agreement_val_dataloader
+#   val_evaluator = _base_.agreement_val_evaluator
 # Metrics are logged as agreement/bbox_mAP, agreement/bbox_mAP_50, ...;
-# save_best='agreement/bbox_mAP_50' keeps the checkpoint that agrees best.
+# save_best='auto' keeps the checkpoint that agrees best (the first metric).
+# This file is the YOLOv3 teacher's set; digits_agreement_frcnn.py the
+# Faster R-CNN teacher's.
 agreement_root = 'data/digits_agreement_yolov3/'
 # The teacher's classes, in its label order (CocoMetric maps labels to the
 # json's categories by these names).
 agreement_metainfo = dict(
     classes=('0', '1', '2', '3', '4', '5', '6', '7', '8', '9'))
 
-val_dataloader = dict(
+agreement_val_cfg = dict(
+    _delete_=True,
+    type='TeacherAgreementValLoop',
+    synthesis_config='configs/diode/'
+    'diode_yolov3-mv2_synth-agreement_digits.py')
+agreement_val_dataloader = dict(
     _delete_=True,
     batch_size=16,
     num_workers=0,  # a few seconds of work: no worker process to start
@@ -38,7 +47,7 @@ val_dataloader = dict(
                  meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
                             'scale_factor'))
         ]))
-val_evaluator = dict(
+agreement_val_evaluator = dict(
     _delete_=True,
     type='CocoMetric',
     ann_file=agreement_root + 'teacher_annotations.json',
