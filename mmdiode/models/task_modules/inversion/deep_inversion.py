@@ -24,6 +24,7 @@ from mmdet.structures import DetDataSample
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
+from mmdiode.utils.defaults import init_defaults
 from .augment import BoxConsistentAugment
 from .bn_prior import BNStatisticsPrior
 from .early_exit import EARLY_EXIT_DEFAULTS, EarlyExit
@@ -60,15 +61,9 @@ OPTIMIZER_DEFAULTS = dict(betas=(0.0, 0.0), eps=1e-8, fused=None)
 # Devices with a fused (one-kernel) Adam step in torch; same update as the
 # per-op one, a third of its time on the CPU.
 _FUSED_ADAM_DEVICES = ('cpu', 'cuda')
-FP_SAMPLING_DEFAULTS = dict(
-    enable=True,
-    start=800,
-    end=2800,
-    interval=100,
-    score_thr=0.2,
-    iou_thr=0.35,
-    min_area=0.01,
-    max_area=0.85)
+#: Defaults of the ``fp_sampling`` argument (DIODE's): those of
+#: :class:`FalsePositiveSampler`.
+FP_SAMPLING_DEFAULTS = init_defaults(FalsePositiveSampler)
 
 #: Defaults of the ``recombine`` argument (off): batches that start from
 #: objects of earlier ones (``object_bank.py``), with their own schedule.

@@ -43,19 +43,8 @@ from mmdet.structures.bbox import bbox_overlaps
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
+from mmdiode.utils.defaults import init_defaults
 from .fp_sampling import predict_instances
-
-#: Defaults of :class:`DeepInversion`'s ``early_exit`` argument (off).
-EARLY_EXIT_DEFAULTS = dict(
-    enable=False,
-    stages=None,
-    min_iterations=20,
-    check_interval=10,
-    score_thr=0.3,
-    iou_thr=0.5,
-    found_frac=0.9,
-    bn_window=10,
-    bn_tol=0.02)
 
 
 class EarlyExit:
@@ -228,6 +217,11 @@ class EarlyExit:
         """
         return found_targets(preds, boxes, labels, self.score_thr,
                              self.iou_thr)
+
+
+#: Defaults of :class:`DeepInversion`'s ``early_exit`` argument (off): those
+#: of :class:`EarlyExit`.
+EARLY_EXIT_DEFAULTS = init_defaults(EarlyExit)
 
 
 def found_targets(preds: InstanceData, boxes: Tensor, labels: Tensor,
