@@ -96,18 +96,75 @@ def _has_path(cfg: Config, dotted: str) -> bool:
     return True
 
 
+def _node(cfg: Config, dotted: str):
+    """The value at a dotted path of the config, or None."""
+    node = cfg.to_dict()
+    for part in dotted.split('.') if dotted else []:
+        if isinstance(node, (list, tuple)) and part.isdigit() and \
+                int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            return None
+    return node
+
+
+def _registered_classes(type_name) -> list:
+    """The classes a config ``type`` names in mmdet's registries (and,
+    through them, mmengine's): one per registry that knows the name."""
+    if isinstance(type_name, type):
+        return [type_name]
+    import mmdet.registry as registries
+    from mmengine.registry import Registry
+    found = []
+    for registry in vars(registries).values():
+        if isinstance(registry, Registry):
+            cls = registry.get(type_name)
+            if cls is not None:
+                found.append(cls)
+    return found
+
+
+def _typed_parent_accepts(cfg: Config, dotted: str) -> bool:
+    """Whether ``dotted`` names a keyword argument that the config dict
+    above it (one with a ``type``) passes to its class: a setting left at
+    its default in the file, e.g. ``test_evaluator.classwise`` of mmdet's
+    ``CocoMetric``. Only named parameters count, not ``**kwargs``."""
+    import inspect
+    parent, _, name = dotted.rpartition('.')
+    node = _node(cfg, parent)
+    if not isinstance(node, dict) or 'type' not in node:
+        return False
+    for cls in _registered_classes(node['type']):
+        target = cls.__init__ if inspect.isclass(cls) else cls
+        try:
+            params = inspect.signature(target).parameters
+        except (TypeError, ValueError):
+            continue
+        if name in params and params[name].kind in (
+                inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                inspect.Parameter.KEYWORD_ONLY):
+            return True
+    return False
+
+
 def check_cfg_options(cfg: Config, options: Optional[dict]) -> None:
     """Refuses --cfg-options keys that do not exist in the config.
 
     mmengine would silently add a mistyped key (``train_cfg.max_epoch``);
-    we refuse it unless the full path exists or its first part is one of
-    the Runner's own arguments (``randomness.seed`` etc.).
+    we refuse it unless the full path exists, its first part is one of the
+    Runner's own arguments (``randomness.seed`` etc.), or it is a named
+    constructor argument of the registered ``type`` of the dict above it
+    (``test_evaluator.classwise``, ``synthesizer.amp``), which configs
+    leave out when they keep its default.
 
     Raises:
         ConfigError: Naming the first unknown key.
     """
     for key in options or {}:
-        if key.split('.')[0] in RUNNER_KEYS or _has_path(cfg, key):
+        if key.split('.')[0] in RUNNER_KEYS or _has_path(cfg, key) or \
+                _typed_parent_accepts(cfg, key):
             continue
         raise ConfigError(
             f'unknown --cfg-options key "{key}": it is not in the config '

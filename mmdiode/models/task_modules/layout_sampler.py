@@ -7,7 +7,7 @@ regenerates exactly the same layout for a given global image index.
 """
 import json
 from typing import (TYPE_CHECKING, Dict, List, NamedTuple, Optional, Sequence,
-                    Tuple)
+                    Tuple, Union)
 
 import numpy as np
 
@@ -79,7 +79,11 @@ class BoxLayoutSampler:
     - ``tiling``: the image is cut into ``tiles_per_side`` x
       ``tiles_per_side`` cells; each cell holds one one-box layout drawn at
       the cell's size (``min_size``/``max_size`` are then fractions of the
-      cell) and offset into it.
+      cell) and offset into it. With several ``tiles_per_side`` values,
+      each image draws its grid from them, uniformly: layouts of varying
+      density, whose box sizes span the union of the grids' ranges (e.g.
+      ``(2, 3)`` at 128 px with sizes 0.26-1.0: 11-43 px boxes in 3x3
+      images, 17-64 px in 2x2 ones).
     - ``from-annotations``: the boxes and labels of a COCO json's images,
       rescaled to ``img_size`` (a non-square image is stretched); images are
       never read. Image ``index % num_images`` (images sorted by id) gives
@@ -94,11 +98,11 @@ class BoxLayoutSampler:
     global label slot ``s`` takes position ``s % C`` of a permutation drawn
     for epoch ``s // C``. Image ``index`` owns the slots
     ``[index * S, (index + 1) * S)`` where S is the most boxes an image can
-    hold (1, ``max_boxes`` or ``tiles_per_side**2``); its boxes use the first
-    slots. Over images ``0..n-1`` class counts then differ by at most one
-    whenever every image fills its slots (``one-box``, ``tiling``,
-    ``multi-box`` with ``min_boxes == max_boxes``), and are balanced in
-    expectation otherwise.
+    hold (1, ``max_boxes`` or the largest ``tiles_per_side``, squared); its
+    boxes use the first slots. Over images ``0..n-1`` class counts then
+    differ by at most one whenever every image fills its slots (``one-box``,
+    ``tiling`` with one grid, ``multi-box`` with ``min_boxes ==
+    max_boxes``), and are balanced in expectation otherwise.
 
     Args:
         classes (Sequence[str]): The teacher's class names, in its label
@@ -120,7 +124,9 @@ class BoxLayoutSampler:
             0.35 (DIODE's overlap limit for added false positives).
         max_attempts (int): Placement tries per box for ``multi-box``.
             Defaults to 100.
-        tiles_per_side (int): Cells per side for ``tiling``. Defaults to 2.
+        tiles_per_side (int | Sequence[int]): Cells per side for
+            ``tiling``, or the grids an image draws its own from.
+            Defaults to 2.
         ann_file (str, optional): COCO json for ``from-annotations``.
         class_balanced (bool): Cycle the classes instead of drawing them
             uniformly (not for ``from-annotations``). Defaults to False.
@@ -138,7 +144,7 @@ class BoxLayoutSampler:
                  max_boxes: int = 4,
                  max_iou: float = 0.35,
                  max_attempts: int = 100,
-                 tiles_per_side: int = 2,
+                 tiles_per_side: Union[int, Sequence[int]] = 2,
                  ann_file: Optional[str] = None,
                  class_balanced: bool = False,
                  seed: int = 0) -> None:
@@ -153,6 +159,8 @@ class BoxLayoutSampler:
         self.max_iou = max_iou
         self.max_attempts = max_attempts
         self.tiles_per_side = tiles_per_side
+        self._grids = tuple(tiles_per_side) if isinstance(
+            tiles_per_side, (list, tuple)) else (tiles_per_side, )
         self.ann_file = ann_file
         self.class_balanced = class_balanced
         self.seed = seed
@@ -173,7 +181,7 @@ class BoxLayoutSampler:
         if self.strategy == 'multi-box':
             return self.max_boxes
         if self.strategy == 'tiling':
-            return self.tiles_per_side**2
+            return max(self._grids)**2
         return 1
 
     def _check_settings(self) -> None:
@@ -201,9 +209,10 @@ class BoxLayoutSampler:
         if self.max_attempts < 1:
             raise ValueError(
                 f'max_attempts must be >= 1, got {self.max_attempts}')
-        if self.tiles_per_side < 1:
-            raise ValueError(
-                f'tiles_per_side must be >= 1, got {self.tiles_per_side}')
+        if not self._grids or any(
+                not isinstance(k, int) or k < 1 for k in self._grids):
+            raise ValueError('tiles_per_side must be an integer >= 1 or a '
+                             f'list of them, got {self.tiles_per_side!r}')
         if self.strategy == 'from-annotations':
             if self.ann_file is None:
                 raise ValueError('strategy from-annotations needs ann_file')
@@ -283,8 +292,12 @@ class BoxLayoutSampler:
         return None
 
     def _tile_boxes(self, rng: np.random.Generator) -> np.ndarray:
-        """One box per cell of a k x k grid, row-major, shape (k*k, 4)."""
-        k = self.tiles_per_side
+        """One box per cell of a k x k grid, row-major, shape (k*k, 4); k
+        drawn from the grids when there are several (one grid draws
+        nothing, so its layouts stay those of an integer
+        ``tiles_per_side``)."""
+        k = self._grids[0] if len(self._grids) == 1 else int(
+            rng.choice(self._grids))
         cell = self.img_size / k
         boxes = []
         for row in range(k):

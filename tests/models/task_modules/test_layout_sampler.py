@@ -99,6 +99,9 @@ def test_multi_box_impossible_settings_raise():
     (dict(strategy='multi-box', min_boxes=3, max_boxes=2), 'min_boxes'),
     (dict(strategy='from-annotations'), 'ann_file'),
     (dict(max_aspect_ratio=0.5), 'max_aspect_ratio'),
+    (dict(strategy='tiling', tiles_per_side=0), 'tiles_per_side'),
+    (dict(strategy='tiling', tiles_per_side=[]), 'tiles_per_side'),
+    (dict(strategy='tiling', tiles_per_side=[2, 1.5]), 'tiles_per_side'),
 ])
 def test_bad_settings_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -131,6 +134,40 @@ def test_tiling_one_box_per_cell():
             w, h = box[2:] - box[:2]
             assert 0.3 * 32 - 1e-4 <= min(w, h)
             assert max(w, h) <= 0.9 * 32 + 1e-4
+
+
+def test_tiling_with_several_grids_varies_the_density():
+    """tiles_per_side=(2, 3): each image is a 2x2 or a 3x3 grid (both
+    occur), boxes inside their cells and sized to them; one grid in a list
+    gives the layouts of the integer."""
+    mixed = BoxLayoutSampler(CLASSES, img_size=96, strategy='tiling',
+                             tiles_per_side=[2, 3], min_size=0.5,
+                             max_size=1.0, class_balanced=True)
+    assert mixed.slots_per_image == 9
+    counts = Counter()
+    for i in range(40):
+        layout = mixed.sample(i)
+        _check_types(layout, 96)
+        k = {4: 2, 9: 3}[len(layout.labels)]
+        counts[k] += 1
+        cell_side = 96 / k
+        for cell, box in enumerate(layout.bboxes):
+            row, col = divmod(cell, k)
+            assert col * cell_side - 1e-4 <= box[0]
+            assert box[2] <= (col + 1) * cell_side + 1e-4
+            assert row * cell_side - 1e-4 <= box[1]
+            assert box[3] <= (row + 1) * cell_side + 1e-4
+            assert min(box[2:] - box[:2]) >= 0.5 * cell_side - 1e-4
+        again = mixed.sample(i)
+        np.testing.assert_array_equal(layout.bboxes, again.bboxes)
+    assert counts[2] > 5 and counts[3] > 5
+    one = BoxLayoutSampler(CLASSES, img_size=96, strategy='tiling',
+                           tiles_per_side=3, seed=4)
+    listed = BoxLayoutSampler(CLASSES, img_size=96, strategy='tiling',
+                              tiles_per_side=[3], seed=4)
+    for i in range(5):
+        np.testing.assert_array_equal(one.sample(i).bboxes,
+                                      listed.sample(i).bboxes)
 
 
 @pytest.mark.parametrize('strategy', ['one-box', 'multi-box', 'tiling'])

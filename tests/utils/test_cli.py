@@ -1,0 +1,51 @@
+"""--cfg-options checking: mistyped keys are refused, constructor arguments
+that a config leaves at their defaults are accepted."""
+import os.path as osp
+
+import pytest
+
+from mmdiode.utils import ConfigError, load_config
+from mmdiode.utils.cli import check_cfg_options
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+DETECTOR = osp.join(ROOT, 'configs/detectors/yolov3-mv2_24e_digits.py')
+
+
+@pytest.fixture(scope='module')
+def cfg():
+    import mmdiode  # noqa: F401  (registers mmdiode's types)
+    return load_config(DETECTOR)
+
+
+@pytest.mark.parametrize('key', [
+    'test_evaluator.classwise',  # mmdet's CocoMetric, default False
+    'train_cfg.val_begin',  # mmengine's EpochBasedTrainLoop
+    'model.backbone.frozen_stages',  # mmdet's MobileNetV2
+    'train_cfg.max_epochs',  # in the file
+    'randomness.deterministic',  # a Runner argument
+])
+def test_known_keys_are_accepted(cfg, key):
+    check_cfg_options(cfg, {key: 1})
+
+
+@pytest.mark.parametrize('key', [
+    'train_cfg.max_epoch',  # EpochBasedTrainLoop has max_epochs
+    'test_evaluator.classwize',
+    'test_dataloader.batchsize',  # the loader dict has no type
+    'model.backbone.widen',  # MobileNetV2 has widen_factor
+    'model.bbox_head.no_such_dict.x',  # no such parent
+])
+def test_mistyped_keys_are_refused(cfg, key):
+    with pytest.raises(ConfigError,
+                       match=f'unknown --cfg-options key "{key}"'):
+        check_cfg_options(cfg, {key: 1})
+
+
+def test_a_synthesizer_argument_left_at_its_default_is_accepted(tmp_path):
+    path = tmp_path / 'synth.py'
+    path.write_text("custom_imports = dict(imports=['mmdiode'])\n"
+                    "synthesizer = dict(type='DeepInversion', stages=[])\n")
+    cfg = load_config(str(path))
+    check_cfg_options(cfg, {'synthesizer.channels_last': True})
+    with pytest.raises(ConfigError, match='synthesizer.channel_last'):
+        check_cfg_options(cfg, {'synthesizer.channel_last': True})
