@@ -82,22 +82,13 @@ def parse_launcher_args(parser: argparse.ArgumentParser,
     return args
 
 
-def _has_path(cfg: Config, dotted: str) -> bool:
-    node = cfg.to_dict()
-    for part in dotted.split('.'):
-        if isinstance(node, (list, tuple)) and part.isdigit():
-            if int(part) >= len(node):
-                return False
-            node = node[int(part)]
-        elif isinstance(node, dict) and part in node:
-            node = node[part]
-        else:
-            return False
-    return True
+#: What :func:`_node` returns for a path the config does not have.
+_MISSING = object()
 
 
 def _node(cfg: Config, dotted: str):
-    """The value at a dotted path of the config, or None."""
+    """The value at a dotted path of the config (list items by index), or
+    ``_MISSING``."""
     node = cfg.to_dict()
     for part in dotted.split('.') if dotted else []:
         if isinstance(node, (list, tuple)) and part.isdigit() and \
@@ -106,8 +97,12 @@ def _node(cfg: Config, dotted: str):
         elif isinstance(node, dict) and part in node:
             node = node[part]
         else:
-            return None
+            return _MISSING
     return node
+
+
+def _has_path(cfg: Config, dotted: str) -> bool:
+    return _node(cfg, dotted) is not _MISSING
 
 
 def _registered_classes(type_name) -> list:
