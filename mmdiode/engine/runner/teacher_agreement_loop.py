@@ -9,7 +9,7 @@ scores the student against them. :class:`TeacherAgreementValLoop` is
 mmengine's ``ValLoop`` that first makes sure that set exists: when the
 teacher's annotations are missing from the val dataset's ``data_root``, it
 runs the synthesis job of ``synthesis_config`` into that folder with the
-training model's teacher, then builds the dataloader and the metric as
+training config's teacher, then builds the dataloader and the metric as
 ``ValLoop`` does.
 
 Decisions:
@@ -58,8 +58,9 @@ class TeacherAgreementValLoop(ValLoop):
     """``ValLoop`` on a teacher-agreement set, synthesized on first use.
 
     Args:
-        runner (Runner): The Runner (its model must have a ``teacher``, e.g.
-            ``KDDetector``, and its config a ``model.teacher`` dict).
+        runner (Runner): The Runner. Its config's ``model.teacher``
+            (``config``, ``checkpoint``, as ``KDDetector`` takes it) makes
+            the set, on the device of the Runner's model.
         dataloader (dict | DataLoader): The val dataloader; its dataset's
             ``data_root`` is the folder the set is written to and read from.
         evaluator (dict | list | Evaluator): The val evaluator, e.g. mmdet's
@@ -103,7 +104,7 @@ def ensure_agreement_set(runner, synthesis_config: str,
     """Synthesizes the agreement set into ``data_root`` unless it is there.
 
     Args:
-        runner (Runner): The Runner whose model's teacher makes the set.
+        runner (Runner): The Runner whose config's teacher makes the set.
         synthesis_config (str): The synthesis config (recipe of the set).
         data_root (str): The set's folder.
 
