@@ -23,8 +23,7 @@ import mmdiode  # noqa: E402,F401
 from mmdiode.utils import ConfigError, default_work_dir  # noqa: E402
 from mmdiode.utils.checkpoint import CheckpointError  # noqa: E402
 from mmdiode.utils.cli import (ArgumentParser, DictAction,  # noqa: E402
-                               check_cfg_options, fail, load_config,
-                               parse_launcher_args)
+                               check_cfg_options, fail, parse_launcher_args)
 
 
 def parse_args(argv=None):
@@ -52,12 +51,8 @@ def parse_args(argv=None):
 
 def build_cfg(args):
     from mmdiode.apis import scale_schedule
-    from mmdiode.apis.synthesis import (SYNTHESIS_DEFAULTS,
-                                        check_synthesis_config)
-    cfg = load_config(args.config)
-    check_synthesis_config(cfg, args.config)
-    # Settings with defaults may be set without being in the file.
-    cfg.synthesis = {**SYNTHESIS_DEFAULTS, **cfg.get('synthesis', {})}
+    from mmdiode.apis.synthesis import load_synthesis_config
+    cfg = load_synthesis_config(args.config)
     check_cfg_options(cfg, args.cfg_options)
     cfg.merge_from_dict(args.cfg_options or {})
     if osp.exists(args.out) and not osp.isdir(args.out):

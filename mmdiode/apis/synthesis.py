@@ -130,6 +130,27 @@ def fill_object_bank(synthesizer, writer: SyntheticCocoWriter):
     return bank
 
 
+def load_synthesis_config(path: str) -> Config:
+    """Loads a synthesis config, checks that it is one, and fills in the
+    ``synthesis`` settings it leaves at their defaults.
+
+    Args:
+        path (str): The config file.
+
+    Returns:
+        Config: The config, ``synthesis`` complete.
+
+    Raises:
+        ConfigError: The file is missing or not a synthesis config.
+    """
+    from mmdiode.utils import load_config
+    cfg = load_config(path)
+    check_synthesis_config(cfg, path)
+    # Settings with defaults may be set without being in the file.
+    cfg.synthesis = {**SYNTHESIS_DEFAULTS, **cfg.get('synthesis', {})}
+    return cfg
+
+
 def check_synthesis_config(cfg: Config, path: str) -> None:
     """Refuses a config that is not a synthesis config.
 

@@ -33,11 +33,9 @@ Decisions:
   batches and rank 0 writes the annotations, as ``tools/dist_synthesize.sh``
   does.
 """
-import json
 import os.path as osp
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Union
 
-import torch
 from mmdet.registry import LOOPS
 from mmengine.dist import barrier
 from mmengine.evaluator import Evaluator
@@ -46,7 +44,7 @@ from mmengine.runner import ValLoop
 from torch.utils.data import DataLoader
 
 from ...evaluation.teacher_agreement import TEACHER_ANN_FILE
-from ...utils import ConfigError, load_config
+from ...utils import ConfigError
 from ...utils.fileio import dump_json_atomic
 
 #: The file beside an agreement set that names the teacher it was made from.
@@ -129,11 +127,10 @@ def ensure_agreement_set(runner, synthesis_config: str,
     from ...apis.synthesis import SynthesisJob
     job = SynthesisJob(cfg, data_root,
                        osp.join(runner.work_dir, 'agreement_synthesis'),
-                       model_device(runner.model))
+                       next(runner.model.parameters()).device)
     if job.run() is not None:  # rank 0, once the annotations are written
-        dump_json_atomic(
-            json.loads(json.dumps(cfg.teacher, default=str)),
-            osp.join(data_root, TEACHER_RECORD))
+        dump_json_atomic(cfg.teacher.to_dict(),
+                         osp.join(data_root, TEACHER_RECORD), default=str)
     barrier()  # the other ranks wait for rank 0's annotations
 
 
@@ -152,10 +149,8 @@ def agreement_synthesis_config(path: str, teacher_cfg: Dict):
         ConfigError: The config does not annotate its images with the
             teacher's detections (``synthesis.teacher_labels``).
     """
-    from ...apis.synthesis import SYNTHESIS_DEFAULTS, check_synthesis_config
-    cfg = load_config(path)
-    check_synthesis_config(cfg, path)
-    cfg.synthesis = {**SYNTHESIS_DEFAULTS, **cfg.get('synthesis', {})}
+    from ...apis.synthesis import load_synthesis_config
+    cfg = load_synthesis_config(path)
     if not cfg.synthesis.get('teacher_labels'):
         raise ConfigError(
             f'TeacherAgreementValLoop: {path} does not set '
@@ -192,9 +187,3 @@ def same_file(a: Optional[str], b: Optional[str]) -> bool:
     if a is None or b is None or '://' in a or '://' in b:
         return a == b
     return osp.realpath(a) == osp.realpath(b)
-
-
-def model_device(model: torch.nn.Module) -> torch.device:
-    """The device of a model's first parameter (CPU if it has none)."""
-    params: Sequence[torch.nn.Parameter] = list(model.parameters())[:1]
-    return params[0].device if params else torch.device('cpu')
