@@ -287,10 +287,18 @@ class SynthesisJob:
         out_dir (str): Output data root.
         work_dir (str): Folder for logs and visualizer backends.
         device (torch.device): Where the teacher runs.
+        logger (MMLogger, optional): Where the job logs, e.g. the Runner's
+            logger when a training run makes a set. Defaults to None: a
+            logger of its own, writing ``synthesis_rank{r}.log`` in
+            ``work_dir`` (and becoming mmengine's current logger).
     """
 
-    def __init__(self, cfg: Config, out_dir: str, work_dir: str,
-                 device: torch.device) -> None:
+    def __init__(self,
+                 cfg: Config,
+                 out_dir: str,
+                 work_dir: str,
+                 device: torch.device,
+                 logger: Optional[MMLogger] = None) -> None:
         self.cfg = cfg
         self.out_dir = out_dir
         self.work_dir = work_dir
@@ -310,7 +318,7 @@ class SynthesisJob:
                 dict(layout_sampler=cfg.layout_sampler,
                      synthesizer=cfg.synthesizer), default=str)))
         os.makedirs(work_dir, exist_ok=True)
-        self.logger = MMLogger.get_instance(
+        self.logger = logger or MMLogger.get_instance(
             'mmdiode.synthesis',
             log_file=osp.join(work_dir, f'synthesis_rank{self.rank}.log'))
         self.visualizer = Visualizer(

@@ -105,19 +105,31 @@ def _has_path(cfg: Config, dotted: str) -> bool:
     return _node(cfg, dotted) is not _MISSING
 
 
+#: Constructor arguments that builders pass themselves, never the config:
+#: an option naming one is refused like any unknown key.
+_INJECTED_ARGS = frozenset(
+    {'self', 'cls', 'runner', 'dataloader', 'evaluator'})
+
+
 def _registered_classes(type_name) -> list:
     """The classes a config ``type`` names in mmdet's registries (and,
     through them, mmengine's): one per registry that knows the name."""
     if isinstance(type_name, type):
         return [type_name]
+    if not isinstance(type_name, str):
+        return []
     import mmdet.registry as registries
     from mmengine.registry import Registry
     found = []
     for registry in vars(registries).values():
-        if isinstance(registry, Registry):
+        if not isinstance(registry, Registry):
+            continue
+        try:
             cls = registry.get(type_name)
-            if cls is not None:
-                found.append(cls)
+        except Exception:  # e.g. a scope whose package is not installed
+            continue
+        if cls is not None:
+            found.append(cls)
     return found
 
 
@@ -125,11 +137,13 @@ def _typed_parent_accepts(cfg: Config, dotted: str) -> bool:
     """Whether ``dotted`` names a keyword argument that the config dict
     above it (one with a ``type``) passes to its class: a setting left at
     its default in the file, e.g. ``test_evaluator.classwise`` of mmdet's
-    ``CocoMetric``. Only named parameters count, not ``**kwargs``."""
+    ``CocoMetric``. Only named parameters count, not ``**kwargs``, and not
+    the ones builders pass themselves (``runner``, ``dataloader``...)."""
     import inspect
     parent, _, name = dotted.rpartition('.')
     node = _node(cfg, parent)
-    if not isinstance(node, dict) or 'type' not in node:
+    if name in _INJECTED_ARGS or not isinstance(node, dict) or \
+            'type' not in node:
         return False
     for cls in _registered_classes(node['type']):
         target = cls.__init__ if inspect.isclass(cls) else cls

@@ -34,6 +34,8 @@ def test_known_keys_are_accepted(cfg, key):
     'test_dataloader.batchsize',  # the loader dict has no type
     'model.backbone.widen',  # MobileNetV2 has widen_factor
     'model.bbox_head.no_such_dict.x',  # no such parent
+    'train_cfg.runner',  # the Runner passes it, not the config
+    'val_cfg.dataloader',  # built from val_dataloader
 ])
 def test_mistyped_keys_are_refused(cfg, key):
     with pytest.raises(ConfigError,
@@ -49,3 +51,12 @@ def test_a_synthesizer_argument_left_at_its_default_is_accepted(tmp_path):
     check_cfg_options(cfg, {'synthesizer.channels_last': True})
     with pytest.raises(ConfigError, match='synthesizer.channel_last'):
         check_cfg_options(cfg, {'synthesizer.channel_last': True})
+
+
+def test_a_type_that_is_not_a_registered_name_accepts_no_default(tmp_path):
+    path = tmp_path / 'odd.py'
+    path.write_text("a = dict(type=3)\nb = dict(type='nosuchscope.Thing')\n")
+    cfg = load_config(str(path))
+    for key in ('a.x', 'b.x'):
+        with pytest.raises(ConfigError, match='unknown --cfg-options key'):
+            check_cfg_options(cfg, {key: 1})

@@ -29,15 +29,26 @@ Decisions:
   refused rather than silently scored against.
 * **Once per teacher.** A finished set is reused by every later run that
   points at it; an interrupted one resumes (the synthesis job's own resume).
-  Under a distributed launch every rank synthesizes its share of the
-  batches and rank 0 writes the annotations, as ``tools/dist_synthesize.sh``
-  does.
+  The teacher is recorded before the first image is written, so a set is
+  never resumed, or scored against, with another teacher's images.
+  Under a distributed launch rank 0 decides whether the set is ready, to
+  be made or refused and tells the other ranks (so that all raise or all
+  synthesize); every rank synthesizes its share of the batches and rank 0
+  writes the annotations, as ``tools/dist_synthesize.sh`` does.
+* **No side effects on the training.** The synthesis runs under forked
+  random states and logs to the Runner's logger, so a run that had to make
+  the set trains exactly as one that found it made.
 """
+import os
 import os.path as osp
-from typing import Dict, List, Optional, Union
+import random
+from contextlib import contextmanager
+from typing import Any, Callable, Dict, Iterator, List, Optional, Union
 
+import numpy as np
+import torch
 from mmdet.registry import LOOPS
-from mmengine.dist import barrier
+from mmengine.dist import barrier, broadcast_object_list, get_rank
 from mmengine.evaluator import Evaluator
 from mmengine.fileio import load
 from mmengine.runner import ValLoop
@@ -88,18 +99,35 @@ def agreement_root(dataloader_cfg: Dict) -> str:
         dataloader_cfg (dict): The ``val_dataloader`` config.
 
     Raises:
-        ConfigError: The dataset has no ``data_root``.
+        ConfigError: The dataset has no ``data_root``, or reads another
+            annotation file than the teacher's detections the loop writes.
     """
-    data_root = dataloader_cfg.get('dataset', {}).get('data_root')
+    dataset = dataloader_cfg.get('dataset', {})
+    data_root = dataset.get('data_root')
     if not data_root:
         raise ConfigError('TeacherAgreementValLoop: val_dataloader.dataset '
                           'needs data_root, the folder of the agreement set')
+    ann_file = dataset.get('ann_file', TEACHER_ANN_FILE)
+    if osp.normpath(ann_file) != TEACHER_ANN_FILE:
+        raise ConfigError(
+            f'TeacherAgreementValLoop: val_dataloader.dataset.ann_file is '
+            f'{ann_file!r}, but the loop writes and checks the teacher\'s '
+            f'detections in {TEACHER_ANN_FILE!r} under data_root; set '
+            f'ann_file={TEACHER_ANN_FILE!r}')
     return data_root
 
 
 def ensure_agreement_set(runner, synthesis_config: str,
                          data_root: str) -> None:
     """Synthesizes the agreement set into ``data_root`` unless it is there.
+
+    Rank 0 decides (the set is ready, is to be made, or is refused) and
+    tells the other ranks, so that all of them raise or synthesize together.
+    The teacher is recorded before the first image is written, so that an
+    interrupted set resumes only with the teacher it was started with. The
+    synthesis runs under forked random states and logs to the Runner's
+    logger: the training after it draws the same numbers, and logs to the
+    same place, as when the set already existed.
 
     Args:
         runner (Runner): The Runner whose config's teacher makes the set.
@@ -108,30 +136,77 @@ def ensure_agreement_set(runner, synthesis_config: str,
 
     Raises:
         ConfigError: The config cannot make an agreement set, the training
-            config names no teacher, or the folder holds a set made from
-            another teacher.
+            config names no teacher, or the folder holds a set (finished or
+            not) made from another teacher.
     """
     teacher_cfg = runner.cfg.get('model', {}).get('teacher')
     if not isinstance(teacher_cfg, dict) or 'config' not in teacher_cfg:
         raise ConfigError('TeacherAgreementValLoop: the training config '
                           'needs model.teacher=dict(config=..., '
                           'checkpoint=...), the teacher the set is made from')
-    if osp.isfile(osp.join(data_root, TEACHER_ANN_FILE)):
-        check_set_teacher(data_root, teacher_cfg)
+    decision = broadcast_decision(
+        lambda: agreement_set_state(data_root, teacher_cfg))
+    if isinstance(decision, ConfigError):
+        raise decision
+    if decision == 'ready':
         return
     cfg = agreement_synthesis_config(synthesis_config, teacher_cfg)
     runner.logger.info(
         f'teacher agreement: synthesizing the validation set '
         f'({cfg.synthesis.num_images} images, {synthesis_config}) into '
         f'{data_root}; later runs reuse it')
-    from ...apis.synthesis import SynthesisJob
-    job = SynthesisJob(cfg, data_root,
-                       osp.join(runner.work_dir, 'agreement_synthesis'),
-                       next(runner.model.parameters()).device)
-    if job.run() is not None:  # rank 0, once the annotations are written
+    if get_rank() == 0:
+        os.makedirs(data_root, exist_ok=True)
         dump_json_atomic(cfg.teacher.to_dict(),
                          osp.join(data_root, TEACHER_RECORD), default=str)
+    from ...apis.synthesis import SynthesisJob
+    with forked_random_state():
+        try:
+            job = SynthesisJob(cfg, data_root,
+                               osp.join(runner.work_dir,
+                                        'agreement_synthesis'),
+                               next(runner.model.parameters()).device,
+                               logger=runner.logger)
+        except ValueError as e:  # e.g. a folder of other synthesis settings
+            raise ConfigError(
+                f'TeacherAgreementValLoop: cannot synthesize the agreement '
+                f'set into {data_root}: {e}') from e
+        job.run()
     barrier()  # the other ranks wait for rank 0's annotations
+
+
+def agreement_set_state(data_root: str, teacher_cfg: Dict):
+    """``'ready'`` (the annotations are there), ``'make'`` (they are not),
+    or the ConfigError of a folder recorded for another teacher."""
+    try:
+        check_set_teacher(data_root, teacher_cfg)
+    except ConfigError as e:
+        return e
+    if osp.isfile(osp.join(data_root, TEACHER_ANN_FILE)):
+        return 'ready'
+    return 'make'
+
+
+def broadcast_decision(decide: Callable[[], Any]) -> Any:
+    """Runs ``decide`` on rank 0 and returns its result on every rank."""
+    box = [decide() if get_rank() == 0 else None]
+    broadcast_object_list(box, src=0)
+    return box[0]
+
+
+@contextmanager
+def forked_random_state() -> Iterator[None]:
+    """Restores Python's, NumPy's and torch's (CPU and CUDA) random states
+    on exit."""
+    py_state, np_state = random.getstate(), np.random.get_state()
+    devices = list(range(torch.cuda.device_count())) \
+        if torch.cuda.is_initialized() else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
 
 
 def agreement_synthesis_config(path: str, teacher_cfg: Dict):

@@ -4,11 +4,15 @@ Runner, CocoMetric), reuses afterwards, and refuses when it was made from
 another teacher or cannot be made."""
 import json
 import os.path as osp
+import random
 import sys
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.logging import MMLogger
 
 from mmdiode.engine.runner import teacher_agreement_loop as loop_module
 from mmdiode.evaluation.teacher_agreement import TEACHER_ANN_FILE
@@ -112,6 +116,9 @@ def test_train_makes_the_set_validates_on_it_and_reuses_it(setup, monkeypatch):
                      )['checkpoint'] == teacher
     metrics = _scalars(root / 'run1')
     assert {'agreement/bbox_mAP', 'agreement/bbox_mAP_50'} <= set(metrics)
+    # The synthesis logged to the Runner's logger, not to one of its own
+    # (which would have become mmengine's current logger).
+    assert not list((root / 'run1').glob('agreement_synthesis/*.log'))
 
     # A second run reuses the set: no synthesis job is built.
     def no_synthesis(*args, **kwargs):
@@ -160,3 +167,74 @@ def test_same_file_compares_resolved_paths(tmp_path):
     assert not loop_module.same_file(str(ckpt), str(tmp_path / 'b.pth'))
     assert loop_module.same_file('https://x/a.pth', 'https://x/a.pth')
     assert not loop_module.same_file(None, str(ckpt))
+
+
+def _runner(root, teacher) -> SimpleNamespace:
+    """What the loop reads of a Runner: the config's teacher, the logger,
+    the work dir and the model's device."""
+    cfg = Config.fromfile(write_tiny_datafree_config(
+        str(root / 'runner_cfg.py'), root, teacher, max_iters=MAX_ITERS))
+    return SimpleNamespace(cfg=cfg, work_dir=str(root / 'runner_work'),
+                           logger=MMLogger.get_instance('agreement_test'),
+                           model=torch.nn.Linear(1, 1))
+
+
+def test_the_teacher_is_recorded_before_the_first_image(setup, monkeypatch):
+    """An interrupted set resumes only with the teacher it was started
+    with: the record is there before synthesis begins."""
+    root, teacher, synthesis_config = setup
+    data_root = str(root / 'interrupted')
+
+    def interrupted(job):
+        assert json.load(open(osp.join(data_root, loop_module.TEACHER_RECORD))
+                         )['checkpoint'] == teacher
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr('mmdiode.apis.synthesis.SynthesisJob.run',
+                        interrupted)
+    runner = _runner(root, teacher)
+    with pytest.raises(KeyboardInterrupt):
+        loop_module.ensure_agreement_set(runner, synthesis_config, data_root)
+    runner.cfg.model.teacher.checkpoint = str(root / 'another.pth')
+    with pytest.raises(ConfigError, match='made from the teacher'):
+        loop_module.ensure_agreement_set(runner, synthesis_config, data_root)
+
+
+def test_a_folder_of_other_synthesis_settings_is_a_config_error(setup):
+    root, teacher, synthesis_config = setup
+    data_root = root / 'other_settings'
+    from mmdiode.datasets import SyntheticCocoWriter
+    SyntheticCocoWriter(str(data_root), TINY_CLASSES, num_images=2,
+                        batch_size=2, seed=5)
+    with pytest.raises(ConfigError, match='cannot synthesize the agreement '
+                       'set .* other settings'):
+        loop_module.ensure_agreement_set(
+            _runner(root, teacher), synthesis_config, str(data_root))
+
+
+def test_making_the_set_leaves_the_random_states_as_they_were(setup):
+    """The training after the loop draws the same numbers whether or not
+    the loop had to synthesize the set first."""
+    root, teacher, synthesis_config = setup
+    runner = _runner(root, teacher)
+    torch.manual_seed(3), np.random.seed(3), random.seed(3)
+    loop_module.ensure_agreement_set(runner, synthesis_config,
+                                     str(root / 'rng'))
+    assert osp.isfile(root / 'rng' / TEACHER_ANN_FILE)
+    after = (torch.rand(2), np.random.rand(2), random.random())
+    torch.manual_seed(3), np.random.seed(3), random.seed(3)
+    expected = (torch.rand(2), np.random.rand(2), random.random())
+    assert torch.equal(after[0], expected[0])
+    assert np.array_equal(after[1], expected[1]) and after[2] == expected[2]
+
+
+@pytest.mark.parametrize('dataset, match', [
+    (dict(ann_file=TEACHER_ANN_FILE), 'needs data_root'),
+    (dict(data_root='d/', ann_file='annotations.json'),
+     "ann_file is 'annotations.json'"),
+])
+def test_a_val_dataset_the_loop_cannot_serve_is_refused(dataset, match):
+    with pytest.raises(ConfigError, match=match):
+        loop_module.agreement_root(dict(dataset=dataset))
+    assert loop_module.agreement_root(
+        dict(dataset=dict(data_root='d/'))) == 'd/'
