@@ -99,9 +99,24 @@ def used_loaders(cfg) -> tuple:
     use)."""
     val_cfg = cfg.get('val_cfg')
     if val_cfg and cfg.get('val_evaluator') and \
-            val_cfg.get('type') != 'TeacherAgreementValLoop':
+            not makes_its_val_set(val_cfg.get('type')):
         return ('train_dataloader', 'val_dataloader')
     return ('train_dataloader', )
+
+
+def makes_its_val_set(loop_type) -> bool:
+    """Whether a ``val_cfg.type`` (a name, scoped or not, or a class) is
+    ``TeacherAgreementValLoop`` or a subclass of it."""
+    from mmdet.registry import LOOPS
+
+    from mmdiode.engine.runner import TeacherAgreementValLoop
+    if isinstance(loop_type, str):
+        try:
+            loop_type = LOOPS.get(loop_type)
+        except Exception:  # a scope that is not installed: not ours
+            return False
+    return isinstance(loop_type, type) and issubclass(
+        loop_type, TeacherAgreementValLoop)
 
 
 #: Least share of the model's tensors a ``load_from`` checkpoint must fit:

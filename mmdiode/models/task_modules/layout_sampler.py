@@ -6,6 +6,7 @@ function of ``(seed, index)``, so a resumed or sharded generation job
 regenerates exactly the same layout for a given global image index.
 """
 import json
+import numbers
 from typing import (TYPE_CHECKING, Dict, List, NamedTuple, Optional, Sequence,
                     Tuple, Union)
 
@@ -160,7 +161,8 @@ class BoxLayoutSampler:
         self.max_attempts = max_attempts
         self.tiles_per_side = tiles_per_side
         self._grids = tuple(tiles_per_side) if isinstance(
-            tiles_per_side, (list, tuple)) else (tiles_per_side, )
+            tiles_per_side, (list, tuple, np.ndarray)) else (
+                tiles_per_side, )
         self.ann_file = ann_file
         self.class_balanced = class_balanced
         self.seed = seed
@@ -210,7 +212,8 @@ class BoxLayoutSampler:
             raise ValueError(
                 f'max_attempts must be >= 1, got {self.max_attempts}')
         if not self._grids or any(
-                not isinstance(k, int) or k < 1 for k in self._grids):
+                not isinstance(k, numbers.Integral) or isinstance(k, bool)
+                or k < 1 for k in self._grids):
             raise ValueError('tiles_per_side must be an integer >= 1 or a '
                              f'list of them, got {self.tiles_per_side!r}')
         if self.strategy == 'from-annotations':

@@ -159,6 +159,22 @@ def test_a_recipe_without_teacher_labels_is_refused(setup, capsys):
     assert not osp.exists(root / 'never_made' / TEACHER_ANN_FILE)
 
 
+@pytest.mark.parametrize('loop_type, makes', [
+    ('TeacherAgreementValLoop', True),
+    ('mmdet.TeacherAgreementValLoop', True),
+    (loop_module.TeacherAgreementValLoop, True),
+    ('ValLoop', False),
+    ('nosuchscope.ValLoop', False),
+])
+def test_train_needs_the_val_files_unless_the_loop_makes_them(
+        loop_type, makes):
+    train = load_tool('train')
+    assert train.makes_its_val_set(loop_type) is makes
+    cfg = Config(dict(val_cfg=dict(type=loop_type),
+                      val_evaluator=dict(type='CocoMetric')))
+    assert ('val_dataloader' in train.used_loaders(cfg)) is not makes
+
+
 def test_same_file_compares_resolved_paths(tmp_path):
     ckpt = tmp_path / 'a.pth'
     ckpt.write_bytes(b'')

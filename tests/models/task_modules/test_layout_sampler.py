@@ -102,6 +102,7 @@ def test_multi_box_impossible_settings_raise():
     (dict(strategy='tiling', tiles_per_side=0), 'tiles_per_side'),
     (dict(strategy='tiling', tiles_per_side=[]), 'tiles_per_side'),
     (dict(strategy='tiling', tiles_per_side=[2, 1.5]), 'tiles_per_side'),
+    (dict(strategy='tiling', tiles_per_side=True), 'tiles_per_side'),
 ])
 def test_bad_settings_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -165,9 +166,12 @@ def test_tiling_with_several_grids_varies_the_density():
                            tiles_per_side=3, seed=4)
     listed = BoxLayoutSampler(CLASSES, img_size=96, strategy='tiling',
                               tiles_per_side=[3], seed=4)
+    numpy_int = BoxLayoutSampler(CLASSES, img_size=96, strategy='tiling',
+                                 tiles_per_side=np.array([3]), seed=4)
     for i in range(5):
-        np.testing.assert_array_equal(one.sample(i).bboxes,
-                                      listed.sample(i).bboxes)
+        for other in (listed, numpy_int):
+            np.testing.assert_array_equal(one.sample(i).bboxes,
+                                          other.sample(i).bboxes)
 
 
 @pytest.mark.parametrize('strategy', ['one-box', 'multi-box', 'tiling'])
