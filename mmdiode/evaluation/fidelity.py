@@ -187,12 +187,15 @@ def bn_prior_drop(teacher: nn.Module,
     try:
         with torch.no_grad(), BNStatisticsPrior(teacher, **prior_cfg) as bn:
             for data in loader:
-                inputs = teacher.data_preprocessor(data, False)['inputs']
+                data = teacher.data_preprocessor(data, False)
+                inputs = data['inputs']
                 noise = space.clamp_(
                     torch.randn(inputs.shape, generator=generator).to(inputs))
                 for images, scores in ((inputs, final), (noise, initial)):
                     bn.reset()
-                    teacher(images, mode='tensor')
+                    # The samples' shapes: a two-stage teacher's RPN needs
+                    # them even in 'tensor' mode.
+                    teacher(images, data['data_samples'], mode='tensor')
                     scores.append(float(bn.loss()))
     finally:
         teacher.train(was_training)

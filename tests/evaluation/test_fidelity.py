@@ -153,3 +153,18 @@ def test_bn_prior_drop_is_large_when_running_stats_are_the_images(data_root):
                                            fitted['final'])
     assert fitted['drop'] > 10
     assert fitted['drop'] > 5 * untouched['drop']
+
+
+def test_bn_prior_drop_of_a_two_stage_teacher(data_root):
+    """A Faster R-CNN teacher (whose RPN reads the samples' shapes even in
+    'tensor' mode, e.g. for MOI's images) is measured too."""
+    from mmdiode.testing import tiny_faster_rcnn
+    register_all_modules()
+    torch.manual_seed(0)
+    model = MODELS.build(ConfigDict(tiny_faster_rcnn(num_classes=3)))
+    cfg = dict(p=2, first_bn_multiplier=2.0, layer_pattern='.*', weight=1.0)
+    report = bn_prior_drop(model, data_root, 'annotations.json', cfg,
+                           batch_size=NUM)
+    assert report['initial'] > 0 and report['final'] > 0
+    assert report['drop'] == pytest.approx(report['initial'] /
+                                           report['final'])
