@@ -5,10 +5,9 @@
 # image per index).
 _base_ = '../moi/moi_faster-rcnn-r18_faster-rcnn-r18-x0.5_8e_digits.py'
 
+# Its own (never filled) pool: work_dirs/<this config's name>/pool.
 train_dataloader = dict(
     dataset=dict(
-        dataset=dict(
-            pool_dir='work_dirs/datafree_'
-            'faster-rcnn-r18_faster-rcnn-r18-x0.5_8e_digits-noise/pool')))
+        dataset=dict(pool_dir='work_dirs/{{fileBasenameNoExtension}}/pool')))
 
 custom_hooks = [dict(type='TeacherEvalHook')]

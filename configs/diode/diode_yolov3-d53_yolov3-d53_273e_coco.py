@@ -56,7 +56,7 @@ train_dataloader = dict(
         type='MultiImageMixDataset',
         dataset=dict(
             type='BoxSamplerDataset',
-            pool_dir='work_dirs/diode_yolov3-d53_yolov3-d53_273e_coco/pool',
+            pool_dir='work_dirs/{{fileBasenameNoExtension}}/pool',
             metainfo=dict(classes=_base_.coco_classes),
             num_samples=120000,
             img_size=320,

@@ -7,8 +7,9 @@
 #       configs/diode/diode_yolov3-mv2_yolov3-mv2-x0.5_24e_digits.py
 #   python tools/train.py \
 #       configs/diode/diode_yolov3-mv2_yolov3-mv2-x0.5_24e_digits.py --resume
-# The replay pool lives in `pool_dir` (relative to the working dir, like
-# work_dirs); with --work-dir elsewhere, move it too:
+# The replay pool lives in `pool_dir`, work_dirs/<this config's name>/pool
+# (relative to the working dir, like work_dirs); with --work-dir elsewhere,
+# move it too:
 #   --cfg-options train_dataloader.dataset.dataset.pool_dir=DIR/pool
 #
 # Targets: the synthesized images carry their synthesis targets (the sampled
@@ -33,8 +34,6 @@ _base_ = [
     '../_base_/datasets/digits_agreement.py'
 ]
 
-img_size = 128
-
 # The student, the committed teacher and DIODE's loss (MSE between raw head
 # maps) of the output-MSE KD config; the student's detection loss, at full
 # weight there, learns from the pseudo-labels here.
@@ -49,8 +48,7 @@ train_dataloader = dict(
         # 3x3 tiled layouts synthesized on the fly (see the base file).
         dataset=dict(
             _base_.box_sampler_dataset,
-            pool_dir='work_dirs/diode_yolov3-mv2_yolov3-mv2-x0.5_24e_digits/'
-            'pool',
+            pool_dir='work_dirs/{{fileBasenameNoExtension}}/pool',
             metainfo=_base_.metainfo),
         pipeline=_base_.kd_pipeline))
 

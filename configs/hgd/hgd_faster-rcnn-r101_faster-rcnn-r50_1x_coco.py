@@ -5,7 +5,10 @@
 # into the torch hub cache). 8 GPUs:
 #   bash tools/dist_train.sh \
 #       configs/hgd/hgd_faster-rcnn-r101_faster-rcnn-r50_1x_coco.py 8
-_base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
+_base_ = [
+    'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
+    '../_base_/distill/hgd.py'
+]
 
 custom_imports = dict(imports=['mmdiode'], allow_failed_imports=False)
 
@@ -28,17 +31,11 @@ model = dict(
         # The teacher's RoI head classifies the student's sampled RoIs.
         roi=dict(type='RoIHeadKDLoss', loss_weight=1.0),
         hgd=dict(
-            type='HGDLoss',
+            _base_.hgd_loss,
             # ResNet stages (strides 4-32), then the FPN levels (strides
-            # 4-64); paired by order. R50 and R101 have the same widths.
-            student_modules=['backbone', 'neck'],
-            teacher_modules=['backbone', 'neck'],
+            # 4-64). R50 and R101 have the same widths.
             student_channels=[256, 512, 1024, 2048, 256, 256, 256, 256, 256],
             teacher_channels=[256, 512, 1024, 2048, 256, 256, 256, 256, 256],
-            # GT-box weights where an image has boxes, teacher attention
-            # where it has none; stages weighted by inverse running loss.
-            micro_weighting='auto',
-            stage_weights='adaptive',
             loss_weight=1.0)))
 
 # Also logs the frozen teacher's val metrics (once) as teacher/coco/...

@@ -10,7 +10,10 @@
 # same per anchor slot (the 320 student's own anchors would not). The teacher
 # sees the student's 320-416 px batches (re-normalised to its mean 0 /
 # std 255), not its 608 px training size.
-_base_ = 'mmdet::yolo/yolov3_mobilenetv2_8xb24-ms-416-300e_coco.py'
+_base_ = [
+    'mmdet::yolo/yolov3_mobilenetv2_8xb24-ms-416-300e_coco.py',
+    '../_base_/distill/hgd.py'
+]
 
 custom_imports = dict(imports=['mmdiode'], allow_failed_imports=False)
 
@@ -33,17 +36,11 @@ model = dict(
         out=dict(type='YOLOv3OutputKDLoss', temperature=1.0,
                  loss_weight=175.0),
         hgd=dict(
-            type='HGDLoss',
+            _base_.hgd_loss,
             # Backbone stages (strides 8/16/32), then the neck levels
-            # (strides 32/16/8); paired by order.
-            student_modules=['backbone', 'neck'],
-            teacher_modules=['backbone', 'neck'],
+            # (strides 32/16/8).
             student_channels=[32, 96, 320, 96, 96, 96],
             teacher_channels=[256, 512, 1024, 512, 256, 128],
-            # GT-box weights where an image has boxes, teacher attention
-            # where it has none; stages weighted by inverse running loss.
-            micro_weighting='auto',
-            stage_weights='adaptive',
             loss_weight=175.0)))  # reference weight 1
 
 # Also logs the frozen teacher's val metrics (once) as teacher/coco/...

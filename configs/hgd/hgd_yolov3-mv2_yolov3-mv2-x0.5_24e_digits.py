@@ -3,7 +3,10 @@
 # backbone and neck stage, with the student's ground-truth loss.
 #   python tools/train.py \
 #       configs/hgd/hgd_yolov3-mv2_yolov3-mv2-x0.5_24e_digits.py
-_base_ = '../_base_/distill/yolov3-mv2_yolov3-mv2-x0.5_digits.py'
+_base_ = [
+    '../_base_/distill/yolov3-mv2_yolov3-mv2-x0.5_digits.py',
+    '../_base_/distill/hgd.py'
+]
 
 model = dict(
     distill_losses=dict(
@@ -12,17 +15,10 @@ model = dict(
         out=dict(type='YOLOv3OutputKDLoss', temperature=1.0,
                  loss_weight=50.0),
         hgd=dict(
-            type='HGDLoss',
+            _base_.hgd_loss,
             # Backbone stages (strides 8/16/32), then the neck levels
-            # (strides 32/16/8); paired by order. Student: MobileNetV2 x0.5
-            # and a 48-channel neck; teacher: x1.0 and a 96-channel neck.
-            student_modules=['backbone', 'neck'],
-            teacher_modules=['backbone', 'neck'],
+            # (strides 32/16/8). Student: MobileNetV2 x0.5 and a 48-channel
+            # neck; teacher: x1.0 and a 96-channel neck.
             student_channels=[16, 48, 160, 48, 48, 48],
             teacher_channels=[32, 96, 320, 96, 96, 96],
-            # GT-box weights where an image has boxes, teacher attention
-            # where it has none.
-            micro_weighting='auto',
-            # Every stage contributes about equally (inverse running loss).
-            stage_weights='adaptive',
             loss_weight=50.0)))  # reference weight 1

@@ -6,10 +6,9 @@ _base_ = '../_base_/distill/yolov3-mv2_yolov3-mv2-x0.5_digits.py'
 model = dict(
     distill_losses=dict(
         fgfi=dict(
+            # Neck levels (strides 32/16/8): the base's neck_channels.
+            _base_.neck_channels,
             type='FGFILoss',
-            # Neck levels at strides 32/16/8: 48 student, 96 teacher channels.
-            student_channels=[48, 48, 48],
-            teacher_channels=[96, 96, 96],
             # The YOLOv3 head's anchors, whose levels follow the neck's order
             # (strides 32/16/8); student and teacher share them.
             anchor_generator=(

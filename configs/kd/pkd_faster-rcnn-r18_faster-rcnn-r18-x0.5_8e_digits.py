@@ -5,8 +5,7 @@ _base_ = '../_base_/distill/faster-rcnn-r18_faster-rcnn-r18-x0.5_digits.py'
 model = dict(
     distill_losses=dict(
         pkd=dict(
+            # FPN levels (strides 4-64): the base's neck_channels.
+            _base_.neck_channels,
             type='PKDLoss',
-            # FPN levels at strides 4-64: 64 student, 128 teacher channels.
-            student_channels=[64, 64, 64, 64, 64],
-            teacher_channels=[128, 128, 128, 128, 128],
             loss_weight=6.0)))  # the published weight

@@ -5,8 +5,7 @@ _base_ = '../_base_/distill/yolov3-mv2_yolov3-mv2-x0.5_digits.py'
 model = dict(
     distill_losses=dict(
         pkd=dict(
+            # Neck levels (strides 32/16/8): the base's neck_channels.
+            _base_.neck_channels,
             type='PKDLoss',
-            # Neck levels at strides 32/16/8: 48 student, 96 teacher channels.
-            student_channels=[48, 48, 48],
-            teacher_channels=[96, 96, 96],
             loss_weight=300.0)))  # the published 6 (x50, see the base config)

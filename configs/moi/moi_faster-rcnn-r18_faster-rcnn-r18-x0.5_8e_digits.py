@@ -22,8 +22,6 @@ _base_ = [
     '../_base_/datasets/digits_agreement_frcnn.py'
 ]
 
-img_size = 128
-
 # The student, the teacher (train it first) and the output distillation of
 # both stages at the losses' reference weights, of the output-KL KD config;
 # the student's detection loss, at full weight there, learns from the
@@ -39,8 +37,7 @@ train_dataloader = dict(
         # 3x3 tiled layouts synthesized on the fly (see the base file).
         dataset=dict(
             _base_.box_sampler_dataset,
-            pool_dir='work_dirs/'
-            'moi_faster-rcnn-r18_faster-rcnn-r18-x0.5_8e_digits/pool',
+            pool_dir='work_dirs/{{fileBasenameNoExtension}}/pool',
             metainfo=_base_.metainfo),
         pipeline=_base_.kd_pipeline))
 

@@ -60,7 +60,7 @@ train_dataloader = dict(
     # pool: _base_/datasets/coco_datafree.py.
     dataset=dict(
         _base_.coco_datafree_dataset,
-        pool_dir='work_dirs/moi_faster-rcnn-r50_faster-rcnn-r18_1x_coco/pool'))
+        pool_dir='work_dirs/{{fileBasenameNoExtension}}/pool'))
 
 # Real COCO val2017 (optional): tested at a short side of 320 px, the scale
 # the student was trained at. Without it, set val_cfg, val_dataloader and

@@ -39,6 +39,9 @@ kd_pipeline = [
     dict(type='PackDetInputs')
 ]
 
+# The benchmark's image size, that of the images synthesized on the fly.
+img_size = 128
+
 # Synthesized on the fly, on the layouts of the offline sets' synthesis
 # configs (digits_layouts.py: 3x3 tiles, 9 digits/image, 11-43 px boxes). A
 # config using it adds its `pool_dir` and `metainfo`.
@@ -46,7 +49,7 @@ box_sampler_dataset = dict(
     type='BoxSamplerDataset',
     layout_sampler=_base_.digits_layouts,
     num_samples=3000,  # an epoch as long as the real train split's
-    img_size=128,
+    img_size=img_size,
     seed=0,
     # The data set does the loading; the mix pipeline the rest.
     pipeline=[])

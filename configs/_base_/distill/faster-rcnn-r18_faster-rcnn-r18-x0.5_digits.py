@@ -26,3 +26,10 @@ model = dict(
 
 # Also logs the frozen teacher's val metrics (once) as teacher/coco/...
 custom_hooks = [dict(type='TeacherEvalHook')]
+
+# The FPN levels at strides 4-64, 64 student and 128 teacher channels, that
+# the feature-imitation configs pair (Mimic, PKD):
+#   mimic=dict(_base_.neck_channels, type='MimicLoss', ...)
+neck_channels = dict(
+    student_channels=[64, 64, 64, 64, 64],
+    teacher_channels=[128, 128, 128, 128, 128])

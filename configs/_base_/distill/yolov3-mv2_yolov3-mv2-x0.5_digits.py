@@ -31,3 +31,9 @@ model = dict(
 
 # Also logs the frozen teacher's val metrics (once) as teacher/coco/...
 custom_hooks = [dict(type='TeacherEvalHook')]
+
+# The neck levels at strides 32/16/8, 48 student and 96 teacher channels,
+# that the feature-imitation configs pair (FitNet, FGFI, PKD):
+#   fitnet=dict(_base_.neck_channels, type='FitNetLoss', ...)
+neck_channels = dict(
+    student_channels=[48, 48, 48], teacher_channels=[96, 96, 96])

@@ -4,7 +4,9 @@
 # 75, flips, false-positive sampling between iterations 800 and 2800. The one
 # copy of the synthesizer of configs/diode/diode_yolov3-d53_synth_coco.py
 # (offline) and configs/diode/diode_yolov3-d53_yolov3-d53_273e_coco.py (on
-# the fly); diode_rtmdet-l_coco.py applies it to RTMDet-l.
+# the fly); diode_rtmdet-l_coco.py applies it to RTMDet-l,
+# diode_yolov3-mv2_digits.py scales it to the digits benchmark and
+# moi_faster-rcnn-r50_coco.py takes its stages and sampling schedule.
 synthesizer = dict(
     type='DeepInversion',
     bn_prior=dict(weight=0.1, p=2, first_bn_multiplier=2.0,
