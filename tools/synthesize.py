@@ -82,10 +82,12 @@ def synthesize(cfg, args) -> int:
     from mmengine.registry import init_default_scope
 
     from mmdiode.apis import SynthesisJob
+    from mmdiode.utils.dist import local_cuda_device
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    if device == 'cuda':
-        device = f'cuda:{int(os.environ.get("LOCAL_RANK", 0))}'
+    if device == 'cuda':  # ranks beyond the GPU count share them
+        device = local_cuda_device(int(os.environ.get('LOCAL_RANK', 0)),
+                                   torch.cuda.device_count())
     try:
         job = SynthesisJob(cfg, args.out,
                            args.work_dir or default_work_dir(args.config),
@@ -111,11 +113,13 @@ def main(argv=None) -> int:
     from mmdiode.utils.dist import (check_launch_env, destroy_dist,
                                     init_dist_any_device)
     try:
-        check_launch_env(args.launcher)
+        check_launch_env(args.launcher, share_gpus=True)
         cfg = build_cfg(args)
-        # Without CUDA the ranks are CPU processes talking over gloo.
+        # Without CUDA the ranks are CPU processes talking over gloo; with
+        # more ranks than GPUs they share the GPUs (gloo as well).
         init_dist_any_device(args.launcher,
-                             cfg.get('env_cfg', {}).get('dist_cfg', {}))
+                             cfg.get('env_cfg', {}).get('dist_cfg', {}),
+                             share_gpus=True)
     except (ConfigError, CheckpointError) as e:
         return fail(e)
     try:

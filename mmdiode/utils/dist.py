@@ -44,17 +44,20 @@ def _int_env(name: str, minimum: int) -> int:
     return value
 
 
-def check_launch_env(launcher: str) -> None:
+def check_launch_env(launcher: str, share_gpus: bool = False) -> None:
     """Refuses a launcher whose environment is missing or malformed.
 
     ``LOCAL_RANK`` (read by mmengine even without a launcher) must be a
     non-negative integer; a launcher needs the variables it sets for each
     process (:data:`LAUNCH_ENV`), and for torchrun ``0 <= RANK <
     WORLD_SIZE``. Without CUDA only ``pytorch`` (torchrun with gloo) is
-    supported.
+    supported. With CUDA a machine runs at most one process per GPU,
+    unless ``share_gpus``.
 
     Args:
         launcher (str): ``'none'``, ``'pytorch'``, ``'slurm'`` or ``'mpi'``.
+        share_gpus (bool): Whether several processes may share a GPU (see
+            :func:`init_dist_any_device`). Defaults to False.
 
     Raises:
         ConfigError: Naming the variable and how to start the job.
@@ -83,12 +86,33 @@ def check_launch_env(launcher: str) -> None:
         if rank >= world:
             raise ConfigError(f'RANK={rank} is outside the WORLD_SIZE={world}'
                               ' processes; let torchrun set both')
-    if torch.cuda.is_available() and 'LOCAL_RANK' in os.environ and \
+    if not share_gpus and torch.cuda.is_available() and \
+            'LOCAL_RANK' in os.environ and \
             local_rank >= torch.cuda.device_count():
         raise ConfigError(
             f'LOCAL_RANK={local_rank} but this machine has '
             f'{torch.cuda.device_count()} GPUs; start at most that many '
             'processes per machine')
+
+
+def local_cuda_device(local_rank: int, device_count: int) -> str:
+    """The GPU of a local rank when ranks may share GPUs: round robin.
+
+    Args:
+        local_rank (int): The process's rank on its machine (>= 0).
+        device_count (int): GPUs of the machine (>= 1).
+
+    Returns:
+        str: e.g. ``'cuda:1'`` for local rank 5 of a 4-GPU machine.
+    """
+    return f'cuda:{local_rank % device_count}'
+
+
+def shares_gpus() -> bool:
+    """Whether torchrun started more processes on this machine than it has
+    GPUs (``LOCAL_WORLD_SIZE`` > ``torch.cuda.device_count()``)."""
+    return torch.cuda.is_available() and int(
+        os.environ.get('LOCAL_WORLD_SIZE', 1)) > torch.cuda.device_count()
 
 
 def _gloo_kwargs(dist_cfg: Optional[dict]) -> dict:
@@ -110,21 +134,44 @@ def _gloo_kwargs(dist_cfg: Optional[dict]) -> dict:
 
 
 def init_dist_any_device(launcher: str,
-                         dist_cfg: Optional[dict] = None) -> None:
+                         dist_cfg: Optional[dict] = None,
+                         share_gpus: bool = False) -> None:
     """Starts the process group of a launched job (no-op for ``'none'``).
 
     With CUDA this is mmengine's :func:`~mmengine.dist.init_dist` (one GPU
     per local rank, nccl by default); without it, a gloo group from the
     launcher's environment (``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``, ...).
 
+    ``share_gpus`` is for jobs whose ranks only meet at barriers (sharded
+    synthesis): when torchrun starts more processes than the machine has
+    GPUs, they share the GPUs round robin (:func:`local_cuda_device`) in a
+    gloo group, since nccl refuses two ranks on one GPU; ``LOCAL_RANK``
+    is then set to the GPU's index. A small detector's
+    synthesis is bound by its host-side Python (target assignment image by
+    image), so several processes per GPU multiply the images per hour.
+
     Args:
         launcher (str): ``'none'``, ``'pytorch'``, ``'slurm'`` or ``'mpi'``.
         dist_cfg (dict, optional): The config's ``env_cfg.dist_cfg``
             (``backend``, ``timeout`` in seconds, ...).
+        share_gpus (bool): Let processes share GPUs. Defaults to False.
     """
     if launcher == 'none' or torch_dist.is_initialized():
         return
-    if torch.cuda.is_available():
+    if share_gpus and launcher == 'pytorch' and shares_gpus():
+        device = local_cuda_device(int(os.environ.get('LOCAL_RANK', 0)),
+                                   torch.cuda.device_count())
+        # mmengine's logger takes a process's GPU to be
+        # CUDA_VISIBLE_DEVICES[LOCAL_RANK] and raises IndexError beyond the
+        # GPU count: LOCAL_RANK becomes the shared GPU's index (the rank
+        # stays in RANK).
+        os.environ['LOCAL_RANK'] = device.split(':')[1]
+        torch.cuda.set_device(device)
+        torch_dist.init_process_group(
+            backend='gloo', **_gloo_kwargs(
+                {k: v for k, v in (dist_cfg or {}).items()
+                 if k != 'backend'}))
+    elif torch.cuda.is_available():
         init_dist(launcher, **(dist_cfg or {}))
     elif launcher == 'pytorch':
         torch_dist.init_process_group(backend='gloo',
