@@ -171,8 +171,8 @@ class Profile:
     Attributes:
         name (str): ``quick`` or ``full``.
         epochs (dict): Training epochs per pair (3000 images each).
-        synth_images (int): Images of each offline set (a divisor of 3000,
-            which the set is repeated up to).
+        synth_images (dict): Images of each offline set per pair (a
+            divisor of 3000, which the set is repeated up to).
         online (dict): ``DeepInversionHook`` overrides of the online row,
             per pair.
         checkpoint_interval (int): Epochs between the training checkpoints
@@ -182,7 +182,7 @@ class Profile:
     """
     name: str
     epochs: Dict[str, int]
-    synth_images: int
+    synth_images: Dict[str, int]
     online: Dict[str, Dict[str, object]] = field(default_factory=dict)
     checkpoint_interval: int = 1
     scaling: Sequence[int] = ()
@@ -206,7 +206,7 @@ PROFILES = {
         # cores (~50 s per 16), ~1 h for Faster R-CNN (MOI); 500 would make
         # the five offline rows of a pair take hours. 160-image sets already
         # distilled a YOLOv3 student as good as the online row's 448.
-        synth_images=200,
+        synth_images=dict(yolov3=200, faster_rcnn=200),
         online=dict(
             yolov3=dict(interval=50, initial_batches=6),
             faster_rcnn=dict(interval=100, initial_batches=6))),
@@ -215,8 +215,11 @@ PROFILES = {
     Profile(
         name='full',
         epochs=dict(yolov3=24, faster_rcnn=8),
-        synth_images=1000,
-        # With kd_synth_offline's 1000: a curve over 10x as many images.
+        # YOLOv3: 1000 images (~80 min of synthesis on 2 cores), a scaling
+        # curve over 10x as many images. Faster R-CNN: 300 (~2 h of MOI
+        # synthesis at ~160 images/h; 1000 would take over 6 h), about the
+        # online row's 280, so offline and online compare at one count.
+        synth_images=dict(yolov3=1000, faster_rcnn=300),
         scaling=(100, 300),
         online=dict(
             yolov3=dict(interval=100, initial_batches=8),
@@ -337,7 +340,11 @@ class DatafreeBenchmark:
         """Whether the row is run for the pair in this profile."""
         if row in pair.skip:
             return False
-        return row not in SCALING or SCALING[row] in self.profile.scaling
+        if row not in SCALING:
+            return True
+        # A prefix as large as the whole set is kd_synth_offline itself.
+        return SCALING[row] in self.profile.scaling and \
+            SCALING[row] < self.profile.synth_images.get(pair.name, 0)
 
     def row_dir(self, pair: Pair, row: str) -> str:
         return osp.join(self.root, pair.name, row)
@@ -477,7 +484,7 @@ class DatafreeBenchmark:
             return RowPlan(None, kd['online'], options, kd['online'], None)
         # Offline sets: kd_synth_offline, the ablations and the scaling rows
         # (which train on a prefix of kd_synth_offline's set).
-        n = self.profile.synth_images
+        n = self.profile.synth_images[pair.name]
         used = SCALING.get(row, n)
         for size in (n, used):
             if REAL_TRAIN_IMAGES % size:

@@ -231,7 +231,7 @@ def test_interrupted_row_resumes_training_and_adds_up_its_time(
     monkeypatch.setenv('FAKE_EPOCHS', '3')
     profile = PROFILES['quick']
     profile = type(profile)(name='quick', epochs=dict(yolov3=3),
-                            synth_images=200)
+                            synth_images=dict(yolov3=200))
     messages = []
     bench = DatafreeBenchmark(profile, str(tmp_path / 'work'),
                               python=str(fake), log=messages.append,
@@ -288,6 +288,17 @@ def test_scaling_rows_train_on_prefixes_of_the_offline_set(pair, tmp_path):
     assert not quick.applies(pair, 'scaling_100')
     with pytest.raises(ValueError, match='does not apply'):
         quick.run_row(pair, 'scaling_100')
+
+
+def test_a_prefix_as_large_as_the_set_is_no_scaling_row(tmp_path):
+    """The full profile's Faster R-CNN set has 300 images: scaling_300
+    would be kd_synth_offline again."""
+    full = DatafreeBenchmark(PROFILES['full'], str(tmp_path))
+    frcnn = PAIRS['faster_rcnn']
+    assert full.plan(frcnn, 'kd_synth_offline').images == 300
+    assert full.applies(frcnn, 'scaling_100')
+    assert not full.applies(frcnn, 'scaling_300')
+    assert full.applies(PAIRS['yolov3'], 'scaling_300')
 
 
 def test_scaling_points_and_their_synthesis_minutes(tmp_path):
