@@ -94,3 +94,63 @@ def test_missing_agreement_set_is_one_error(tmp_path):
     assert r.returncode == 2
     assert r.stderr.strip().splitlines()[-1].startswith('error: ')
     assert 'teacher_annotations.json not found' in r.stderr
+
+
+def _tool_module():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('checkpoint_agreement',
+                                                  TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# Agreement at IoU 0.5 saturated from epoch 2 (as on the MOI sets); the
+# stricter mAP still follows the real score.
+SATURATED = [
+    dict(epoch=1, test_map=0.1, test_map50=0.20, agreement_map=0.50,
+         agreement_map50=0.80),
+    dict(epoch=2, test_map=0.2, test_map50=0.40, agreement_map=0.70,
+         agreement_map50=0.985),
+    dict(epoch=3, test_map=0.3, test_map50=0.50, agreement_map=0.80,
+         agreement_map50=0.984),
+    dict(epoch=4, test_map=0.3, test_map50=0.55, agreement_map=0.85,
+         agreement_map50=0.983),
+]
+
+
+def test_the_metric_ranks_and_picks():
+    tool = _tool_module()
+    strict = tool.summarize(SATURATED, 'map', 2.0, 100.0)
+    assert strict['spearman'] == pytest.approx(1.0)
+    assert (strict['picked_epoch'], strict['best_gap_map50']) == (4, 0.0)
+    assert strict['metric'] == 'map' and strict['val_cost_ratio'] == 0.02
+    loose = tool.summarize(SATURATED, 'map50', 2.0, None)
+    assert loose['spearman'] == pytest.approx(0.2)  # ranks 1 4 3 2
+    assert (loose['picked_epoch'], loose['best_gap_map50']) == (2, 0.15)
+    assert loose['val_cost_ratio'] is None
+
+
+def test_rows_from_an_earlier_run_score_nothing(tmp_path):
+    earlier = tmp_path / 'earlier.json'
+    earlier.write_text(json.dumps(dict(commit='x', pairs=dict(tiny=dict(
+        rows=SATURATED, agreement_seconds_per_epoch=2.0,
+        epoch_seconds=100.0)))))
+    out = tmp_path / 'validation.json'
+    # No config, work dir or agreement set exists: nothing is scored.
+    r = subprocess.run(
+        [sys.executable, TOOL, 'none.py', str(tmp_path / 'none'),
+         '--agreement', str(tmp_path / 'none'), '--pair', 'tiny',
+         '--rows-from', str(earlier), '--out', str(out)],
+        cwd=str(tmp_path), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    entry = json.loads(out.read_text())['pairs']['tiny']
+    assert entry['rows'] == SATURATED and entry['metric'] == 'map'
+    assert (entry['picked_epoch'], entry['val_cost_ratio']) == (4, 0.02)
+    missing = subprocess.run(
+        [sys.executable, TOOL, 'none.py', 'none', '--agreement', 'none',
+         '--pair', 'other', '--rows-from', str(earlier)],
+        cwd=str(tmp_path), capture_output=True, text=True, timeout=300)
+    assert missing.returncode == 2
+    assert missing.stderr.strip().splitlines()[-1].startswith(
+        "error: --rows-from")

@@ -10,13 +10,23 @@ correlation of the two scores over the checkpoints, how far (real test
 mAP@0.5) the checkpoint that agreement picks is from the best one, and the
 agreement validation's cost per epoch against the run's training time per
 epoch. Writes one pair's entry of the results json (other pairs are kept)
-and a scatter plot::
+and a scatter plot.
+
+Decision: agreement is read as mAP over IoU 0.5:0.95 (``--metric map``),
+the first metric of the agreement evaluator and so the one the configs'
+``save_best='auto'`` keeps. On Multi-Object Impressions sets a student's
+agreement at IoU 0.5 saturates within a few epochs (0.98 from epoch 3 of
+the full Faster R-CNN run) while its real score still rises; the stricter
+IoUs keep separating the checkpoints::
 
     python tools/analysis_tools/checkpoint_agreement.py \\
         work_dirs/datafree/full/yolov3/kd_synth_online/kd_synth_online.py \\
         work_dirs/datafree/full/yolov3/kd_synth_online/train \\
         --agreement data/digits_agreement_yolov3 --pair yolov3 \\
         --out results/datafree_validation.json
+
+``--rows-from JSON`` recomputes the statistics (e.g. with the other
+``--metric``) from the rows an earlier run stored there, scoring nothing.
 """
 import glob
 import json
@@ -51,6 +61,15 @@ def parse_args(argv=None):
                         'consecutive epoch checkpoints)')
     parser.add_argument('--every', type=int, default=1,
                         help='score every n-th checkpoint (default: all)')
+    parser.add_argument('--metric', choices=sorted(METRICS), default='map',
+                        help='agreement score that ranks and picks the '
+                        'checkpoints: map (IoU 0.5:0.95, what save_best='
+                        "'auto' keeps; default) or map50")
+    parser.add_argument('--rows-from', metavar='JSON',
+                        help='take the scored rows (and the agreement cost) '
+                        'of --pair from this results json instead of '
+                        'scoring checkpoints; config and work_dir are then '
+                        'only read for the epoch time')
     parser.add_argument('--out', default='results/datafree_validation.json')
     parser.add_argument('--runner-dir',
                         default='work_dirs/checkpoint_agreement',
@@ -100,6 +119,10 @@ def build_runner(cfg, agreement_root: str, runner_dir: str):
     return runner, real, synthetic
 
 
+#: ``--metric`` -> the key of a row that it reads.
+METRICS = dict(map='agreement_map', map50='agreement_map50')
+
+
 def spearman(a, b) -> float:
     """Spearman's rank correlation of two equally long sequences."""
     from scipy.stats import spearmanr
@@ -124,7 +147,7 @@ def git_commit() -> str:
 
 
 def plot(results: dict, path: str) -> None:
-    """Real test mAP@0.5 against agreement mAP@0.5, one panel per pair."""
+    """Real test mAP@0.5 against the agreement score, one panel per pair."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     pairs = list(results['pairs'].items())
@@ -133,13 +156,14 @@ def plot(results: dict, path: str) -> None:
     for index, (name, entry) in enumerate(pairs, 1):
         ax = fig.add_subplot(1, len(pairs), index)
         rows = entry['rows']
-        x = [r['agreement_map50'] for r in rows]
+        metric = entry.get('metric', 'map50')  # entries before --metric
+        x = [r[METRICS[metric]] for r in rows]
         y = [r['test_map50'] for r in rows]
         ax.scatter(x, y, c=[r['epoch'] for r in rows], cmap='viridis')
-        for r in rows:
-            ax.annotate(str(r['epoch']),
-                        (r['agreement_map50'], r['test_map50']), fontsize=7)
-        ax.set_xlabel('teacher agreement mAP@0.5 (synthetic, no real data)')
+        for r, xi, yi in zip(rows, x, y):
+            ax.annotate(str(r['epoch']), (xi, yi), fontsize=7)
+        label = 'mAP' if metric == 'map' else 'mAP@0.5'
+        ax.set_xlabel(f'teacher agreement {label} (synthetic, no real data)')
         ax.set_ylabel('real test split mAP@0.5')
         ax.set_title(f"{name}: Spearman {entry['spearman']:.2f}, pick gap "
                      f"{entry['best_gap_map50']:.3f}", fontsize=9)
@@ -148,25 +172,17 @@ def plot(results: dict, path: str) -> None:
     save_png_atomic(fig, path)
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    ann = osp.join(args.agreement, 'teacher_annotations.json')
-    checkpoints = epoch_checkpoints(args.work_dir)[::-1][::args.every][::-1]
-    try:
-        if not osp.isfile(ann):
-            raise ConfigError(f'{ann} not found: make the set with '
-                              'tools/synthesize.py and a '
-                              'synth_*_agreement.py config')
-        if len(checkpoints) < 2:
-            raise ConfigError(f'{args.work_dir}: fewer than 2 epoch_N.pth '
-                              'checkpoints to compare')
-        cfg = load_config(args.config)
-    except ConfigError as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
-    from mmdiode.utils.fileio import dump_json_atomic
-    runner, real, synthetic = build_runner(cfg, args.agreement,
-                                           args.runner_dir)
+def score_checkpoints(cfg, checkpoints, agreement_root: str,
+                      runner_dir: str):
+    """Scores each checkpoint on the real test split and the agreement set.
+
+    Returns:
+        tuple[list[dict], float]: One row per checkpoint (``epoch``,
+        ``test_map``, ``test_map50``, ``agreement_map``,
+        ``agreement_map50``) and the mean seconds of one agreement
+        validation.
+    """
+    runner, real, synthetic = build_runner(cfg, agreement_root, runner_dir)
     rows, agreement_seconds = [], []
     for epoch, path in checkpoints:
         runner.load_checkpoint(path)
@@ -180,23 +196,85 @@ def main(argv=None) -> int:
                          agreement_map=agree['agreement/bbox_mAP'],
                          agreement_map50=agree['agreement/bbox_mAP_50']))
         print(f'checkpoint_agreement: {json.dumps(rows[-1])}', flush=True)
-    picked = max(rows, key=lambda r: (r['agreement_map50'], r['epoch']))
+    return rows, sum(agreement_seconds) / len(agreement_seconds)
+
+
+def summarize(rows, metric: str, per_epoch: float,
+              epoch_seconds: Optional[float]) -> dict:
+    """A pair's entry of the results json from its scored rows.
+
+    Args:
+        rows (list[dict]): :func:`score_checkpoints`' rows.
+        metric (str): ``'map'`` or ``'map50'`` (:data:`METRICS`): the
+            agreement score that ranks the checkpoints and picks one (the
+            latest of equals).
+        per_epoch (float): Seconds of one agreement validation.
+        epoch_seconds (float, optional): Seconds of one training epoch.
+
+    Returns:
+        dict: ``spearman`` (agreement score against real test mAP@0.5),
+        ``best_gap_map50``, ``checkpoints``, ``picked_epoch``, ``metric``,
+        the costs and the rows.
+    """
+    key = METRICS[metric]
+    picked = max(rows, key=lambda r: (r[key], r['epoch']))
     best = max(r['test_map50'] for r in rows)
-    epoch_seconds = args.epoch_seconds or epoch_seconds_of(
-        epoch_checkpoints(args.work_dir))
-    per_epoch = sum(agreement_seconds) / len(agreement_seconds)
-    entry = dict(
-        spearman=spearman([r['agreement_map50'] for r in rows],
+    return dict(
+        spearman=spearman([r[key] for r in rows],
                           [r['test_map50'] for r in rows]),
         best_gap_map50=round(best - picked['test_map50'], 4),
         checkpoints=len(rows),
         picked_epoch=picked['epoch'],
+        metric=metric,
         agreement_seconds_per_epoch=round(per_epoch, 2),
         epoch_seconds=None if not epoch_seconds else round(epoch_seconds, 1),
         # Validating every epoch on the agreement set, against an epoch.
         val_cost_ratio=(None if not epoch_seconds else
                         round(per_epoch / epoch_seconds, 4)),
         rows=rows)
+
+
+def stored_rows(path: str, pair: str):
+    """The rows and agreement cost that an earlier run stored for ``pair``
+    in the results json at ``path``."""
+    try:
+        with open(path, encoding='utf-8') as f:
+            entry = json.load(f)['pairs'][pair]
+        return entry['rows'], entry['agreement_seconds_per_epoch'], \
+            entry.get('epoch_seconds')
+    except (OSError, ValueError, KeyError) as e:
+        raise ConfigError(f'--rows-from {path}: no rows of pair {pair!r} '
+                          f'({type(e).__name__}: {e})')
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    ann = osp.join(args.agreement, 'teacher_annotations.json')
+    checkpoints = epoch_checkpoints(args.work_dir)[::-1][::args.every][::-1]
+    try:
+        if args.rows_from:
+            rows, per_epoch, stored_epoch_seconds = stored_rows(
+                args.rows_from, args.pair)
+        else:
+            if not osp.isfile(ann):
+                raise ConfigError(f'{ann} not found: make the set with '
+                                  'tools/synthesize.py and a '
+                                  'synth_*_agreement.py config')
+            if len(checkpoints) < 2:
+                raise ConfigError(f'{args.work_dir}: fewer than 2 '
+                                  'epoch_N.pth checkpoints to compare')
+            cfg = load_config(args.config)
+    except ConfigError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+    from mmdiode.utils.fileio import dump_json_atomic
+    if not args.rows_from:
+        rows, per_epoch = score_checkpoints(cfg, checkpoints, args.agreement,
+                                            args.runner_dir)
+        stored_epoch_seconds = None
+    epoch_seconds = args.epoch_seconds or stored_epoch_seconds or \
+        epoch_seconds_of(epoch_checkpoints(args.work_dir))
+    entry = summarize(rows, args.metric, per_epoch, epoch_seconds)
     results = dict(commit=git_commit(), pairs={})
     if osp.isfile(args.out):
         with open(args.out, encoding='utf-8') as f:
@@ -206,8 +284,8 @@ def main(argv=None) -> int:
     plot(results, args.plot)
     print(f"spearman={entry['spearman']:.3f} best_gap_map50="
           f"{entry['best_gap_map50']:.3f} checkpoints={len(rows)} "
-          f"picked_epoch={picked['epoch']} val_cost_ratio="
-          f"{entry['val_cost_ratio']}")
+          f"picked_epoch={entry['picked_epoch']} metric={args.metric} "
+          f"val_cost_ratio={entry['val_cost_ratio']}")
     print(f'results: {args.out}, plot: {args.plot}')
     return 0
 
