@@ -27,7 +27,9 @@ from mmengine.config import ConfigDict
 
 from mmdiode.utils.samples import make_data_samples  # noqa: F401 (re-export)
 
-_PREPROCESSOR = dict(
+#: The data preprocessor of the tiny detectors (ImageNet mean/std, RGB),
+#: unless they are given another.
+TINY_PREPROCESSOR = dict(
     type='DetDataPreprocessor',
     mean=[123.675, 116.28, 103.53],
     std=[58.395, 57.12, 57.375],
@@ -43,7 +45,7 @@ def tiny_yolov3(num_classes: int = 3, widen_factor: float = 0.25,
     w = max(8, int(96 * widen_factor))
     return ConfigDict(
         type='YOLOV3',
-        data_preprocessor=copy.deepcopy(preprocessor or _PREPROCESSOR),
+        data_preprocessor=copy.deepcopy(preprocessor or TINY_PREPROCESSOR),
         backbone=dict(type='MobileNetV2', widen_factor=widen_factor,
                       out_indices=(2, 4, 6),
                       act_cfg=dict(type='LeakyReLU', negative_slope=0.1)),
@@ -92,7 +94,7 @@ def tiny_faster_rcnn(num_classes: int = 3, base_channels: int = 8,
     f = fpn_channels
     return ConfigDict(
         type='FasterRCNN',
-        data_preprocessor=copy.deepcopy(preprocessor or _PREPROCESSOR),
+        data_preprocessor=copy.deepcopy(preprocessor or TINY_PREPROCESSOR),
         **_resnet_fpn(base_channels, f),
         rpn_head=dict(
             type='RPNHead', in_channels=f, feat_channels=f,
@@ -155,7 +157,7 @@ def tiny_retinanet(num_classes: int = 3, base_channels: int = 8,
     f = fpn_channels
     model = dict(
         type='RetinaNet',
-        data_preprocessor=copy.deepcopy(preprocessor or _PREPROCESSOR),
+        data_preprocessor=copy.deepcopy(preprocessor or TINY_PREPROCESSOR),
         **_resnet_fpn(base_channels, f),
         bbox_head=dict(
             type='RetinaHead', num_classes=num_classes, in_channels=f,

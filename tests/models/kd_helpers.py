@@ -7,6 +7,8 @@ import os.path as osp
 import numpy as np
 import torch
 
+from mmdiode.testing import TINY_PREPROCESSOR
+
 CLASSES = ('a', 'b', 'c')
 IMG_SIZE = 64
 
@@ -124,12 +126,13 @@ def runner_config(model: dict,
 FP_SAMPLING_ONCE = dict(
     start=1, end=1, interval=1, score_thr=0.0, min_area=0.0, max_area=1.0)
 
+# The tiny detectors' preprocessor with another normalisation (mean 0 /
+# std 255, BGR): the YOLOv3 teacher's of tiny_pair.
 TEACHER_PREPROCESSOR = dict(
-    type='DetDataPreprocessor',
+    TINY_PREPROCESSOR,
     mean=[0., 0., 0.],
     std=[255., 255., 255.],
-    bgr_to_rgb=False,
-    pad_size_divisor=32)
+    bgr_to_rgb=False)
 
 
 def tiny_pair(kind: str):

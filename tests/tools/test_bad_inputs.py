@@ -348,6 +348,16 @@ class Case(NamedTuple):
     disk_full: bool = False
 
 
+def misspelt_option(tool: str, args: Callable[..., List[str]],
+                    item: str) -> Case:
+    """The case of ``--cfg-options ITEM`` (``KEY=VALUE``) whose key the
+    config does not have, given to a tool after the arguments of ``args``
+    (:func:`train_teacher`, :func:`eval_teacher` or :func:`synth`)."""
+    key = item.split('=')[0]
+    return Case(tool, lambda c: args(c, '--cfg-options', item),
+                f'unknown --cfg-options key "{key}"')
+
+
 CASES = {
     # --- configs and options
     'train-config-missing': Case(
@@ -368,18 +378,12 @@ CASES = {
     'synth-config-not-a-synthesis-config': Case(
         'synthesize', lambda c: [digits(YOLOV3_TEACHER)] + synth(c)[1:],
         'is not a synthesis config'),
-    'train-cfg-option-misspelt': Case(
-        'train', lambda c: train_teacher(c, '--cfg-options',
-                                         'train_cfg.max_epoch=3'),
-        'unknown --cfg-options key "train_cfg.max_epoch"'),
-    'test-cfg-option-misspelt': Case(
-        'test', lambda c: eval_teacher(c, '--cfg-options',
-                                       'test_dataloader.batchsize=2'),
-        'unknown --cfg-options key "test_dataloader.batchsize"'),
-    'synth-cfg-option-misspelt': Case(
-        'synthesize', lambda c: synth(c, '--cfg-options',
-                                      'synthesis.num_image=3'),
-        'unknown --cfg-options key "synthesis.num_image"'),
+    'train-cfg-option-misspelt': misspelt_option(
+        'train', train_teacher, 'train_cfg.max_epoch=3'),
+    'test-cfg-option-misspelt': misspelt_option(
+        'test', eval_teacher, 'test_dataloader.batchsize=2'),
+    'synth-cfg-option-misspelt': misspelt_option(
+        'synthesize', synth, 'synthesis.num_image=3'),
     'train-cfg-option-without-value': Case(
         'train', lambda c: train_teacher(c, '--cfg-options',
                                          'train_cfg.max_epochs'),

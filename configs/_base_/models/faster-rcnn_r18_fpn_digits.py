@@ -59,25 +59,24 @@ test_pipeline = [
         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
                    'scale_factor'))
 ]
+# The settings of every split's data set; each split adds its own.
+digits_dataset = dict(
+    data_root=data_root, metainfo=metainfo, data_prefix=dict(img=''))
 train_dataloader = dict(
     batch_size=8,
     num_workers=1,
     batch_sampler=None,
     dataset=dict(
-        data_root=data_root,
-        metainfo=metainfo,
+        digits_dataset,
         ann_file='annotations/train.json',
-        data_prefix=dict(img=''),
         filter_cfg=dict(filter_empty_gt=True, min_size=1),
         pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=16,
     num_workers=1,
     dataset=dict(
-        data_root=data_root,
-        metainfo=metainfo,
+        digits_dataset,
         ann_file='annotations/val.json',
-        data_prefix=dict(img=''),
         pipeline=test_pipeline))
 # The test split, loaded exactly as the val split.
 test_dataloader = dict(

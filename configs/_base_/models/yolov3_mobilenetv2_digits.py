@@ -46,6 +46,12 @@ test_pipeline = [
         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
                    'scale_factor'))
 ]
+# The settings of every split's data set; each split adds its own.
+digits_dataset = dict(
+    type='CocoDataset',
+    data_root=data_root,
+    metainfo=metainfo,
+    data_prefix=dict(img=''))
 train_dataloader = dict(
     _delete_=True,
     batch_size=16,
@@ -53,11 +59,8 @@ train_dataloader = dict(
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
-        type='CocoDataset',
-        data_root=data_root,
-        metainfo=metainfo,
+        digits_dataset,
         ann_file='annotations/train.json',
-        data_prefix=dict(img=''),
         filter_cfg=dict(filter_empty_gt=True, min_size=1),
         pipeline=train_pipeline))
 val_dataloader = dict(
@@ -68,11 +71,8 @@ val_dataloader = dict(
     drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
-        type='CocoDataset',
-        data_root=data_root,
-        metainfo=metainfo,
+        digits_dataset,
         ann_file='annotations/val.json',
-        data_prefix=dict(img=''),
         test_mode=True,
         pipeline=test_pipeline))
 # The test split, loaded exactly as the val split.
