@@ -247,33 +247,43 @@ def stored_rows(path: str, pair: str):
                           f'({type(e).__name__}: {e})')
 
 
+def rows_and_costs(args):
+    """The scored rows, the seconds of one agreement validation and of one
+    training epoch: stored by an earlier run (``--rows-from``) or scored
+    now.
+
+    Raises:
+        ConfigError: No stored rows, no agreement set, or fewer than 2
+            checkpoints.
+    """
+    if args.rows_from:
+        rows, per_epoch, epoch_seconds = stored_rows(args.rows_from,
+                                                     args.pair)
+        return rows, per_epoch, args.epoch_seconds or epoch_seconds
+    ann = osp.join(args.agreement, 'teacher_annotations.json')
+    if not osp.isfile(ann):
+        raise ConfigError(f'{ann} not found: make the set with '
+                          'tools/synthesize.py and a '
+                          'synth_*_agreement.py config')
+    every = epoch_checkpoints(args.work_dir)
+    checkpoints = every[::-1][::args.every][::-1]
+    if len(checkpoints) < 2:
+        raise ConfigError(f'{args.work_dir}: fewer than 2 '
+                          'epoch_N.pth checkpoints to compare')
+    cfg = load_config(args.config)
+    rows, per_epoch = score_checkpoints(cfg, checkpoints, args.agreement,
+                                        args.runner_dir)
+    return rows, per_epoch, args.epoch_seconds or epoch_seconds_of(every)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
-    ann = osp.join(args.agreement, 'teacher_annotations.json')
-    checkpoints = epoch_checkpoints(args.work_dir)[::-1][::args.every][::-1]
     try:
-        if args.rows_from:
-            rows, per_epoch, stored_epoch_seconds = stored_rows(
-                args.rows_from, args.pair)
-        else:
-            if not osp.isfile(ann):
-                raise ConfigError(f'{ann} not found: make the set with '
-                                  'tools/synthesize.py and a '
-                                  'synth_*_agreement.py config')
-            if len(checkpoints) < 2:
-                raise ConfigError(f'{args.work_dir}: fewer than 2 '
-                                  'epoch_N.pth checkpoints to compare')
-            cfg = load_config(args.config)
+        rows, per_epoch, epoch_seconds = rows_and_costs(args)
     except ConfigError as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
     from mmdiode.utils.fileio import dump_json_atomic
-    if not args.rows_from:
-        rows, per_epoch = score_checkpoints(cfg, checkpoints, args.agreement,
-                                            args.runner_dir)
-        stored_epoch_seconds = None
-    epoch_seconds = args.epoch_seconds or stored_epoch_seconds or \
-        epoch_seconds_of(epoch_checkpoints(args.work_dir))
     entry = summarize(rows, args.metric, per_epoch, epoch_seconds)
     results = dict(commit=git_commit(), pairs={})
     if osp.isfile(args.out):
