@@ -43,7 +43,7 @@ sys.path.insert(0, ROOT)
 
 import mmdiode  # noqa: E402,F401
 from mmdiode.utils import ConfigError, load_config  # noqa: E402
-from mmdiode.utils.cli import ArgumentParser  # noqa: E402
+from mmdiode.utils.cli import ArgumentParser, fail  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -259,7 +259,9 @@ def rows_and_costs(args):
     if args.rows_from:
         rows, per_epoch, epoch_seconds = stored_rows(args.rows_from,
                                                      args.pair)
-        return rows, per_epoch, args.epoch_seconds or epoch_seconds
+        return rows, per_epoch, (args.epoch_seconds or epoch_seconds or
+                                 epoch_seconds_of(
+                                     epoch_checkpoints(args.work_dir)))
     ann = osp.join(args.agreement, 'teacher_annotations.json')
     if not osp.isfile(ann):
         raise ConfigError(f'{ann} not found: make the set with '
@@ -281,8 +283,7 @@ def main(argv=None) -> int:
     try:
         rows, per_epoch, epoch_seconds = rows_and_costs(args)
     except ConfigError as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
+        return fail(e)
     from mmdiode.utils.fileio import dump_json_atomic
     entry = summarize(rows, args.metric, per_epoch, epoch_seconds)
     results = dict(commit=git_commit(), pairs={})
