@@ -11,18 +11,16 @@ Same flags as mmdet's ``tools/test.py``::
 import json
 import os.path as osp
 import sys
+from functools import partial
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import mmdiode  # noqa: E402,F401
-from mmdiode.utils import (CheckpointError, ConfigError,  # noqa
-                           check_checkpoint_fits, default_work_dir,
-                           load_checkpoint_file, load_config)
+from mmdiode.utils import (ConfigError, check_checkpoint_fits,  # noqa: E402
+                           default_work_dir, load_checkpoint_file, load_config)
 from mmdiode.utils.cli import (ArgumentParser, DictAction,  # noqa: E402
-                               build_runner, check_data_files, fail,
-                               parse_launcher_args)
-from mmdiode.utils.dist import (check_launch_env, destroy_dist,  # noqa
-                                setup_cpu_distributed)
+                               build_runner, check_data_files,
+                               parse_launcher_args, run_runner_tool)
 
 
 def parse_args(argv=None):
@@ -75,32 +73,30 @@ def run_test(cfg, args, state_dict: dict) -> dict:
     return runner.test()
 
 
+def prepare_test(args) -> tuple:
+    """Checks the options and the inputs and folds the options into the
+    config; returns the config and the test run on it (see
+    :func:`run_runner_tool`)."""
+    if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
+        raise ConfigError('--out must end with .pkl or .pickle')
+    cfg = load_config(args.config, args.cfg_options)
+    check_data_files(cfg, ('test_dataloader', ))
+    # A clear error before building.
+    ckpt = load_checkpoint_file(args.checkpoint)
+    cfg.launcher = args.launcher
+    cfg.work_dir = args.work_dir or cfg.get('work_dir') or \
+        default_work_dir(args.config)
+    cfg.load_from = args.checkpoint
+    if args.show or args.show_dir:
+        enable_visualization(cfg, args)
+    return cfg, partial(run_test, cfg, args, ckpt.get('state_dict', ckpt))
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        check_launch_env(args.launcher)
-        if args.out is not None and not args.out.endswith(('.pkl',
-                                                           '.pickle')):
-            raise ConfigError('--out must end with .pkl or .pickle')
-        cfg = load_config(args.config, args.cfg_options)
-        check_data_files(cfg, ('test_dataloader', ))
-        # A clear error before building.
-        ckpt = load_checkpoint_file(args.checkpoint)
-        cfg.launcher = args.launcher
-        cfg.work_dir = args.work_dir or cfg.get('work_dir') or \
-            default_work_dir(args.config)
-        cfg.load_from = args.checkpoint
-        if args.show or args.show_dir:
-            enable_visualization(cfg, args)
-        setup_cpu_distributed(cfg)
-    except (ConfigError, CheckpointError) as e:
-        return fail(e)
-    try:
-        metrics = run_test(cfg, args, ckpt.get('state_dict', ckpt))
-    except (CheckpointError, ConfigError, OSError) as e:
-        return fail(e)
-    finally:
-        destroy_dist()  # the Runner, out of scope now, held the group
+    code, metrics = run_runner_tool(args.launcher, partial(prepare_test, args))
+    if code:
+        return code
     # One machine-readable line, for scripts that collect results, in one
     # write: print() writes the text and the newline separately, and the
     # lines of several ranks on one pipe (PYTHONUNBUFFERED) would interleave.

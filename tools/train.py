@@ -11,20 +11,18 @@ Same flags as mmdet's ``tools/train.py``::
 import logging
 import os.path as osp
 import sys
+from functools import partial
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmengine.logging import print_log  # noqa: E402
 
 import mmdiode  # noqa: E402,F401  (registers components and safe globals)
-from mmdiode.utils import (CheckpointError, ConfigError,  # noqa: E402
-                           check_checkpoint_fits, default_work_dir,
-                           load_checkpoint_file, load_config)
+from mmdiode.utils import (ConfigError, check_checkpoint_fits,  # noqa: E402
+                           default_work_dir, load_checkpoint_file, load_config)
 from mmdiode.utils.cli import (ArgumentParser, DictAction,  # noqa: E402
-                               build_runner, check_data_files, fail,
-                               parse_launcher_args)
-from mmdiode.utils.dist import (check_launch_env, destroy_dist,  # noqa
-                                setup_cpu_distributed)
+                               build_runner, check_data_files,
+                               parse_launcher_args, run_runner_tool)
 
 
 def parse_args(argv=None):
@@ -147,22 +145,18 @@ def train(cfg, allow_partial: bool = False) -> None:
     runner.train()
 
 
+def prepare_train(args) -> tuple:
+    """Loads the config, folds the options into it and checks the data
+    files; returns the config and the training on it (see
+    :func:`run_runner_tool`)."""
+    cfg = apply_args(load_config(args.config, args.cfg_options), args)
+    check_data_files(cfg, used_loaders(cfg))
+    return cfg, partial(train, cfg, args.allow_partial)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        check_launch_env(args.launcher)
-        cfg = apply_args(load_config(args.config, args.cfg_options), args)
-        check_data_files(cfg, used_loaders(cfg))
-        setup_cpu_distributed(cfg)
-    except ConfigError as e:
-        return fail(e)
-    try:
-        train(cfg, args.allow_partial)
-    except (CheckpointError, ConfigError, OSError) as e:
-        return fail(e)
-    finally:
-        destroy_dist()  # the Runner, out of scope now, held the group
-    return 0
+    return run_runner_tool(args.launcher, partial(prepare_train, args))[0]
 
 
 if __name__ == '__main__':

@@ -5,7 +5,9 @@
 # image per index).
 _base_ = '../moi/moi_faster-rcnn-r18_faster-rcnn-r18-x0.5_8e_digits.py'
 
-# Its own (never filled) pool: work_dirs/<this config's name>/pool.
+# No DeepInversionHook sets the pool folder here: its own, never filled,
+# work_dirs/<this config's name>/pool (given another pool_dir, it serves that
+# pool's images as they are: docs/en/datafree.md).
 train_dataloader = dict(
     dataset=dict(
         dataset=dict(pool_dir='work_dirs/{{fileBasenameNoExtension}}/pool')))

@@ -4,9 +4,6 @@
 # digits, `make data`), labelled by the teacher's pseudo-labels only.
 _base_ = './datafree_faster-rcnn-r18_faster-rcnn-r18-x0.5_8e_digits-real.py'
 
-# The real row's loading-only COCO source on the proxy set.
-train_dataloader = dict(
-    dataset=dict(
-        dataset=dict(
-            data_root='data/digits_proxy/',
-            ann_file='annotations/proxy.json')))
+# The real row's loading-only COCO source on the proxy set
+# (_base_/datasets/digits.py).
+train_dataloader = dict(dataset=dict(dataset=_base_.proxy_source))

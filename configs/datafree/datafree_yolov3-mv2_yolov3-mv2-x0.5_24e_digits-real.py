@@ -6,15 +6,8 @@
 # the images differ between the kd_* rows.
 _base_ = '../diode/diode_yolov3-mv2_yolov3-mv2-x0.5_24e_digits.py'
 
-# A loading-only COCO source (_base_/datasets/digits_datafree.py); the base's
-# kd_pipeline (Mosaic, ...) follows.
-train_dataloader = dict(
-    dataset=dict(
-        dataset=dict(
-            _base_.coco_loading_dataset,
-            _delete_=True,
-            data_root=_base_.data_root,
-            ann_file='annotations/train.json',
-            metainfo=_base_.metainfo)))
+# The real train split as a loading-only COCO source
+# (_base_/datasets/digits.py); the base's kd_pipeline (Mosaic, ...) follows.
+train_dataloader = dict(dataset=dict(dataset=_base_.real_source))
 
 custom_hooks = [dict(type='TeacherEvalHook')]

@@ -45,10 +45,8 @@ train_dataloader = dict(
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
     # Multi-object layouts as the synthesis config's, synthesized into the
-    # pool: _base_/datasets/coco_datafree.py.
-    dataset=dict(
-        _base_.coco_datafree_dataset,
-        pool_dir='work_dirs/{{fileBasenameNoExtension}}/pool'))
+    # pool in the work dir: _base_/datasets/coco_datafree.py.
+    dataset=_base_.coco_datafree_dataset)
 
 # Real COCO val2017 (optional): tested at 320 px, the scale the student was
 # trained at. Without it, set val_cfg, val_dataloader and val_evaluator to

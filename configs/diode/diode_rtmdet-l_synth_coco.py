@@ -9,8 +9,4 @@ _base_ = [
     '../_base_/synthesis/coco.py'
 ]
 
-teacher = dict(
-    config='mmdet::rtmdet/rtmdet_l_8xb32-300e_coco.py',
-    checkpoint='https://download.openmmlab.com/mmdetection/v3.0/rtmdet/'
-    'rtmdet_l_8xb32-300e_coco/'
-    'rtmdet_l_8xb32-300e_coco_20220719_112030-5a0be7c4.pth')
+teacher = _base_.coco_teachers.rtmdet_l

@@ -10,11 +10,7 @@ _base_ = [
     '../_base_/synthesis/coco.py'
 ]
 
-teacher = dict(
-    config='mmdet::yolo/yolov3_d53_8xb8-ms-608-273e_coco.py',
-    checkpoint='https://download.openmmlab.com/mmdetection/v2.0/yolo/'
-    'yolov3_d53_mstrain-608_273e_coco/'
-    'yolov3_d53_mstrain-608_273e_coco_20210518_115020-a2c3acb8.pth')
+teacher = _base_.coco_teachers.yolov3_d53
 
 # DIODE's layouts instead of those of _base_/synthesis/coco.py.
 layout_sampler = dict(

@@ -13,23 +13,20 @@
 # Teacher: mmdet's COCO YOLOv3-D53 (608, multi-scale) from the model zoo.
 # Student: YOLOv3-D53 at 320 px trained from scratch, as in DIODE, on images
 # synthesized from the teacher alone (no COCO image is read), with DIODE's
-# distillation loss (MSE between raw head maps) and no labels. The teacher's
-# classes: _base_/datasets/coco_datafree.py; the synthesis schedule:
+# distillation loss (MSE between raw head maps) and no labels. The teacher:
+# _base_/models/coco_teachers.py; its classes:
+# _base_/datasets/coco_datafree.py; the synthesis schedule:
 # _base_/synthesis/hook_coco.py.
 _base_ = [
     '../_base_/synthesis/hook_coco.py',
     '../_base_/models/yolov3_d53_320_scratch.py',
     '../_base_/synthesis/diode_yolov3-d53_coco.py',
-    '../_base_/datasets/coco_datafree.py'
+    '../_base_/datasets/coco_datafree.py', '../_base_/models/coco_teachers.py'
 ]
 
 custom_imports = dict(imports=['mmdiode'], allow_failed_imports=False)
 
-teacher = dict(
-    config='mmdet::yolo/yolov3_d53_8xb8-ms-608-273e_coco.py',
-    checkpoint='https://download.openmmlab.com/mmdetection/v2.0/yolo/'
-    'yolov3_d53_mstrain-608_273e_coco/'
-    'yolov3_d53_mstrain-608_273e_coco_20210518_115020-a2c3acb8.pth')
+teacher = _base_.coco_teachers.yolov3_d53
 
 model = dict(
     _delete_=True,
@@ -42,7 +39,8 @@ model = dict(
 
 
 # Layouts sampled as in DIODE (one box per image, 0.2-0.8 of the side, class
-# uniform); images are synthesized on the fly into a replay pool.
+# uniform); images are synthesized on the fly into the replay pool in the
+# work dir (<work_dir>/pool).
 train_dataloader = dict(
     _delete_=True,
     batch_size=64,
@@ -50,13 +48,12 @@ train_dataloader = dict(
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
     # DIODE's distillation augmentation (mosaic + HSV + flip) on the pool's
-    # images; as in _base_/datasets/digits_datafree.py the 2x2 mosaic is not
-    # resized and a random 320 px window of it is kept.
+    # images; as in the kd_pipeline of _base_/datasets/digits.py the 2x2
+    # mosaic is not resized and a random 320 px window of it is kept.
     dataset=dict(
         type='MultiImageMixDataset',
         dataset=dict(
             type='BoxSamplerDataset',
-            pool_dir='work_dirs/{{fileBasenameNoExtension}}/pool',
             metainfo=dict(classes=_base_.coco_classes),
             num_samples=120000,
             img_size=320,

@@ -7,10 +7,8 @@
 #       configs/diode/diode_yolov3-mv2_yolov3-mv2-x0.5_24e_digits.py
 #   python tools/train.py \
 #       configs/diode/diode_yolov3-mv2_yolov3-mv2-x0.5_24e_digits.py --resume
-# The replay pool lives in `pool_dir`, work_dirs/<this config's name>/pool
-# (relative to the working dir, like work_dirs); with --work-dir elsewhere,
-# move it too:
-#   --cfg-options train_dataloader.dataset.dataset.pool_dir=DIR/pool
+# The replay pool lives in the work dir (<work_dir>/pool, set by the
+# DeepInversionHook), so --resume continues it and --work-dir moves it.
 #
 # Targets: the synthesized images carry their synthesis targets (the sampled
 # layout plus false positives the teacher added), but whether the teacher
@@ -23,13 +21,13 @@
 # the student is taught that their objects are background (the measured
 # thresholds are in docs/en/benchmarks.md).
 # Training data (layouts, Mosaic + HSV) shared with every row of the data-free
-# benchmark: _base_/datasets/digits_datafree.py. The synthesizer is the one
+# benchmark: _base_/datasets/digits.py, through the detector base of the KD
+# config. The synthesizer is the one
 # of the offline sets (diode_yolov3-mv2_synth-kd_digits.py), from
 # _base_/synthesis/diode-kd_yolov3-mv2_digits.py.
 _base_ = [
     '../_base_/synthesis/hook.py',
     '../kd/output-mse_yolov3-mv2_yolov3-mv2-x0.5_24e_digits.py',
-    '../_base_/datasets/digits_datafree.py',
     '../_base_/synthesis/diode-kd_yolov3-mv2_digits.py',
     '../_base_/datasets/digits_agreement.py'
 ]
@@ -40,17 +38,9 @@ _base_ = [
 model = dict(pseudo_label=dict(score_thr=0.15, replace_gt=True))
 
 # The student's loader (batch size, workers, sampler) on the data-free
-# source.
-train_dataloader = dict(
-    dataset=dict(
-        _delete_=True,
-        type='MultiImageMixDataset',
-        # 3x3 tiled layouts synthesized on the fly (see the base file).
-        dataset=dict(
-            _base_.box_sampler_dataset,
-            pool_dir='work_dirs/{{fileBasenameNoExtension}}/pool',
-            metainfo=_base_.metainfo),
-        pipeline=_base_.kd_pipeline))
+# source: 3x3 tiled layouts synthesized on the fly, Mosaic + HSV
+# (_base_/datasets/digits.py).
+train_dataloader = dict(dataset=_base_.datafree_train_dataset)
 
 # Synthesis schedule: a batch of 16 every 100 of the student's 24 epochs'
 # 4500 iterations, after 8 initial batches: 53 batches, ~850 images, which
@@ -67,12 +57,11 @@ custom_hooks = [
         pool_size=2048,
         interval=100,
         batch_size=16,
-        initial_batches=8),
-    # Also logs the frozen teacher's score on the validation set (once), as
-    # teacher/agreement/...: near 1 on its own agreement set, a check that
-    # the set and its class mapping are sound.
-    dict(type='TeacherEvalHook'),
-]
+        initial_batches=8)
+    # Then the KD config's TeacherEvalHook: it logs the frozen teacher's score
+    # on the validation set (once), as teacher/agreement/...: near 1 on its
+    # own agreement set, a check that the set and its class mapping are sound.
+] + _base_.custom_hooks
 
 # Validation without real data: the student's agreement with the teacher on
 # a held-out set synthesized from the teacher alone, made on the first run

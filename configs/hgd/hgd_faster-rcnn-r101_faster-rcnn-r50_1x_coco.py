@@ -7,7 +7,7 @@
 #       configs/hgd/hgd_faster-rcnn-r101_faster-rcnn-r50_1x_coco.py 8
 _base_ = [
     'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
-    '../_base_/distill/hgd.py'
+    '../_base_/distill/hgd.py', '../_base_/models/coco_teachers.py'
 ]
 
 custom_imports = dict(imports=['mmdiode'], allow_failed_imports=False)
@@ -17,11 +17,7 @@ model = dict(
     type='KDDetector',
     # The student exactly as mmdet's config defines it (ImageNet init).
     student={{_base_.model}},
-    teacher=dict(
-        config='mmdet::faster_rcnn/faster-rcnn_r101_fpn_1x_coco.py',
-        checkpoint='https://download.openmmlab.com/mmdetection/v2.0/'
-        'faster_rcnn/faster_rcnn_r101_fpn_1x_coco/'
-        'faster_rcnn_r101_fpn_1x_coco_20200130-f513f705.pth'),
+    teacher=_base_.coco_teachers.faster_rcnn_r101,
     det_loss_weight=1.0,  # the student's own detection loss at full weight
     # Reference weights: mmdet's Faster R-CNN losses are normalised per
     # sample, as those values assume.

@@ -12,7 +12,7 @@
 # std 255), not its 608 px training size.
 _base_ = [
     'mmdet::yolo/yolov3_mobilenetv2_8xb24-ms-416-300e_coco.py',
-    '../_base_/distill/hgd.py'
+    '../_base_/distill/hgd.py', '../_base_/models/coco_teachers.py'
 ]
 
 custom_imports = dict(imports=['mmdiode'], allow_failed_imports=False)
@@ -22,11 +22,7 @@ model = dict(
     type='KDDetector',
     # The student exactly as mmdet's config defines it (ImageNet init).
     student={{_base_.model}},
-    teacher=dict(
-        config='mmdet::yolo/yolov3_d53_8xb8-ms-608-273e_coco.py',
-        checkpoint='https://download.openmmlab.com/mmdetection/v2.0/yolo/'
-        'yolov3_d53_mstrain-608_273e_coco/'
-        'yolov3_d53_mstrain-608_273e_coco_20210518_115020-a2c3acb8.pth'),
+    teacher=_base_.coco_teachers.yolov3_d53,
     det_loss_weight=1.0,  # the student's own detection loss at full weight
     # Weights are 175x their reference values: mmdet's YOLOv3 head sums its
     # losses over the batch (reduction='sum'), ~24 images x 7.3 objects.

@@ -9,7 +9,10 @@
 # exponentiates them, the tiny model clamps them; both mean the same), so
 # their maps compare location by location. The teacher sees the student's
 # batches re-normalised for it (both use mmdet's RTMDet preprocessor).
-_base_ = 'mmdet::rtmdet/rtmdet_tiny_8xb32-300e_coco.py'
+_base_ = [
+    'mmdet::rtmdet/rtmdet_tiny_8xb32-300e_coco.py',
+    '../_base_/models/coco_teachers.py'
+]
 
 custom_imports = dict(imports=['mmdiode'], allow_failed_imports=False)
 
@@ -19,11 +22,7 @@ model = dict(
     # The student exactly as mmdet's config defines it (ImageNet-initialised
     # CSPNeXt-tiny backbone).
     student={{_base_.model}},
-    teacher=dict(
-        config='mmdet::rtmdet/rtmdet_l_8xb32-300e_coco.py',
-        checkpoint='https://download.openmmlab.com/mmdetection/v3.0/rtmdet/'
-        'rtmdet_l_8xb32-300e_coco/'
-        'rtmdet_l_8xb32-300e_coco_20220719_112030-5a0be7c4.pth'),
+    teacher=_base_.coco_teachers.rtmdet_l,
     det_loss_weight=1.0,  # the student's own detection loss at full weight
     distill_losses=dict(
         # Class-score binary KL everywhere, box-distance L1 weighted by the

@@ -6,18 +6,18 @@
 # faster-rcnn-teacher), then
 #   python tools/train.py \
 #       configs/moi/moi_faster-rcnn-r18_faster-rcnn-r18-x0.5_8e_digits.py
-# The replay pool lives in `pool_dir` (relative to the working dir); see
-# configs/diode/diode_yolov3-mv2_yolov3-mv2-x0.5_24e_digits.py for moving
-# it, for the choice of pseudo-labels over the synthesis targets and for
-# validating on real data instead of the agreement set.
+# The replay pool lives in the work dir (<work_dir>/pool); see
+# configs/diode/diode_yolov3-mv2_yolov3-mv2-x0.5_24e_digits.py for the
+# choice of pseudo-labels over the synthesis targets and for validating on
+# real data instead of the agreement set.
 # Training data (layouts, Mosaic + HSV) shared with every row of the data-free
-# benchmark: _base_/datasets/digits_datafree.py. The synthesizer is the one
+# benchmark: _base_/datasets/digits.py, through the detector base of the KD
+# config. The synthesizer is the one
 # of the offline sets (moi_faster-rcnn-r18_synth_digits.py), from
 # _base_/synthesis/moi_faster-rcnn-r18_digits.py.
 _base_ = [
     '../_base_/synthesis/hook.py',
     '../kd/output-kl_faster-rcnn-r18_faster-rcnn-r18-x0.5_8e_digits.py',
-    '../_base_/datasets/digits_datafree.py',
     '../_base_/synthesis/moi_faster-rcnn-r18_digits.py',
     '../_base_/datasets/digits_agreement_frcnn.py'
 ]
@@ -29,17 +29,9 @@ _base_ = [
 model = dict(pseudo_label=dict(score_thr=0.3, replace_gt=True))
 
 # The student's loader (batch size, workers, sampler) on the data-free
-# source.
-train_dataloader = dict(
-    dataset=dict(
-        _delete_=True,
-        type='MultiImageMixDataset',
-        # 3x3 tiled layouts synthesized on the fly (see the base file).
-        dataset=dict(
-            _base_.box_sampler_dataset,
-            pool_dir='work_dirs/{{fileBasenameNoExtension}}/pool',
-            metainfo=_base_.metainfo),
-        pipeline=_base_.kd_pipeline))
+# source: 3x3 tiled layouts synthesized on the fly, Mosaic + HSV
+# (_base_/datasets/digits.py).
+train_dataloader = dict(dataset=_base_.datafree_train_dataset)
 
 # Synthesis schedule: a Faster R-CNN teacher's loss and backward cost
 # several times YOLOv3's (two stages, RoI sampling), so a batch takes far
@@ -58,12 +50,10 @@ custom_hooks = [
         pool_size=1024,
         interval=100,
         batch_size=8,
-        initial_batches=4),
-    # Also logs the frozen teacher's score on the validation set (once), as
-    # teacher/agreement/...: near 1 on its own agreement set, a check that
-    # the set and its class mapping are sound.
-    dict(type='TeacherEvalHook'),
-]
+        initial_batches=4)
+    # Then the KD config's TeacherEvalHook (the teacher's score on the
+    # agreement set, once: near 1).
+] + _base_.custom_hooks
 
 # Validation without real data: the student's agreement with the teacher on
 # a held-out set synthesized from the teacher alone, made on the first run

@@ -20,8 +20,9 @@
 # The R18 student of
 # configs/hgd/hgd_faster-rcnn-r101_faster-rcnn-r18_1x_coco.py, its schedule
 # (mmdet's 1x) and COCO val2017; teacher, losses and data replaced. The
-# synthesizer: _base_/synthesis/moi_faster-rcnn-r50_coco.py; the teacher's
-# classes: _base_/datasets/coco_datafree.py; the synthesis schedule:
+# synthesizer: _base_/synthesis/moi_faster-rcnn-r50_coco.py; the teacher:
+# _base_/models/coco_teachers.py (through the base config); its classes:
+# _base_/datasets/coco_datafree.py; the synthesis schedule:
 # _base_/synthesis/hook_coco.py.
 _base_ = [
     '../_base_/synthesis/hook_coco.py',
@@ -33,11 +34,7 @@ _base_ = [
 img_size = 320
 
 model = dict(
-    teacher=dict(
-        config='mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
-        checkpoint='https://download.openmmlab.com/mmdetection/v2.0/'
-        'faster_rcnn/faster_rcnn_r50_fpn_1x_coco/'
-        'faster_rcnn_r50_fpn_1x_coco_20200130-047c8118.pth'),
+    teacher=_base_.coco_teachers.faster_rcnn_r50,
     # Output distillation of both stages at the losses' reference weights
     # (HGD of the base config dropped); the teacher's detections are the
     # student's targets (see
@@ -57,10 +54,8 @@ train_dataloader = dict(
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
     # Multi-object layouts as the synthesis config's, synthesized into the
-    # pool: _base_/datasets/coco_datafree.py.
-    dataset=dict(
-        _base_.coco_datafree_dataset,
-        pool_dir='work_dirs/{{fileBasenameNoExtension}}/pool'))
+    # pool in the work dir: _base_/datasets/coco_datafree.py.
+    dataset=_base_.coco_datafree_dataset)
 
 # Real COCO val2017 (optional): tested at a short side of 320 px, the scale
 # the student was trained at. Without it, set val_cfg, val_dataloader and
@@ -83,8 +78,8 @@ custom_hooks = [
         # An offline set (tools/synthesize.py) can seed the pool:
         # warm_start='data/moi_coco'.
         synthesizer=_base_.synthesizer,
-        pool_size=120000),
-    # Also logs the frozen teacher's val metrics (once) as teacher/coco/...
-    dict(type='TeacherEvalHook'),
-]
+        pool_size=120000)
+    # Then the base config's TeacherEvalHook: the frozen teacher's val
+    # metrics (once) as teacher/coco/...
+] + _base_.custom_hooks
 env_cfg = dict(dist_cfg=dict(backend='nccl'))

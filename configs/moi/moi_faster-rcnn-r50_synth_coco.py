@@ -9,10 +9,6 @@ _base_ = [
     '../_base_/synthesis/coco.py'
 ]
 
-teacher = dict(
-    config='mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
-    checkpoint='https://download.openmmlab.com/mmdetection/v2.0/'
-    'faster_rcnn/faster_rcnn_r50_fpn_1x_coco/'
-    'faster_rcnn_r50_fpn_1x_coco_20200130-047c8118.pth')
+teacher = _base_.coco_teachers.faster_rcnn_r50
 
 synthesis = dict(batch_size=32)  # the other settings: coco.py

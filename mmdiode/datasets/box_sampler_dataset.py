@@ -4,6 +4,27 @@ Images are synthesized from the teacher while the student trains (by
 :class:`~mmdiode.engine.hooks.DeepInversionHook`) into a
 :class:`~mmdiode.datasets.ReplayPool`; this data set serves them to the data
 loader and gives the hook the target layouts to synthesize.
+
+Where the pool lives: by default in the run's work_dir, ``<work_dir>/pool``,
+as everything else a run writes (mmdet's convention), so ``--work-dir``
+moves it with the checkpoints and ``--resume`` finds it there. The data set
+is built before any hook runs and knows no work_dir, so its ``pool_dir`` is
+None until :class:`~mmdiode.engine.hooks.DeepInversionHook` fills it in, in
+``before_run``: after the train loop has built the data set, before
+anything reads the pool (``--resume`` compares the data set's metainfo,
+which may hold the pool's classes), and before an ``EpochBasedTrainLoop``
+forks its data loader workers (which copy the data set). Nothing reads the
+pool earlier: ``__len__`` is ``num_samples`` and ``metainfo`` does not look
+into a pool it has no folder for. An ``IterBasedTrainLoop`` forks its
+workers when it is built, before any hook: with ``num_workers > 0`` there,
+the hook stops the run unless ``pool_dir`` is set in the config.
+
+An explicit ``pool_dir`` is used as it is (relative paths are relative to
+the working directory), e.g. by ``tools/benchmark_datafree.py``, which keeps
+each row's pool beside its work_dir, or by a config without a hook that
+serves a fixed pool or the noise placeholders of an empty one. Without a
+``pool_dir`` and without a ``DeepInversionHook`` the first read of the pool
+raises a :class:`~mmdiode.utils.cli.ConfigError` that says so.
 """
 import copy
 from typing import Optional, Sequence, Tuple
@@ -64,7 +85,10 @@ class BoxSamplerDataset(BaseDataset):
     teacher's classes there); without either, the first use raises.
 
     Args:
-        pool_dir (str): The :class:`ReplayPool` folder the hook writes.
+        pool_dir (str, optional): The :class:`ReplayPool` folder the hook
+            writes. Defaults to None: ``<work_dir>/pool``, set by the run's
+            ``DeepInversionHook`` before training (see the module's
+            docstring); a run without the hook must set it.
         layout_sampler (dict): :class:`BoxLayoutSampler` config without
             ``classes`` (from the metainfo), ``img_size`` and ``seed``
             (this data set's). Defaults to ``dict(type='BoxLayoutSampler')``
@@ -83,7 +107,7 @@ class BoxSamplerDataset(BaseDataset):
     """
 
     def __init__(self,
-                 pool_dir: str,
+                 pool_dir: Optional[str] = None,
                  layout_sampler: dict = dict(type='BoxLayoutSampler'),
                  num_samples: int = 1000,
                  img_size: int = 320,
@@ -146,7 +170,10 @@ class BoxSamplerDataset(BaseDataset):
     def metainfo(self) -> dict:
         """The given metainfo, with the pool's classes if it names none."""
         meta = copy.deepcopy(self._metainfo)
-        if 'classes' not in meta and self.pool.classes is not None:
+        # Before DeepInversionHook has given a default pool its folder,
+        # there is no pool to look into (and nothing in it).
+        if ('classes' not in meta and self.pool_dir is not None
+                and self.pool.classes is not None):
             meta['classes'] = self.pool.classes
         return meta
 
@@ -155,8 +182,20 @@ class BoxSamplerDataset(BaseDataset):
 
     @property
     def pool(self) -> ReplayPool:
-        """The replay pool (a reader; created at first use)."""
+        """The replay pool (a reader; created at first use).
+
+        Raises:
+            ConfigError: ``pool_dir`` is None: no ``DeepInversionHook`` in
+                the run has set it (or it has not run yet).
+        """
         if self._pool is None:
+            if self.pool_dir is None:
+                raise ConfigError(
+                    'BoxSamplerDataset has no pool_dir: a DeepInversionHook '
+                    'in the run sets it to <work_dir>/pool before training; '
+                    'add one to custom_hooks, or set the data set\'s '
+                    'pool_dir=... to the pool folder to read (a folder that '
+                    'stays empty serves noise placeholders)')
             self._pool = ReplayPool(self.pool_dir)
         return self._pool
 
@@ -170,6 +209,7 @@ class BoxSamplerDataset(BaseDataset):
     @property
     def classes(self) -> Tuple[str, ...]:
         """The teacher's class names (metainfo, else the pool's)."""
+        pool = self.pool  # first: a missing pool_dir is the first problem
         classes = self.metainfo.get('classes')
         if not classes:
             raise ValueError(
@@ -177,7 +217,7 @@ class BoxSamplerDataset(BaseDataset):
                 'classes=...) to the teacher\'s class names, or let '
                 f'DeepInversionHook record them in the pool {self.pool_dir} '
                 'first')
-        pool_classes = self.pool.classes
+        pool_classes = pool.classes
         if pool_classes is not None and tuple(pool_classes) != tuple(classes):
             raise ValueError(
                 f'metainfo classes {list(classes)} differ from the classes '

@@ -23,10 +23,14 @@ import json
 import os
 import os.path as osp
 import sys
-from typing import Iterable, NoReturn, Optional, Sequence
+from typing import (Callable, Iterable, NoReturn, Optional, Sequence, Tuple,
+                    TypeVar)
 
 from mmengine.config import Config
 from mmengine.config import DictAction as _MMEngineDictAction
+
+#: What the job of :func:`run_runner_tool` returns.
+T = TypeVar('T')
 
 # Runner arguments that configs may leave out but --cfg-options may set.
 RUNNER_KEYS = frozenset({
@@ -267,6 +271,47 @@ def fail(error: BaseException) -> int:
     message = ' '.join(message.split())  # one line
     print(f'error: {message}', file=sys.stderr)
     return 2
+
+
+def run_runner_tool(
+    launcher: str, prepare: Callable[[], Tuple[Config, Callable[[], T]]]
+) -> Tuple[int, Optional[T]]:
+    """Runs the job of a tool that builds a Runner (``tools/train.py``,
+    ``tools/test.py``), with the tools' one-line errors and their process
+    group.
+
+    In order: checks the launcher's environment, calls ``prepare`` (which
+    loads the config, folds the tool's options into it and checks the
+    inputs), starts the process group of a launch without CUDA, runs the
+    job, and ends the process group whether the job succeeded or not.
+
+    Args:
+        launcher (str): The tool's ``--launcher``.
+        prepare (Callable[[], tuple[Config, Callable[[], T]]]): Returns the
+            Runner config and the job that runs on it, e.g. the training.
+            It may raise :class:`ConfigError` or ``CheckpointError``.
+
+    Returns:
+        tuple[int, T | None]: The tool's exit code, 0, and the job's result;
+        or 2 and None after the one ``error:`` line of a
+        :class:`ConfigError` or ``CheckpointError`` (of the launch, of
+        ``prepare`` or of the job) or of an ``OSError`` of the job.
+    """
+    from .checkpoint import CheckpointError
+    from .dist import check_launch_env, destroy_dist, setup_cpu_distributed
+    try:
+        check_launch_env(launcher)
+        cfg, job = prepare()
+        setup_cpu_distributed(cfg)
+    except (ConfigError, CheckpointError) as e:
+        return fail(e), None
+    try:
+        result = job()
+    except (CheckpointError, ConfigError, OSError) as e:
+        return fail(e), None
+    finally:
+        destroy_dist()  # the job's Runner, out of scope now, held the group
+    return 0, result
 
 
 # --------------------------------------------------------------------------

@@ -28,6 +28,15 @@ def test_configs_exist():
 def test_config_loads(path):
     cfg = Config.fromfile(path)
     assert cfg.get('custom_imports', {}).get('imports') == ['mmdiode']
+    # The replay pool follows the run's work_dir: a BoxSamplerDataset
+    # trained with a DeepInversionHook leaves pool_dir to it
+    # (<work_dir>/pool); one without the hook must name its folder.
+    box_set = cfg.get('train_dataloader', {}).get('dataset')
+    while box_set and box_set.get('type') != 'BoxSamplerDataset':
+        box_set = box_set.get('dataset')
+    if box_set:
+        hooks = {h.type for h in cfg.get('custom_hooks', [])}
+        assert ('pool_dir' in box_set) != ('DeepInversionHook' in hooks)
 
 
 def test_polish_config_extends_the_diode_recipe():

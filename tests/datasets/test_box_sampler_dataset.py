@@ -1,6 +1,8 @@
 """BoxSamplerDataset: placeholders while the pool is empty, pool images with
-their targets through real mmdet pipelines, reproducibility, classes, and
-data loader workers that see images added after they started."""
+their targets through real mmdet pipelines, reproducibility, classes, data
+loader workers that see images added after they started, and a pool_dir
+left to DeepInversionHook (the Runner side is in
+tests/engine/hooks/test_deep_inversion_hook.py)."""
 import os
 import os.path as osp
 
@@ -15,6 +17,7 @@ from torch.utils.data import DataLoader
 
 from mmdiode.datasets import BoxSamplerDataset, ReplayPool
 from mmdiode.models.task_modules import Layout
+from mmdiode.utils.cli import ConfigError
 
 CLASSES = ('cat', 'dog', 'bird')
 SIZE = 32
@@ -28,7 +31,7 @@ def _registered():
 
 def _dataset(pool_dir, **kwargs):
     cfg = dict(type='BoxSamplerDataset',
-               pool_dir=str(pool_dir),
+               pool_dir=None if pool_dir is None else str(pool_dir),
                layout_sampler=dict(type='BoxLayoutSampler',
                                    strategy='multi-box',
                                    min_size=0.2,
@@ -154,6 +157,30 @@ def test_workers_see_images_added_after_they_started(tmp_path):
     second = {s.img_path for s in next(iter(loader))['data_samples']}
     assert {osp.basename(p)
             for p in second} <= {'rank0_00000002.png', 'rank0_00000003.png'}
+
+
+def test_without_pool_dir_nothing_reads_the_pool_until_it_is_set(tmp_path):
+    """pool_dir None (the default, filled in by DeepInversionHook): length
+    and metainfo need no pool; a read says what to set; once set, the data
+    set serves that folder."""
+    dataset = _dataset(None, metainfo=None)
+    assert dataset.pool_dir is None and len(dataset) == 6
+    assert 'classes' not in dataset.metainfo  # no pool to take them from
+    assert dataset._pool is None  # nothing opened
+    for read in (lambda: dataset[0], lambda: dataset.classes,
+                 lambda: dataset.layout(0)):
+        with pytest.raises(ConfigError,
+                           match='no pool_dir: a DeepInversionHook in the '
+                           'run sets it'):
+            read()
+    _fill(tmp_path / 'pool', 2)
+    dataset.pool_dir = str(tmp_path / 'pool')
+    assert dataset.metainfo['classes'] == CLASSES
+    assert osp.dirname(dataset[0]['data_samples'].img_path) == str(
+        tmp_path / 'pool' / 'images')
+    # Declared classes: the metainfo is complete without a pool too.
+    declared = _dataset(None)
+    assert declared.metainfo['classes'] == CLASSES
 
 
 def test_missing_pool_image_is_reported(tmp_path):

@@ -1,11 +1,14 @@
 """--cfg-options checking: mistyped keys are refused, constructor arguments
-that a config leaves at their defaults are accepted."""
+that a config leaves at their defaults are accepted. The life of a Runner
+tool: its job's result, or one error line."""
+import errno
 import os.path as osp
 
 import pytest
+from mmengine.config import Config
 
-from mmdiode.utils import ConfigError, load_config
-from mmdiode.utils.cli import check_cfg_options
+from mmdiode.utils import CheckpointError, ConfigError, load_config
+from mmdiode.utils.cli import check_cfg_options, run_runner_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DETECTOR = osp.join(ROOT, 'configs/detectors/yolov3-mv2_24e_digits.py')
@@ -60,3 +63,31 @@ def test_a_type_that_is_not_a_registered_name_accepts_no_default(tmp_path):
     for key in ('a.x', 'b.x'):
         with pytest.raises(ConfigError, match='unknown --cfg-options key'):
             check_cfg_options(cfg, {key: 1})
+
+
+def test_a_runner_tool_returns_its_job_result_or_one_error_line(
+        capsys, monkeypatch):
+    monkeypatch.delenv('LOCAL_RANK', raising=False)
+    cfg = Config(dict(launcher='none'))
+
+    def refuse(error):
+        raise error
+
+    assert run_runner_tool('none', lambda: (cfg, lambda: 'done')) == (
+        0, 'done')
+    for prepare in (lambda: refuse(ConfigError('bad option')),
+                    lambda: refuse(CheckpointError('bad option'))):
+        assert run_runner_tool('none', prepare) == (2, None)
+        assert capsys.readouterr().err == 'error: bad option\n'
+    full = OSError(errno.ENOSPC, 'No space left on device', 'out.pkl')
+    assert run_runner_tool('none',
+                           lambda: (cfg, lambda: refuse(full))) == (2, None)
+    assert capsys.readouterr().err.startswith(
+        'error: no space left on the device')
+    # The launch is checked before the config is prepared.
+    assert run_runner_tool('nosuch', lambda: refuse(AssertionError())) == (
+        2, None)
+    assert 'unknown launcher' in capsys.readouterr().err
+    # Any other exception is a bug: it keeps its traceback.
+    with pytest.raises(KeyError):
+        run_runner_tool('none', lambda: (cfg, lambda: refuse(KeyError())))

@@ -29,7 +29,7 @@ coco_layouts = dict(
 # The on-the-fly training set of the multi-object data-free COCO configs
 # (configs/diode/diode_rtmdet-l_rtmdet-tiny_300e_coco.py,
 # configs/moi/moi_faster-rcnn-r50_faster-rcnn-r18_1x_coco.py): 320 px
-# layouts, synthesized into the config's pool (each sets pool_dir); DIODE's
+# layouts, synthesized into the run's pool (<work_dir>/pool); DIODE's
 # data set size per epoch; the student trains near the synthesized
 # resolution.
 coco_datafree_dataset = dict(

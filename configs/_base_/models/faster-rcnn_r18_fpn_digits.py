@@ -1,15 +1,17 @@
 # Faster R-CNN with a ResNet-18 FPN and a slim RoI head on the bundled
 # digits-on-photos benchmark. Trained from scratch (BN layers train, no frozen
 # stages). The teacher and student configs (configs/detectors/) inherit
-# from this file; like yolov3_mobilenetv2_digits.py it holds the digits data
-# and schedule too.
-_base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
+# from this file; like yolov3_mobilenetv2_digits.py it holds the digits
+# loaders and schedule too, with the data's building blocks from
+# _base_/datasets/digits.py.
+_base_ = [
+    'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
+    '../datasets/digits.py'
+]
 
 custom_imports = dict(imports=['mmdiode'], allow_failed_imports=False)
 
-data_root = 'data/digits/'
-metainfo = dict(classes=('0', '1', '2', '3', '4', '5', '6', '7', '8', '9'))
-img_scale = (128, 128)
+data_root = _base_.digits_dataset.data_root
 
 model = dict(
     backbone=dict(
@@ -37,37 +39,14 @@ model = dict(
         rcnn=dict(sampler=dict(num=64))),
     test_cfg=dict(rpn=dict(nms_pre=600, max_per_img=300)))
 
-# No flips (digits are not mirror-symmetric); mild translation/scale jitter.
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(
-        type='RandomAffine',
-        max_rotate_degree=0.0,
-        max_shear_degree=0.0,
-        max_translate_ratio=0.1,
-        scaling_ratio_range=(0.8, 1.2),
-        border_val=(114, 114, 114)),
-    dict(type='PackDetInputs')
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=img_scale, keep_ratio=True),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(
-        type='PackDetInputs',
-        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
-                   'scale_factor'))
-]
-# The settings of every split's data set; each split adds its own.
-digits_dataset = dict(
-    data_root=data_root, metainfo=metainfo, data_prefix=dict(img=''))
+train_pipeline = _base_.digits_train_pipeline
+test_pipeline = _base_.digits_test_pipeline
 train_dataloader = dict(
     batch_size=8,
     num_workers=1,
     batch_sampler=None,
     dataset=dict(
-        digits_dataset,
+        _base_.digits_dataset,
         ann_file='annotations/train.json',
         filter_cfg=dict(filter_empty_gt=True, min_size=1),
         pipeline=train_pipeline))
@@ -75,7 +54,7 @@ val_dataloader = dict(
     batch_size=16,
     num_workers=1,
     dataset=dict(
-        digits_dataset,
+        _base_.digits_dataset,
         ann_file='annotations/val.json',
         pipeline=test_pipeline))
 # The test split, loaded exactly as the val split.

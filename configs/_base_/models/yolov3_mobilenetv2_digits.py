@@ -1,17 +1,18 @@
 # YOLOv3 with a MobileNetV2 backbone on the bundled digits-on-photos benchmark
 # (tools/make_digits_dataset.py). Trained from scratch: nothing is
 # downloaded. The teacher and student configs (configs/detectors/) inherit
-# from this file. It holds the model, the digits data and the schedule
-# together: it inherits a whole mmdet config, and mmengine does not let
-# sibling bases define the same keys, so the data cannot come from a
-# separate base (configs/README.md).
-_base_ = 'mmdet::yolo/yolov3_mobilenetv2_8xb24-320-300e_coco.py'
+# from this file. It holds the model, the digits loaders and the schedule:
+# it inherits a whole mmdet config, which defines them, and mmengine does not
+# let sibling bases define the same keys, so only the data's building blocks
+# (pipelines, data sets) come from a separate base (configs/README.md).
+_base_ = [
+    'mmdet::yolo/yolov3_mobilenetv2_8xb24-320-300e_coco.py',
+    '../datasets/digits.py'
+]
 
 custom_imports = dict(imports=['mmdiode'], allow_failed_imports=False)
 
-data_root = 'data/digits/'
-metainfo = dict(classes=('0', '1', '2', '3', '4', '5', '6', '7', '8', '9'))
-img_scale = (128, 128)
+data_root = _base_.digits_dataset.data_root
 
 model = dict(
     backbone=dict(init_cfg=None),  # from scratch: no ImageNet weights here
@@ -23,35 +24,11 @@ model = dict(
                                           [(19, 26), (22, 29), (24, 32)],
                                           [(11, 14), (14, 19), (17, 22)]])))
 
-# No flips: digits are not mirror-symmetric (a flipped 2 is no 2). A mild
-# translation/scale jitter generalises to the test split's unseen photos.
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(
-        type='RandomAffine',
-        max_rotate_degree=0.0,
-        max_shear_degree=0.0,
-        max_translate_ratio=0.1,
-        scaling_ratio_range=(0.8, 1.2),
-        border_val=(114, 114, 114)),
-    dict(type='PackDetInputs')
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=img_scale, keep_ratio=True),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(
-        type='PackDetInputs',
-        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
-                   'scale_factor'))
-]
-# The settings of every split's data set; each split adds its own.
-digits_dataset = dict(
-    type='CocoDataset',
-    data_root=data_root,
-    metainfo=metainfo,
-    data_prefix=dict(img=''))
+train_pipeline = _base_.digits_train_pipeline
+test_pipeline = _base_.digits_test_pipeline
+# The splits' settings with the data set type: the loaders below replace
+# mmdet's (_delete_), which sets it.
+digits_dataset = dict(_base_.digits_dataset, type='CocoDataset')
 train_dataloader = dict(
     _delete_=True,
     batch_size=16,

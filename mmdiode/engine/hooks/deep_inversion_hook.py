@@ -5,6 +5,9 @@ while the student trains: every ``interval`` iterations it synthesizes
 ``batches_per_round`` batches for new target layouts of the train set (a
 :class:`~mmdiode.datasets.BoxSamplerDataset`) into the data set's
 :class:`~mmdiode.datasets.ReplayPool`, whose images the data loader serves.
+The pool's folder is the train set's ``pool_dir``, by default
+``<work_dir>/pool`` (filled in by this hook in ``before_run``; why then:
+:mod:`mmdiode.datasets.box_sampler_dataset`).
 """
 import json
 import math
@@ -17,6 +20,7 @@ from mmdet.registry import HOOKS, TASK_UTILS
 from mmengine.dist import barrier, get_dist_info
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
+from mmengine.runner import BaseLoop
 from torch import nn
 
 from mmdiode.apis.synthesis import recombine_settings, run_synthesizer
@@ -37,6 +41,13 @@ BANK_FILE = 'object_bank_rank{rank}.pt'
 @HOOKS.register_module()
 class DeepInversionHook(Hook):
     """Synthesizes training images from the teacher during training.
+
+    ``before_run`` (of a training run): a train set without ``pool_dir``
+    gets the hook's ``pool_dir``, by default ``<work_dir>/pool``, before
+    anything reads the pool and before an ``EpochBasedTrainLoop`` forks its
+    data loader workers. An ``IterBasedTrainLoop`` has forked them already
+    when it was built: with ``num_workers > 0`` it needs ``pool_dir`` in the
+    config.
 
     ``before_train``: the synthesizer is built with the model's teacher
     (``runner.model.teacher``, unwrapped from DDP), the teacher's classes
@@ -90,8 +101,10 @@ class DeepInversionHook(Hook):
             (``DeepInversion``, ``MultiObjectImpressions``) without
             ``teacher``. Its final stage must make images of the data set's
             ``img_size``.
-        pool_dir (str, optional): Must equal the train set's ``pool_dir``
-            if given. Defaults to None (the train set's).
+        pool_dir (str, optional): The pool folder, for a train set that
+            sets none; must equal the train set's ``pool_dir`` if both are
+            given. Defaults to None: the train set's, else
+            ``<work_dir>/pool``.
         pool_size (int): Most images in the pool, over all ranks (each rank
             keeps ``ceil(pool_size / world_size)`` of its own). Defaults to
             2000.
@@ -159,6 +172,45 @@ class DeepInversionHook(Hook):
 
     # ------------------------------------------------------------------
     # Hook interface
+
+    def before_run(self, runner) -> None:
+        """Gives a train set without ``pool_dir`` its folder:
+        ``pool_dir`` of the hook if given, else ``<work_dir>/pool``.
+
+        mmengine calls ``before_run`` once the train loop, and with it the
+        data set, is built, and before it resumes a checkpoint (which reads
+        the data set's metainfo) or iterates the data loader. Val and test
+        runs (``runner.val()``, ``runner.test()``) build no train set and
+        are left alone.
+
+        Raises:
+            ConfigError: The train set is no ``BoxSamplerDataset``, its
+                ``pool_dir`` differs from the hook's, or an
+                ``IterBasedTrainLoop`` started its data loader workers
+                before the folder was known.
+        """
+        if not isinstance(runner._train_loop, BaseLoop):
+            return  # not training: the train loop is still a config
+        try:
+            dataset = self._train_set(runner)
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f'DeepInversionHook: {e}') from e
+        if dataset.pool_dir is None:
+            dataset.pool_dir = self.pool_dir or osp.join(
+                runner.work_dir, 'pool')
+            if (runner.train_dataloader.num_workers > 0
+                    and getattr(runner.train_loop, 'dataloader_iterator',
+                                None) is not None):
+                # IterBasedTrainLoop starts its workers when it is built:
+                # they hold copies of the data set without the folder.
+                raise ConfigError(
+                    f'DeepInversionHook: {type(runner.train_loop).__name__}'
+                    ' started its data loader workers before any hook ran, '
+                    'without the pool folder: set the train set\'s pool_dir'
+                    f' (e.g. {dataset.pool_dir}) in the config, or '
+                    'num_workers=0')
+        runner.logger.info(
+            f'DeepInversionHook: replay pool {dataset.pool_dir}')
 
     def before_train(self, runner) -> None:
         """Builds the synthesizer and the pool; fills an empty pool.
@@ -250,8 +302,9 @@ class DeepInversionHook(Hook):
                             'BoxSamplerDataset (it gives the layouts and '
                             f'reads the pool), maybe in a dataset wrapper; '
                             f'got {found}')
-        if self.pool_dir is not None and osp.abspath(
-                self.pool_dir) != osp.abspath(dataset.pool_dir):
+        if (self.pool_dir is not None and dataset.pool_dir is not None
+                and osp.abspath(self.pool_dir) != osp.abspath(
+                    dataset.pool_dir)):
             raise ValueError(
                 f'DeepInversionHook pool_dir {self.pool_dir} differs from '
                 f'the train set\'s pool_dir {dataset.pool_dir}')

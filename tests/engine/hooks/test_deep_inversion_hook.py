@@ -1,7 +1,8 @@
 """DeepInversionHook: the full data-free loop with mmengine's Runner (tiny
 YOLOv3 teacher and student, BoxSamplerDataset, synthesis before and during
 training, CocoMetric validation on a tiny real COCO set), then a resumed run
-that continues the pool and the layout counter."""
+that continues the pool and the layout counter; the default pool folder in
+the work_dir."""
 import json
 import os.path as osp
 import sys
@@ -19,6 +20,7 @@ from mmdiode.datasets import ReplayPool
 from mmdiode.engine.hooks.deep_inversion_hook import CHECKPOINT_KEY
 from mmdiode.testing import run_dist_tool, tiny_yolov3
 from mmdiode.utils import load_checkpoint_file
+from mmdiode.utils.cli import ConfigError
 
 TESTS = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, osp.join(TESTS, 'models'))
@@ -122,6 +124,9 @@ def test_synthesizes_before_and_during_training(loop):
         np.testing.assert_allclose(entry.bboxes, layout.bboxes, atol=1e-4)
         assert entry.labels.tolist() == layout.labels.tolist()
     assert dataset.metainfo['classes'] == CLASSES
+    # The config's pool_dir as it is: not the default <work_dir>/pool.
+    assert dataset.pool_dir == str(root / 'pool')
+    assert not osp.exists(root / 'work' / 'pool')
     hub = runner.message_hub
     assert hub.get_scalar('train/synth/pool_size').current() == 2 * BATCH
     assert hub.get_scalar('train/synth/images_per_s').current() > 0
@@ -221,6 +226,83 @@ def test_each_rank_synthesizes_its_share_under_torchrun(tmp_path):
                                        atol=1e-4)
 
 
+def _default_pool_config(root, max_epochs, resume=False):
+    """``_config`` without the train set's pool_dir (the pool goes to
+    <work_dir>/pool), epoch-based with a persistent loader worker: forked
+    after ``before_run``, it must copy the data set with its folder."""
+    cfg = _config(root, max_iters=1)
+    del cfg.train_dataloader.dataset['pool_dir']
+    cfg.train_dataloader.update(num_workers=1, persistent_workers=True)
+    # 8 samples at batch 2: 4 iterations an epoch, a round every 2.
+    cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs,
+                         val_interval=10)
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1)
+    cfg.experiment_name = f'default_pool_{max_epochs}'
+    if resume:
+        cfg.update(resume=True,
+                   load_from=str(root / 'work' / f'epoch_{max_epochs - 1}'
+                                 '.pth'))
+    return cfg
+
+
+def test_default_pool_lives_in_the_work_dir(tmp_path):
+    """Without pool_dir in the config the hook puts the pool in
+    <work_dir>/pool before the persistent worker is forked and before a
+    resumed run reads the data set's metainfo (the pool's classes)."""
+    runner = Runner.from_cfg(_default_pool_config(tmp_path, max_epochs=1))
+    runner.train()
+    pool_dir = osp.join(runner.work_dir, 'pool')
+    dataset = runner.train_dataloader.dataset
+    assert dataset.pool_dir == pool_dir == str(tmp_path / 'work' / 'pool')
+    assert not osp.exists(tmp_path / 'pool')
+    hook = _hook(runner)
+    assert hook.pool.pool_dir == pool_dir
+    # 1 initial batch + rounds at iterations 2 and 4.
+    assert hook.counter == 3 * BATCH
+    assert ReplayPool(pool_dir).num_added == 3 * BATCH
+    # The classes the hook recorded in the pool (the train set names none).
+    assert dataset.metainfo['classes'] == CLASSES
+    # The persistent worker (the process that served the training batches)
+    # reads the pool in the work_dir.
+    batch = next(iter(runner.train_dataloader))
+    assert all(
+        s.img_path.startswith(pool_dir + osp.sep)
+        for s in batch['data_samples'])
+
+    resumed = Runner.from_cfg(
+        _default_pool_config(tmp_path, max_epochs=2, resume=True))
+    resumed.train()
+    # The same pool and counter: rounds at iterations 6 and 8, no initial
+    # batch.
+    assert _hook(resumed).counter == 5 * BATCH
+    assert resumed.train_dataloader.dataset.pool_dir == pool_dir
+    log = open(osp.join(resumed.log_dir, f'{resumed.timestamp}.log')).read()
+    assert 'replay pool ' + pool_dir in log
+    assert 'metainfo from the resumed checkpoint is different' not in log
+
+
+def test_pool_dir_needs_the_hook_or_the_config(tmp_path):
+    """A train set without pool_dir in a run without DeepInversionHook
+    stops at its first read with an error that says what to set; an
+    iteration-based loop, whose loader workers start before any hook, needs
+    pool_dir in the config."""
+    cfg = _config(tmp_path, max_iters=1)
+    del cfg.train_dataloader.dataset['pool_dir']
+    cfg.custom_hooks = []
+    cfg.experiment_name = 'no_hook'
+    with pytest.raises(ConfigError,
+                       match='no pool_dir.*add one to custom_hooks.*pool_dir'):
+        Runner.from_cfg(cfg).train()
+    assert not osp.exists(tmp_path / 'work' / 'pool')
+
+    cfg = _config(tmp_path, max_iters=1)
+    del cfg.train_dataloader.dataset['pool_dir']
+    cfg.train_dataloader.num_workers = 1
+    cfg.experiment_name = 'iter_based_workers'
+    with pytest.raises(ConfigError, match='started its data loader workers'):
+        Runner.from_cfg(cfg).train()
+
+
 def test_errors_name_the_problem(tmp_path):
     hook = HOOKS.build(dict(type='DeepInversionHook', synthesizer=SYNTHESIZER))
     plain = MODELS.build(tiny_yolov3())
@@ -262,6 +344,11 @@ def test_finds_box_sampler_set_inside_dataset_wrappers(tmp_path):
     found = hook._train_set(runner)
     assert found is mosaic.dataset.dataset
     assert found.pool_dir == str(tmp_path / 'pool')
+    other = HOOKS.build(
+        dict(type='DeepInversionHook', synthesizer=SYNTHESIZER,
+             pool_dir=str(tmp_path / 'other')))
+    with pytest.raises(ValueError, match='differs from the train set'):
+        other._train_set(runner)
     # A wrapper (anything with .dataset) around a set of plain samples.
     runner.train_dataloader.dataset = SimpleNamespace(dataset=[])
     with pytest.raises(TypeError, match='got list in SimpleNamespace'):
@@ -288,6 +375,8 @@ def test_data_free_config_wires_dataset_hook_and_teacher(path, tmp_path):
     dataset_cfg = box_set_cfg = cfg.train_dataloader.dataset
     while box_set_cfg.type != 'BoxSamplerDataset':  # Mosaic's wrapper
         box_set_cfg = box_set_cfg.dataset
+    # The hook gives the pool its folder, <work_dir>/pool.
+    assert 'pool_dir' not in box_set_cfg
     box_set_cfg.pool_dir = str(tmp_path / 'pool')
     dataset = DATASETS.build(dataset_cfg)
     box_set = getattr(dataset, 'dataset', dataset)
