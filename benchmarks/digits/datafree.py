@@ -19,7 +19,7 @@ row                       images the student learns from
 ``ablate_no_fp``          ... without false-positive sampling
 ``ablate_no_tiling``      ... with one-box layouts instead of the pair's
                           multi-object ones
-``scaling_N``             the first N images of ``kd_synth_offline``'s set
+``scaling_N``             a set of N images made as ``kd_synth_offline``'s
                           (the scaling curve; profiles with ``scaling``)
 ========================  ==================================================
 
@@ -68,11 +68,12 @@ ROWS = ('teacher', 'supervised', 'kd_real', 'kd_synth_offline',
         'scaling_300')
 
 #: Rows of the scaling curve: the student distilled, at the same schedule,
-#: on the first N images of the ``kd_synth_offline`` row's set (the set's
-#: prefixes are nested, so one synthesis serves every point; its batches'
-#: times give each point's synthesis cost). Decision: offline prefixes
-#: rather than separate online runs, because one set of ``synth_images``
-#: then yields the whole curve and the images differ only in number.
+#: on a set of N images synthesized as the ``kd_synth_offline`` row's (same
+#: recipe and seed, its own synthesis). Decision: one set per point rather
+#: than prefixes of the largest set, so that each point is a row of its own
+#: that finishes in a sitting (the 1000-image YOLOv3 set and its training
+#: take longer than one), and its ``synth_minutes`` are the time its own set
+#: took. The extra cost is the smaller sets' synthesis (100 + 300 images).
 SCALING = {'scaling_100': 100, 'scaling_300': 300}
 
 #: Synthesis overrides (``--cfg-options``) of the ablation rows. ``None``:
@@ -342,7 +343,7 @@ class DatafreeBenchmark:
             return False
         if row not in SCALING:
             return True
-        # A prefix as large as the whole set is kd_synth_offline itself.
+        # A set as large as kd_synth_offline's would be that row again.
         return SCALING[row] in self.profile.scaling and \
             SCALING[row] < self.profile.synth_images.get(pair.name, 0)
 
@@ -482,33 +483,27 @@ class DatafreeBenchmark:
                 for k, v in self.profile.online.get(pair.name, {}).items()
             })
             return RowPlan(None, kd['online'], options, kd['online'], None)
-        # Offline sets: kd_synth_offline, the ablations and the scaling rows
-        # (which train on a prefix of kd_synth_offline's set).
-        n = self.profile.synth_images[pair.name]
-        used = SCALING.get(row, n)
-        for size in (n, used):
-            if REAL_TRAIN_IMAGES % size:
-                raise ValueError(f'a set of {size} images does not divide '
-                                 f'{REAL_TRAIN_IMAGES}')
-        set_dir = self.row_dir(pair, 'kd_synth_offline') if row in SCALING \
-            else row_dir
-        data_dir = osp.join(set_dir, 'data')
+        # Offline sets: kd_synth_offline, the ablations and the scaling
+        # rows, each synthesized into its own row dir.
+        n = SCALING.get(row, self.profile.synth_images[pair.name])
+        if REAL_TRAIN_IMAGES % n:
+            raise ValueError(f'a set of {n} images does not divide '
+                             f'{REAL_TRAIN_IMAGES}')
+        data_dir = osp.join(row_dir, 'data')
         synth_cmd = [
             'tools/synthesize.py', pair.synth_config, '--teacher-ckpt',
             pair.teacher_checkpoint, '--out', data_dir, '--num-images',
             str(n), '--work-dir',
-            osp.join(set_dir, 'synth'), '--viz'
+            osp.join(row_dir, 'synth'), '--viz'
         ]
         if row in ABLATIONS:
             synth_cmd += ['--cfg-options'] + ABLATIONS[row]
         repeat = train_set_key(kd['synth'], 'RepeatDataset')
         options = {
             f'{repeat}.dataset.data_root': data_dir + '/',
-            f'{repeat}.times': REAL_TRAIN_IMAGES // used
+            f'{repeat}.times': REAL_TRAIN_IMAGES // n
         }
-        if used != n:  # mmengine's BaseDataset: the first `used` images
-            options[f'{repeat}.dataset.indices'] = used
-        return RowPlan(synth_cmd, kd['synth'], options, kd['synth'], used)
+        return RowPlan(synth_cmd, kd['synth'], options, kd['synth'], n)
 
     # ------------------------------------------------------------------
 
@@ -639,13 +634,13 @@ def synthesis_minutes(synth_work_dir: str, num_images: int,
 
 def scaling_points(bench: 'DatafreeBenchmark', pair: Pair) -> List[dict]:
     """The scaling curve's finished points of a pair, fewest images first:
-    the ``scaling_N`` rows and ``kd_synth_offline`` (the whole set).
+    the ``scaling_N`` rows and ``kd_synth_offline``, each with the minutes
+    its own set took to synthesize.
 
     Returns:
         list[dict]: ``images``, ``synth_minutes``, ``map``, ``map50`` and
         the row's ``commit``.
     """
-    synth_dir = osp.join(bench.row_dir(pair, 'kd_synth_offline'), 'synth')
     points = []
     for row in ['kd_synth_offline'] + list(SCALING):
         if not bench.applies(pair, row):
@@ -653,7 +648,8 @@ def scaling_points(bench: 'DatafreeBenchmark', pair: Pair) -> List[dict]:
         result = bench.result(pair, row)
         if result is None:
             continue
-        minutes = synthesis_minutes(synth_dir, result['images'])
+        minutes = synthesis_minutes(
+            osp.join(bench.row_dir(pair, row), 'synth'), result['images'])
         points.append(dict(images=result['images'],
                            synth_minutes=None if minutes is None else
                            round(minutes, 1),

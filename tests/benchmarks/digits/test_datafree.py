@@ -264,25 +264,28 @@ def test_interrupted_row_resumes_training_and_adds_up_its_time(
 
 
 @pytest.mark.parametrize('pair', sorted(PAIRS))
-def test_scaling_rows_train_on_prefixes_of_the_offline_set(pair, tmp_path):
-    """The full profile's scaling rows read the first N images of the
-    kd_synth_offline row's set, repeated to the same epoch length; the
-    quick profile runs none of them."""
+def test_scaling_rows_synthesize_sets_of_their_own_size(pair, tmp_path):
+    """The full profile's scaling rows synthesize N images with the
+    kd_synth_offline row's recipe into their own dirs, repeated to the same
+    epoch length; the quick profile runs none of them."""
     pair = PAIRS[pair]
     full = DatafreeBenchmark(PROFILES['full'], str(tmp_path))
     offline = full.plan(pair, 'kd_synth_offline')
-    epoch_lengths = set()
+    epoch_lengths, data_roots = set(), set()
     for row in ('kd_synth_offline', 'scaling_100', 'scaling_300'):
         plan = full.plan(pair, row)
-        assert plan.synth_cmd == offline.synth_cmd  # the one shared set
+        cmd = plan.synth_cmd
+        assert cmd[:4] == offline.synth_cmd[:4]  # same tool, config, teacher
+        assert cmd[cmd.index('--num-images') + 1] == str(plan.images)
+        assert cmd[cmd.index('--out') + 1].startswith(full.row_dir(pair, row))
         options = {k.rsplit('.', 1)[1]: v
                    for k, v in plan.train_options.items()}
-        assert options['data_root'] == offline.train_options[
-            next(k for k in offline.train_options if k.endswith('data_root'))]
-        assert options.get('indices', plan.images) == plan.images
+        assert 'indices' not in options
+        data_roots.add(options['data_root'])
         epoch_lengths.add(options['times'] * plan.images)
         cfg = Config.fromfile(plan.train_config)
         cfg.merge_from_dict(plan.train_options)  # the keys exist
+    assert len(data_roots) == 3
     assert epoch_lengths == {3000}
     quick = DatafreeBenchmark(PROFILES['quick'], str(tmp_path))
     assert not quick.applies(pair, 'scaling_100')
@@ -290,7 +293,7 @@ def test_scaling_rows_train_on_prefixes_of_the_offline_set(pair, tmp_path):
         quick.run_row(pair, 'scaling_100')
 
 
-def test_a_prefix_as_large_as_the_set_is_no_scaling_row(tmp_path):
+def test_a_scaling_set_as_large_as_the_offline_set_is_no_row(tmp_path):
     """The full profile's Faster R-CNN set has 300 images: scaling_300
     would be kd_synth_offline again."""
     full = DatafreeBenchmark(PROFILES['full'], str(tmp_path))
@@ -308,24 +311,29 @@ def test_scaling_points_and_their_synthesis_minutes(tmp_path):
     from mmdiode.visualization.results import plot_scaling
     bench = DatafreeBenchmark(PROFILES['full'], str(tmp_path))
     pair = PAIRS['yolov3']
-    synth = osp.join(bench.row_dir(pair, 'kd_synth_offline'), 'synth')
-    os.makedirs(synth)
-    with open(osp.join(synth, 'losses_rank0.jsonl'), 'w') as f:
-        for batch in range(63):  # 1000 images in batches of 16
-            f.write(json.dumps(dict(batch=batch, seconds=60.0)) + '\n')
-        f.write(json.dumps(dict(batch=3, seconds=30.0)) + '\n')  # a retry
+
+    def write_log(row, batches, seconds):
+        synth = osp.join(bench.row_dir(pair, row), 'synth')
+        os.makedirs(synth)
+        with open(osp.join(synth, 'losses_rank0.jsonl'), 'w') as f:
+            for batch in range(batches):
+                f.write(json.dumps(dict(batch=batch, seconds=seconds)) + '\n')
+            f.write(json.dumps(dict(batch=3, seconds=30.0)) + '\n')  # retry
+        return synth
+
+    synth = write_log('kd_synth_offline', 63, 60.0)  # 1000 images by 16
     # 100 images: batches 0-6 (7 x 60 s) plus the retry of batch 3.
     assert synthesis_minutes(synth, 100) == pytest.approx(7.5)
     assert synthesis_minutes(str(tmp_path / 'none'), 100) is None
+    write_log('scaling_100', 7, 120.0)  # its own set: 7 x 2 min + retry
     for row, n, map50 in (('kd_synth_offline', 1000, 0.7),
                           ('scaling_100', 100, 0.4)):
-        os.makedirs(bench.row_dir(pair, row), exist_ok=True)
         with open(osp.join(bench.row_dir(pair, row), 'row.json'), 'w') as f:
             json.dump(dict(map=map50 / 2, map50=map50, images=n,
                            seconds=1.0, commit='abc'), f)
     points = scaling_points(bench, pair)
     assert [(p['images'], p['synth_minutes'], p['map50'])
-            for p in points] == [(100, 7.5, 0.4), (1000, 63.5, 0.7)]
+            for p in points] == [(100, 14.5, 0.4), (1000, 63.5, 0.7)]
     png = tmp_path / 'scaling.png'
     plot_scaling(points, dict(teacher=0.9), str(png))
     assert png.read_bytes()[:4] == b'\x89PNG'
