@@ -51,8 +51,9 @@ from torch import nn
 from mmdiode.apis.synthesis import (SYNTHESIS_DEFAULTS, batch_generator,
                                     build_layout_sampler,
                                     check_synthesis_config, fill_object_bank,
-                                    recombine_settings, run_synthesizer,
-                                    sample_layouts, writer_inputs)
+                                    offer_written_batch, recombine_settings,
+                                    run_synthesizer, sample_layouts,
+                                    writer_inputs)
 from mmdiode.datasets import SyntheticCocoWriter
 from mmdiode.evaluation import fidelity_report
 from mmdiode.models.task_modules.inversion.bn_prior import BNStatisticsPrior
@@ -368,6 +369,7 @@ class SynthQualityComparison:
                     row['warm'].append(name)
                 iterations[name].append(getattr(result, 'iterations', None))
                 writers[name].write_batch(batch, *writer_inputs(result))
+                row[name] += self._refill_seconds(name, batch, writers[name])
             rows.append(row)
             if on_batch is not None:
                 on_batch(row)
@@ -383,14 +385,27 @@ class SynthQualityComparison:
                      writer: SyntheticCocoWriter):
         """A side's object bank for ``batch`` (None: a cold batch), as a
         synthesis job fills it: from the side's first ``cold_batches``
-        written batches, once."""
+        written batches, once (then, with ``refill``, each written batch
+        joins it: :meth:`_refill_seconds`)."""
         synthesizer = self.synthesizers[name]
         warm = recombine_settings(synthesizer)
         if warm is None or batch < warm['cold_batches']:
             return None
         if name not in self.banks:
-            self.banks[name] = fill_object_bank(synthesizer, writer)
+            self.banks[name] = fill_object_bank(synthesizer, writer, batch)
         return self.banks[name]
+
+    def _refill_seconds(self, name: str, batch: int,
+                        writer: SyntheticCocoWriter) -> float:
+        """With ``refill``, offers a side's written warm batch to its bank;
+        the time it took (the teacher's look at the batch), which counts
+        towards the side, as the bank's filling does."""
+        if name not in self.banks or not recombine_settings(
+                self.synthesizers[name])['refill']:
+            return 0.0
+        start = time.perf_counter()
+        offer_written_batch(self.banks[name], self.teacher, writer, batch)
+        return time.perf_counter() - start
 
     def warm_up(self, layouts: Sequence) -> None:
         """One untimed call per side, one iteration per stage.

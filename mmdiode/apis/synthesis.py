@@ -102,32 +102,54 @@ def recombine_settings(synthesizer) -> Optional[dict]:
     return settings if settings and settings['enable'] else None
 
 
-def fill_object_bank(synthesizer, writer: SyntheticCocoWriter):
+def fill_object_bank(synthesizer,
+                     writer: SyntheticCocoWriter,
+                     before: Optional[int] = None):
     """A warm start's object bank, from the images a job wrote.
 
-    The first ``synthesizer.recombine['cold_batches']`` batches (those of
-    them the writer has, in order) are read back from disk and their
-    objects the teacher finds are added, so the bank of a resumed job is the
-    bank of an uninterrupted one.
+    The batches a warm batch starts from are read back from disk, in order,
+    and the objects the teacher finds in them are added
+    (:func:`offer_written_batch`): the first
+    ``synthesizer.recombine['cold_batches']`` batches, and with ``refill``
+    every batch before ``before``. So the bank of a resumed job is the bank
+    of an uninterrupted one.
 
     Args:
         synthesizer (DeepInversion): With ``recombine`` enabled.
         writer (SyntheticCocoWriter): The job's writer.
+        before (int, optional): The batch the bank is for. Defaults to None
+            (after the last batch).
 
     Returns:
         ObjectBank: The filled bank.
     """
+    settings = synthesizer.recombine
+    end = writer.num_batches if before is None else before
+    if not settings['refill']:
+        end = min(end, settings['cold_batches'])
     bank = synthesizer.new_object_bank()
-    cold = min(synthesizer.recombine['cold_batches'], writer.num_batches)
     done = set(writer.done_batches())
-    for batch in range(cold):
-        if batch not in done:
-            continue
-        images, boxes, labels = writer.read_batch(batch)
-        bank.add_found(synthesizer.teacher, torch.from_numpy(images),
-                       [torch.from_numpy(b) for b in boxes],
-                       [torch.from_numpy(lb) for lb in labels])
+    for batch in range(end):
+        if batch in done:
+            offer_written_batch(bank, synthesizer.teacher, writer, batch)
     return bank
+
+
+def offer_written_batch(bank, teacher: nn.Module, writer: SyntheticCocoWriter,
+                        batch: int) -> int:
+    """Adds the objects the teacher finds in a written batch to ``bank``
+    (its images as read back from disk, so that a filled and a resumed bank
+    are equal) and counts the batch in ``bank.batches``.
+
+    Returns:
+        int: The number of crops added.
+    """
+    images, boxes, labels = writer.read_batch(batch)
+    added = bank.add_found(teacher, torch.from_numpy(images),
+                           [torch.from_numpy(b) for b in boxes],
+                           [torch.from_numpy(lb) for lb in labels])
+    bank.batches += 1
+    return added
 
 
 def load_synthesis_config(path: str) -> Config:
@@ -409,16 +431,26 @@ class SynthesisJob:
         start off, or one of the first ``cold_batches``); else the bank,
         filled on first use from the cold batches' written images
         (:func:`fill_object_bank`), so a resumed job starts its warm batches
-        from the same objects."""
+        from the same objects; with ``refill``, the batches written since
+        join it (:meth:`_offer_to_bank`)."""
         if self.recombine is None or batch < self.recombine['cold_batches']:
             return None
         if self.objects is None:
-            self.objects = fill_object_bank(self.synthesizer, self.writer)
+            self.objects = fill_object_bank(self.synthesizer, self.writer,
+                                            batch)
             self.logger.info(
                 f'warm start: {len(self.objects)} objects of classes '
-                f'{self.objects.classes()} from the first '
-                f"{self.recombine['cold_batches']} batches")
+                f'{self.objects.classes()} from {self.objects.batches} '
+                'batches')
         return self.objects
+
+    def _offer_to_bank(self, batch: int) -> None:
+        """With ``refill``, a written warm batch's found objects join the
+        bank the next batches start from (one teacher pass over the batch,
+        not counted in the batch's logged ``seconds``)."""
+        if self.objects is not None and self.recombine['refill']:
+            offer_written_batch(self.objects, self.synthesizer.teacher,
+                                self.writer, batch)
 
     def _synthesize(self, batch: int, indices: Sequence[int], attempt: int):
         generator = batch_generator(self.job['seed'], batch, attempt)
@@ -436,6 +468,7 @@ class SynthesisJob:
         images, layouts, valid = self._synthesize(batch, indices, attempt=0)
         self.writer.write_batch(batch, images, layouts, valid=valid,
                                 rank=self.rank)
+        self._offer_to_bank(batch)
         if bar is not None:
             bar.update(len(indices))
 

@@ -69,6 +69,31 @@ def test_later_batches_start_warm_and_a_resumed_job_matches(
     assert _data_set(tmp_path, 'full') == _data_set(tmp_path, 'resumed')
 
 
+def test_refill_adds_warm_batches_to_the_bank_and_resumes_alike(
+        config, tmp_path):
+    """With refill every written batch joins the bank (cold and warm); a
+    job resumed after batch 1 refills it from batches 0 and 1 on disk and
+    writes the same data set."""
+    from mmdiode.apis.synthesis import fill_object_bank
+    config.synthesizer.recombine = dict(WARM_START, refill=True)
+    job = _job(config, tmp_path, 'full')
+    job.run()
+    assert job.objects.batches == 3  # batch 0 (filled), then 1 and 2
+    refilled = fill_object_bank(job.synthesizer, job.writer)
+    assert refilled.batches == 3 and len(refilled) == len(job.objects)
+    # Without refill the bank holds the cold batch only.
+    no_refill = dict(job.synthesizer.recombine, refill=False)
+    job.synthesizer.recombine = no_refill
+    assert fill_object_bank(job.synthesizer, job.writer).batches == 1
+    first = _job(config, tmp_path, 'resumed')
+    for batch in (0, 1):
+        first._synthesize_batch(batch, None)
+    resumed = _job(config, tmp_path, 'resumed')
+    resumed.run()
+    assert resumed.objects.batches == 3
+    assert _data_set(tmp_path, 'full') == _data_set(tmp_path, 'resumed')
+
+
 def test_sharding_a_recombining_job_is_refused(config, tmp_path,
                                                monkeypatch):
     from mmdiode.apis import synthesis

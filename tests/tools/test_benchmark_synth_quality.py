@@ -146,10 +146,12 @@ def test_batch_order_and_last_line():
         'speedup=1.50 map50=0.250/0.500 bn_drop=n/a/12.35'
 
 
+@pytest.mark.parametrize('refill', [False, True])
 def test_a_recombining_recipe_reports_its_warm_speedup(
-        recipes, tmp_path, capsys, keep_threads, monkeypatch):
+        recipes, tmp_path, capsys, keep_threads, monkeypatch, refill):
     """The new side fills its bank from its first batch (the fill counted
-    in its time) and starts the second warm."""
+    in its time) and starts the second warm; with refill the warm batch
+    joins the bank after it is written."""
     from mmdiode.models.task_modules.inversion import object_bank
 
     # A random tiny teacher finds nothing: every target counts as found.
@@ -161,11 +163,18 @@ def test_a_recombining_recipe_reports_its_warm_speedup(
     config.write_text(
         f'_base_ = {recipes["synth"]!r}\n'
         'synthesizer = dict(recombine=dict(enable=True, cold_batches=1, '
-        'stages=[dict(size=64, iterations=1, lr=0.05)]))\n')
+        f'stages=[dict(size=64, iterations=1, lr=0.05)], refill={refill}))\n')
+    offered = []
+    offer = sq.offer_written_batch
+    monkeypatch.setattr(
+        sq, 'offer_written_batch',
+        lambda bank, teacher, writer, batch: offered.append(batch) or offer(
+            bank, teacher, writer, batch))
     work = tmp_path / 'work'
     rc, lines, err = run(recipes, capsys, str(config), recipes['synth'],
                          '--work-dir', str(work))
     assert rc == 0, err[-3000:]
+    assert offered == ([1] if refill else [])
     with open(work / sq.REPORT_FILE) as f:
         report = json.load(f)
     assert [row['warm'] for row in report['batch_seconds']] == [[], ['new']]

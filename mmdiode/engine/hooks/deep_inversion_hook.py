@@ -79,7 +79,8 @@ class DeepInversionHook(Hook):
     ``cold_batches`` batches run the full recipe and fill an object bank
     (saved as ``object_bank_rank<r>.pt`` beside the pool after each of
     them); every later batch starts from its objects (a warm start, logged
-    as ``synth/warm``).
+    as ``synth/warm``) and, with ``refill``, adds its own found objects to
+    the bank (saved after each batch).
 
     Resuming: the pool lives in its folder; the counter (and the pool's file
     counters) are saved in checkpoints under ``CHECKPOINT_KEY``. A resumed
@@ -464,6 +465,9 @@ class DeepInversionHook(Hook):
             derive_seed(self.seed, self.counter, self.rank))
         filling = (self.objects is not None and self.objects.batches <
                    self.synthesizer.recombine['cold_batches'])
+        # With refill, warm batches offer their objects to the bank too.
+        offering = filling or (self.objects is not None
+                               and self.synthesizer.recombine['refill'])
         start = time.perf_counter()
         result = run_synthesizer(
             self.synthesizer,
@@ -483,7 +487,7 @@ class DeepInversionHook(Hook):
             [(b, lb)
              for b, lb, ok in zip(result.boxes, result.labels, valid) if ok],
             rank=self.rank)
-        if filling:
+        if offering:
             keep = result.valid
             self.objects.add_found(
                 self.synthesizer.teacher, result.images[keep],

@@ -477,11 +477,13 @@ def test_start_killed_before_recording_its_first_batch_continues(tmp_path):
     _restart_completes_initial_batches(cfg, 'datafree_unrecorded_restart')
 
 
+@pytest.mark.parametrize('refill', [False, True])
 def test_recombine_starts_later_batches_from_the_saved_bank(
-        tmp_path, monkeypatch):
+        tmp_path, monkeypatch, refill):
     """The first batch (the initial one) fills the object bank, saved
-    beside the pool; the round's batch starts warm from it; a resumed run
-    loads the bank instead of refilling it."""
+    beside the pool; the round's batch starts warm from it (and with refill
+    adds its objects too); a resumed run loads the bank instead of
+    refilling it."""
     from mmdiode.engine.hooks.deep_inversion_hook import BANK_FILE
     from mmdiode.models.task_modules.inversion import object_bank
 
@@ -493,7 +495,8 @@ def test_recombine_starts_later_batches_from_the_saved_bank(
     recombine = dict(
         enable=True,
         cold_batches=1,
-        stages=[dict(size=SIZE, iterations=1, lr=0.05, jitter=2)])
+        stages=[dict(size=SIZE, iterations=1, lr=0.05, jitter=2)],
+        refill=refill)
 
     def run(max_iters, resume=False):
         cfg = _config(tmp_path, max_iters=max_iters, resume=resume)
@@ -507,12 +510,15 @@ def test_recombine_starts_later_batches_from_the_saved_bank(
     runner, hook = run(max_iters=2)
     bank_file = tmp_path / 'pool' / BANK_FILE.format(rank=0)
     assert bank_file.is_file()
-    assert hook.objects.batches == 1 and len(hook.objects) > 0
+    assert hook.objects.batches == 1 + refill and len(hook.objects) > 0
     hub = runner.message_hub
     assert hub.get_scalar('train/synth/warm').current() == 1
     # The warm schedule's one iteration, not the recipe's two.
     assert hub.get_scalar('train/synth/iterations').current() == 1
-    crops = len(hook.objects)
+    crops, batches = len(hook.objects), hook.objects.batches
     runner, hook = run(max_iters=4, resume=True)
-    assert hook.objects.batches == 1 and len(hook.objects) == crops
+    if refill:  # the saved bank, then the resumed run's warm batches
+        assert hook.objects.batches > batches
+    else:
+        assert hook.objects.batches == 1 and len(hook.objects) == crops
     assert runner.message_hub.get_scalar('train/synth/warm').current() == 1

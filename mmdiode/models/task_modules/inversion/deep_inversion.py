@@ -74,7 +74,9 @@ RECOMBINE_DEFAULTS = dict(
     fp_sampling=dict(enable=False),
     max_per_class=64,
     score_thr=0.3,
-    iou_thr=0.5)
+    iou_thr=0.5,
+    refill=False,
+    recolour=False)
 
 _STAGE_DEFAULTS = dict(min_lr=0.0, jitter=0, augment=True)
 _STAGE_KEYS = {
@@ -241,10 +243,14 @@ class DeepInversion:
             sampling, merged into ``FP_SAMPLING_DEFAULTS``; iterations count
             over the warm schedule); ``max_per_class``, ``score_thr`` and
             ``iou_thr`` (the :class:`ObjectBank`: crops kept per class, and
-            when the teacher finds a target so that its crop is kept).
+            when the teacher finds a target so that its crop is kept);
+            ``refill`` (warm batches offer their found objects to the bank
+            too; read by the job and the hook) and ``recolour`` (crops
+            pasted with their RGB channels in a random order).
             Defaults to ``dict(enable=False, cold_batches=2, stages=None,
             fp_sampling=dict(enable=False), max_per_class=64,
-            score_thr=0.3, iou_thr=0.5)`` (off).
+            score_thr=0.3, iou_thr=0.5, refill=False, recolour=False)``
+            (off).
     """
 
     def __init__(self,
@@ -340,7 +346,11 @@ class DeepInversion:
             raise ValueError('recombine: cold_batches must be an int >= 1 '
                              f'(the batches that fill the bank), got {cold!r}')
         # Fails early on bad bank settings, enabled or not.
-        ObjectBank(cfg['max_per_class'], cfg['score_thr'], cfg['iou_thr'])
+        ObjectBank(cfg['max_per_class'], cfg['score_thr'], cfg['iou_thr'],
+                   cfg['recolour'])
+        if not isinstance(cfg['refill'], bool):
+            raise ValueError('recombine: refill must be True or False, got '
+                             f"{cfg['refill']!r}")
         if not cfg['enable']:
             return cfg
         if not cfg['stages']:
@@ -366,7 +376,7 @@ class DeepInversion:
         """An empty :class:`ObjectBank` with the ``recombine`` settings."""
         cfg = self.recombine
         return ObjectBank(cfg['max_per_class'], cfg['score_thr'],
-                          cfg['iou_thr'])
+                          cfg['iou_thr'], cfg['recolour'])
 
     def _checked_stage(self,
                        index: int,

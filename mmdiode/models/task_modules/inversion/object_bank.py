@@ -25,6 +25,15 @@ Decisions:
   earlier images would carry their other objects in, unlabelled.
 - **No pixels of the layout are copied when the class is missing**: a
   target whose class has no crop yet starts from noise, as in a cold batch.
+- **Diversity, optional** (``recombine`` of the synthesizer): with
+  ``refill`` every batch, warm ones too, offers its found objects to the
+  bank (the caller's part: :func:`~mmdiode.apis.synthesis.fill_object_bank`,
+  the hook), so the crops move on from those of the first batches; with
+  ``recolour`` each pasted crop gets a random order of its RGB channels, for
+  classes whose identity does not depend on colour (digits drawn in any
+  colour; not fruit). Both are off by default: warm starts from a few
+  hundred crops taught a student less than cold images did, and these are
+  the measured attempts to widen them (docs/en/benchmarks.md).
 - **Saved with the run**: :meth:`ObjectBank.save` writes the crops (and how
   many batches filled them) atomically, so on-the-fly synthesis
   (``DeepInversionHook``) resumes with the bank it had, even after its
@@ -53,12 +62,16 @@ class ObjectBank:
             found (and its crop to enter the bank). Defaults to 0.3.
         iou_thr (float): Smallest IoU of that prediction with the target.
             Defaults to 0.5.
+        recolour (bool): Paste each crop with its RGB channels in a random
+            order (drawn from the composition's generator). Defaults to
+            False.
     """
 
     def __init__(self,
                  max_per_class: int = 64,
                  score_thr: float = 0.3,
-                 iou_thr: float = 0.5) -> None:
+                 iou_thr: float = 0.5,
+                 recolour: bool = False) -> None:
         if not isinstance(max_per_class, int) or max_per_class < 1:
             raise ValueError('recombine: max_per_class must be an int >= 1, '
                              f'got {max_per_class!r}')
@@ -69,6 +82,10 @@ class ObjectBank:
         self.max_per_class = max_per_class
         self.score_thr = float(score_thr)
         self.iou_thr = float(iou_thr)
+        if not isinstance(recolour, bool):
+            raise ValueError('recombine: recolour must be True or False, got '
+                             f'{recolour!r}')
+        self.recolour = recolour
         self._crops: Dict[int, List[Tensor]] = {}
         #: Batches whose objects were offered to the bank (callers count).
         self.batches = 0
@@ -140,9 +157,12 @@ class ObjectBank:
                     continue
                 pick = int(torch.randint(len(crops), (1, ),
                                          generator=generator))
+                crop = crops[pick]
+                if self.recolour:
+                    crop = crop[torch.randperm(3, generator=generator)]
                 x0, y0, x1, y1 = _pixel_box(box, w, h)
                 patch = F.interpolate(
-                    crops[pick][None].float(),
+                    crop[None].float(),
                     size=(y1 - y0, x1 - x0),
                     mode='bilinear',
                     align_corners=False)

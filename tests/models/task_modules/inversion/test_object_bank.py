@@ -201,3 +201,42 @@ def test_found_targets_is_the_early_exit_rule():
     assert torch.equal(
         EarlyExit(score_thr=0.3, iou_thr=0.5).found_mask(preds, boxes,
                                                          labels), mask)
+
+
+def test_recolour_pastes_crops_with_their_channels_reordered(
+        teachers, monkeypatch):
+    """Each pasted crop is the crop with its RGB channels in an order drawn
+    from the generator: the same generator, the same images."""
+    _always_found(monkeypatch)
+    engine = _engine(teachers['yolov3'], recombine=dict(WARM, recolour=True))
+    space = engine.pixel_space
+    bank = engine.new_object_bank()
+    assert bank.recolour
+    crop = torch.zeros(1, 64, 64, 3, dtype=torch.uint8)
+    crop[..., 0], crop[..., 1], crop[..., 2] = 10, 100, 200
+    bank.add_found(teachers['yolov3'], crop,
+                   [torch.tensor([[0., 0., 32., 32.]])], [torch.tensor([1])])
+    boxes = [torch.tensor([[0., 0., 16., 16.], [32., 32., 48., 48.]])] * 8
+    labels = [torch.tensor([1, 1])] * 8
+
+    def compose(seed):
+        background = space.to_model(torch.zeros(8, 3, 64, 64))
+        out = bank.compose(background, boxes, labels, space,
+                           torch.Generator().manual_seed(seed))
+        return space.to_rgb(out).round()
+
+    rgb = compose(0)
+    orders = set()
+    for image in rgb:
+        for y, x in ((0, 0), (32, 32)):
+            colours = tuple(int(image[c, y + 8, x + 8]) for c in range(3))
+            assert sorted(colours) == [10, 100, 200]
+            orders.add(colours)
+    assert len(orders) > 1  # 16 crops, not all in the bank's order
+    assert torch.equal(rgb, compose(0))
+
+
+@pytest.mark.parametrize('key', ['refill', 'recolour'])
+def test_refill_and_recolour_are_booleans(teachers, key):
+    with pytest.raises(ValueError, match=f'recombine: {key} must be True'):
+        _engine(teachers['yolov3'], recombine=dict(WARM, **{key: 1}))
