@@ -13,14 +13,9 @@
 # train_dataloader.dataset.dataset.times=T (T x its size = 3000).
 _base_ = './datafree_faster-rcnn-r18_faster-rcnn-r18-x0.5_8e_digits-real.py'
 
-# The real row's loading-only COCO source on the synthesized set, repeated.
-train_dataloader = dict(
+# The synthesized set as a loading-only COCO source, as the real row's,
+# repeated (_base_/datasets/digits.py).
+train_dataloader = dict(dataset=dict(dataset=dict(
+    _base_.synth_source,
     dataset=dict(
-        dataset=dict(
-            _delete_=True,
-            type='RepeatDataset',
-            times=15,
-            dataset=dict(
-                _base_.train_dataloader.dataset.dataset,
-                data_root='data/synth_faster-rcnn/',
-                ann_file='annotations.json'))))
+        _base_.synth_source.dataset, data_root='data/synth_faster-rcnn/'))))

@@ -13,14 +13,9 @@
 # train_dataloader.dataset.dataset.times=T (T x its size = 3000).
 _base_ = './datafree_yolov3-mv2_yolov3-mv2-x0.5_24e_digits-real.py'
 
-# The real row's loading-only COCO source on the synthesized set, repeated.
-train_dataloader = dict(
+# The synthesized set as a loading-only COCO source, as the real row's,
+# repeated (_base_/datasets/digits.py).
+train_dataloader = dict(dataset=dict(dataset=dict(
+    _base_.synth_source,
     dataset=dict(
-        dataset=dict(
-            _delete_=True,
-            type='RepeatDataset',
-            times=15,
-            dataset=dict(
-                _base_.train_dataloader.dataset.dataset,
-                data_root='data/synth_yolov3/',
-                ann_file='annotations.json'))))
+        _base_.synth_source.dataset, data_root='data/synth_yolov3/'))))

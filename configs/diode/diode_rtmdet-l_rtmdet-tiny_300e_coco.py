@@ -38,15 +38,12 @@ model = dict(
     det_loss_weight=1.0,
     classes=_base_.coco_classes)
 
+# Multi-object layouts as the synthesis config's, synthesized into the pool
+# in the work dir: _base_/datasets/coco_datafree.py.
 train_dataloader = dict(
-    _delete_=True,
+    _base_.coco_datafree_dataloader,
     batch_size=32,  # mmdet's RTMDet-tiny recipe: 8 GPUs x 32 images
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    # Multi-object layouts as the synthesis config's, synthesized into the
-    # pool in the work dir: _base_/datasets/coco_datafree.py.
-    dataset=_base_.coco_datafree_dataset)
+    num_workers=4)
 
 # Real COCO val2017 (optional): tested at 320 px, the scale the student was
 # trained at. Without it, set val_cfg, val_dataloader and val_evaluator to
@@ -57,13 +54,8 @@ test_pipeline = [
     dict(
         type='Pad',
         size=(img_size, img_size),
-        pad_val=dict(img=(114, 114, 114))),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(
-        type='PackDetInputs',
-        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
-                   'scale_factor'))
-]
+        pad_val=dict(img=(114, 114, 114)))
+] + _base_.coco_val_packing
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
 

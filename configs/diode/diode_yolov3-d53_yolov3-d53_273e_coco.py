@@ -40,13 +40,11 @@ model = dict(
 
 # Layouts sampled as in DIODE (one box per image, 0.2-0.8 of the side, class
 # uniform); images are synthesized on the fly into the replay pool in the
-# work dir (<work_dir>/pool).
+# work dir (<work_dir>/pool). The loader: _base_/datasets/coco_datafree.py.
 train_dataloader = dict(
-    _delete_=True,
+    _base_.coco_datafree_dataloader,
     batch_size=64,
     num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
     # DIODE's distillation augmentation (mosaic + HSV + flip) on the pool's
     # images; as in the kd_pipeline of _base_/datasets/digits.py the 2x2
     # mosaic is not resized and a random 320 px window of it is kept.

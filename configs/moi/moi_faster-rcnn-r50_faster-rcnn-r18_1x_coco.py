@@ -47,28 +47,20 @@ model = dict(
     pseudo_label=dict(score_thr=0.3, replace_gt=True),
     det_loss_weight=1.0)
 
+# Multi-object layouts as the synthesis config's, synthesized into the pool
+# in the work dir: _base_/datasets/coco_datafree.py.
 train_dataloader = dict(
-    _delete_=True,
+    _base_.coco_datafree_dataloader,
     batch_size=2,  # mmdet's 1x schedule: 8 GPUs x 2 images, lr 0.02
-    num_workers=2,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    # Multi-object layouts as the synthesis config's, synthesized into the
-    # pool in the work dir: _base_/datasets/coco_datafree.py.
-    dataset=_base_.coco_datafree_dataset)
+    num_workers=2)
 
 # Real COCO val2017 (optional): tested at a short side of 320 px, the scale
 # the student was trained at. Without it, set val_cfg, val_dataloader and
 # val_evaluator to None.
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(533, img_size), keep_ratio=True),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(
-        type='PackDetInputs',
-        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
-                   'scale_factor'))
-]
+    dict(type='Resize', scale=(533, img_size), keep_ratio=True)
+] + _base_.coco_val_packing
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
 

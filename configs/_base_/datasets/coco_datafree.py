@@ -45,3 +45,29 @@ coco_datafree_dataset = dict(
         dict(type='RandomFlip', prob=0.5),
         dict(type='PackDetInputs')
     ])
+
+# The train loader of the on-the-fly COCO configs, replacing the whole of
+# mmdet's that they inherit; each adds its batch size and workers, and
+# configs/diode/diode_yolov3-d53_yolov3-d53_273e_coco.py its own training
+# set (DIODE's one-box layouts):
+#   train_dataloader = dict(_base_.coco_datafree_dataloader, batch_size=...,
+#                           num_workers=...)
+coco_datafree_dataloader = dict(
+    _delete_=True,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=coco_datafree_dataset)
+
+# The end of the test pipeline on real COCO val2017 (optional) of the
+# multi-object configs above: the boxes for the metric, then mmdet's packing
+# with its test meta keys. Each puts its own loading and resizing in front
+# (to the scale its student trained at):
+#   test_pipeline = [dict(type='LoadImageFromFile'), ...
+#                    ] + _base_.coco_val_packing
+coco_val_packing = [
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(
+        type='PackDetInputs',
+        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                   'scale_factor'))
+]

@@ -16,7 +16,9 @@
 #   coco_loading_dataset: a COCO source that only loads (real, proxy or
 #                         offline-synthesized images);
 #   real_source, proxy_source: the real train split and the proxy set as
-#                         such sources (the data-free benchmark's rows).
+#                         such sources (the data-free benchmark's rows);
+#   synth_source:         an offline-synthesized set as such a source,
+#                         repeated.
 # The data-free configs (configs/diode/diode_yolov3-mv2_yolov3-mv2-x0.5_24e_
 # digits.py, configs/moi/moi_faster-rcnn-r18_faster-rcnn-r18-x0.5_8e_digits.py
 # and the rows under configs/datafree/, derived from them) share them, so the
@@ -123,3 +125,18 @@ real_source = dict(
 # digits, `make data`), merged into real_source.
 proxy_source = dict(
     data_root='data/digits_proxy/', ann_file='annotations/proxy.json')
+# An offline set written by tools/synthesize.py as such a source, in the
+# offline rows (configs/datafree/*-synth.py), repeated so that an epoch has
+# as many images as the real train split (times x the set's size = 3000:
+# 15 for the rows' 200-image sets). A config using it adds the `data_root`
+# of its set to the inner source (the data-free benchmark overrides that
+# key and `times` for other sets):
+#   train_dataloader = dict(dataset=dict(dataset=dict(
+#       _base_.synth_source,
+#       dataset=dict(_base_.synth_source.dataset, data_root=DIR))))
+synth_source = dict(
+    _delete_=True,
+    type='RepeatDataset',
+    times=15,
+    dataset=dict(
+        coco_loading_dataset, ann_file='annotations.json', metainfo=metainfo))
