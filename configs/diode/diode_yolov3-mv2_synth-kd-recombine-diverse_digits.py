@@ -7,6 +7,8 @@
 # first batches'), and each pasted crop gets a random order of its RGB
 # channels (`recolour`: the digits of this benchmark come in any colour, so
 # colour does not decide a class; switch it off for classes where it does).
+# Not a default: its student did no better than the plain recombine one
+# (docs/en/benchmarks.md, "A wider bank").
 #   python tools/synthesize.py \
 #       configs/diode/diode_yolov3-mv2_synth-kd-recombine-diverse_digits.py \
 #       --out data/synth_yolov3_recombine_diverse --num-images 600 --viz
