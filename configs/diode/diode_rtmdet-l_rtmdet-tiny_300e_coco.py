@@ -17,15 +17,17 @@
 
 # The student, teacher and output KD of
 # configs/kd/output-kl_rtmdet-l_rtmdet-tiny_300e_coco.py, its optimizer and
-# schedule (mmdet's RTMDet-tiny recipe) and COCO val2017; data, targets and
-# hooks replaced. The synthesizer: _base_/synthesis/diode_rtmdet-l_coco.py;
-# the teacher's classes: _base_/datasets/coco_datafree.py; the synthesis
-# schedule: _base_/synthesis/hook_coco.py.
+# schedule (mmdet's RTMDet-tiny recipe) and COCO val2017 as the test; data,
+# targets, validation and hooks replaced. The synthesizer:
+# _base_/synthesis/diode_rtmdet-l_coco.py; the teacher's classes:
+# _base_/datasets/coco_datafree.py (through coco_agreement_rtmdet.py, the
+# validation without real data); the synthesis schedule:
+# _base_/synthesis/hook_coco.py.
 _base_ = [
     '../_base_/synthesis/hook_coco.py',
     '../kd/output-kl_rtmdet-l_rtmdet-tiny_300e_coco.py',
     '../_base_/synthesis/diode_rtmdet-l_coco.py',
-    '../_base_/datasets/coco_datafree.py'
+    '../_base_/datasets/coco_agreement_rtmdet.py'
 ]
 
 img_size = 320
@@ -45,9 +47,23 @@ train_dataloader = dict(
     batch_size=32,  # mmdet's RTMDet-tiny recipe: 8 GPUs x 32 images
     num_workers=4)
 
-# Real COCO val2017 (optional): tested at 320 px, the scale the student was
-# trained at. Without it, set val_cfg, val_dataloader and val_evaluator to
-# None.
+# Validation without real data: the student's agreement with the teacher on
+# a held-out set synthesized from the teacher alone, made on the first run
+# (_base_/datasets/coco_agreement_rtmdet.py, the set's size and score
+# threshold in diode_rtmdet-l_synth-agreement_coco.py). save_best='auto'
+# keeps the checkpoint that agrees best.
+val_cfg = _base_.agreement_val_cfg
+val_dataloader = _base_.agreement_val_dataloader
+val_evaluator = _base_.agreement_val_evaluator
+default_hooks = dict(checkpoint=dict(save_best='auto'))
+
+# Test: real COCO val2017 at 320 px, the scale the student was trained at
+# (optional: tools/test.py reads data/coco/, training does not). To
+# validate on it instead of the agreement set, in a config inheriting this
+# one (docs/en/teacher_agreement.md):
+#   val_cfg = dict(_delete_=True, type='ValLoop')
+#   val_dataloader = dict(_base_.test_dataloader, _delete_=True)
+#   val_evaluator = dict(_base_.test_evaluator, _delete_=True)
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(img_size, img_size), keep_ratio=True),
@@ -56,13 +72,12 @@ test_pipeline = [
         size=(img_size, img_size),
         pad_val=dict(img=(114, 114, 114)))
 ] + _base_.coco_val_packing
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-test_dataloader = val_dataloader
+test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 
 # The synthesis hook, then the base config's hooks: mmdet's RTMDet weight
-# EMA and TeacherEvalHook (the frozen teacher's val metrics, once, as
-# teacher/coco/...); mmdet's pipeline switch (to COCO images without mosaic)
-# has no place here.
+# EMA and TeacherEvalHook (the frozen teacher's score on the agreement set,
+# once, as teacher/agreement/...: near 1, a check of the set); mmdet's
+# pipeline switch (to COCO images without mosaic) has no place here.
 custom_hooks = [
     dict(
         _base_.deep_inversion_hook,

@@ -15,13 +15,15 @@
 # synthesized from the teacher alone (no COCO image is read), with DIODE's
 # distillation loss (MSE between raw head maps) and no labels. The teacher:
 # _base_/models/coco_teachers.py; its classes:
-# _base_/datasets/coco_datafree.py; the synthesis schedule:
+# _base_/datasets/coco_datafree.py (through coco_agreement.py, the
+# validation without real data); the synthesis schedule:
 # _base_/synthesis/hook_coco.py.
 _base_ = [
     '../_base_/synthesis/hook_coco.py',
     '../_base_/models/yolov3_d53_320_scratch.py',
     '../_base_/synthesis/diode_yolov3-d53_coco.py',
-    '../_base_/datasets/coco_datafree.py', '../_base_/models/coco_teachers.py'
+    '../_base_/datasets/coco_agreement.py',
+    '../_base_/models/coco_teachers.py'
 ]
 
 custom_imports = dict(imports=['mmdiode'], allow_failed_imports=False)
@@ -81,6 +83,22 @@ custom_hooks = [
     dict(type='TeacherEvalHook'),
 ]
 
-# Validation on real COCO val2017 is optional (data-free users may have
-# none): the base config's val/test loaders stay as they are.
+# Validation without real data: the student's agreement with the teacher on
+# a held-out set synthesized from the teacher alone, made on the first run
+# (_base_/datasets/coco_agreement.py, the set's size and score threshold in
+# diode_yolov3-d53_synth-agreement_coco.py). save_best='auto' keeps the
+# checkpoint that agrees best; TeacherEvalHook logs the teacher's own score
+# on the set (teacher/agreement/..., near 1: a check of the set).
+val_cfg = _base_.agreement_val_cfg
+val_dataloader = _base_.agreement_val_dataloader
+val_evaluator = _base_.agreement_val_evaluator
+default_hooks = dict(checkpoint=dict(save_best='auto'))
+
+# Test: real COCO val2017 at 320 px, the base config's test settings
+# (optional: tools/test.py reads data/coco/, training does not). To
+# validate on it instead of the agreement set, in a config inheriting this
+# one (docs/en/teacher_agreement.md):
+#   val_cfg = dict(_delete_=True, type='ValLoop')
+#   val_dataloader = dict(_base_.test_dataloader, _delete_=True)
+#   val_evaluator = dict(_base_.test_evaluator, _delete_=True)
 env_cfg = dict(dist_cfg=dict(backend='nccl'))

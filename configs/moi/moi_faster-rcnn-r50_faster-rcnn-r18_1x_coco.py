@@ -19,16 +19,18 @@
 
 # The R18 student of
 # configs/hgd/hgd_faster-rcnn-r101_faster-rcnn-r18_1x_coco.py, its schedule
-# (mmdet's 1x) and COCO val2017; teacher, losses and data replaced. The
-# synthesizer: _base_/synthesis/moi_faster-rcnn-r50_coco.py; the teacher:
+# (mmdet's 1x) and COCO val2017 as the test; teacher, losses, data and
+# validation replaced. The synthesizer:
+# _base_/synthesis/moi_faster-rcnn-r50_coco.py; the teacher:
 # _base_/models/coco_teachers.py (through the base config); its classes:
-# _base_/datasets/coco_datafree.py; the synthesis schedule:
+# _base_/datasets/coco_datafree.py (through coco_agreement_frcnn.py, the
+# validation without real data); the synthesis schedule:
 # _base_/synthesis/hook_coco.py.
 _base_ = [
     '../_base_/synthesis/hook_coco.py',
     '../hgd/hgd_faster-rcnn-r101_faster-rcnn-r18_1x_coco.py',
     '../_base_/synthesis/moi_faster-rcnn-r50_coco.py',
-    '../_base_/datasets/coco_datafree.py'
+    '../_base_/datasets/coco_agreement_frcnn.py'
 ]
 
 img_size = 320
@@ -54,15 +56,28 @@ train_dataloader = dict(
     batch_size=2,  # mmdet's 1x schedule: 8 GPUs x 2 images, lr 0.02
     num_workers=2)
 
-# Real COCO val2017 (optional): tested at a short side of 320 px, the scale
-# the student was trained at. Without it, set val_cfg, val_dataloader and
-# val_evaluator to None.
+# Validation without real data: the student's agreement with the teacher on
+# a held-out set synthesized from the teacher alone, made on the first run
+# (_base_/datasets/coco_agreement_frcnn.py, the set's size and score
+# threshold in moi_faster-rcnn-r50_synth-agreement_coco.py).
+# save_best='auto' keeps the checkpoint that agrees best.
+val_cfg = _base_.agreement_val_cfg
+val_dataloader = _base_.agreement_val_dataloader
+val_evaluator = _base_.agreement_val_evaluator
+default_hooks = dict(checkpoint=dict(save_best='auto'))
+
+# Test: real COCO val2017 at a short side of 320 px, the scale the student
+# was trained at (optional: tools/test.py reads data/coco/, training does
+# not). To validate on it instead of the agreement set, in a config
+# inheriting this one (docs/en/teacher_agreement.md):
+#   val_cfg = dict(_delete_=True, type='ValLoop')
+#   val_dataloader = dict(_base_.test_dataloader, _delete_=True)
+#   val_evaluator = dict(_base_.test_evaluator, _delete_=True)
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(533, img_size), keep_ratio=True)
 ] + _base_.coco_val_packing
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-test_dataloader = val_dataloader
+test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 
 custom_hooks = [
     dict(
@@ -71,7 +86,8 @@ custom_hooks = [
         # warm_start='data/moi_coco'.
         synthesizer=_base_.synthesizer,
         pool_size=120000)
-    # Then the base config's TeacherEvalHook: the frozen teacher's val
-    # metrics (once) as teacher/coco/...
+    # Then the base config's TeacherEvalHook: the frozen teacher's score on
+    # the agreement set (once) as teacher/agreement/...: near 1, a check of
+    # the set.
 ] + _base_.custom_hooks
 env_cfg = dict(dist_cfg=dict(backend='nccl'))

@@ -28,8 +28,10 @@ Decisions (measurements in docs/en/teacher_agreement.md):
 
 * The score threshold is the pseudo-label threshold of the distillation
   config the set validates (0.15 for the YOLOv3 data-free config, 0.3 for
-  the Faster R-CNN/MOI one): the agreement set's boxes are then exactly the
-  boxes the student was trained to produce.
+  the Faster R-CNN/MOI one and the COCO RTMDet-l and MOI ones): the
+  agreement set's boxes are then exactly the boxes the student was trained
+  to produce. The COCO YOLOv3-D53 config has no pseudo-labels; its set
+  takes 0.2, DIODE's false-positive sampling threshold.
 * The YOLOv3 set has 128 images (8 synthesis batches; ~9 objects each, so ~1000
   teacher boxes over the 10 classes): large enough that mAP differences of
   0.01 between checkpoints are not noise from a handful of boxes, small

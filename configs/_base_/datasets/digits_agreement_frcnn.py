@@ -1,6 +1,6 @@
 # The teacher-agreement validation of the Faster R-CNN data-free configs
-# (see digits_agreement.py): the set of the bundled Faster R-CNN teacher,
-# made by its Multi-Object Impressions recipe.
+# (see agreement.py and digits_agreement.py): the set of the bundled Faster
+# R-CNN teacher, made by its Multi-Object Impressions recipe.
 _base_ = './digits_agreement.py'
 
 agreement_root = 'data/digits_agreement_frcnn/'
