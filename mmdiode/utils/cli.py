@@ -137,19 +137,29 @@ def _registered_classes(type_name) -> list:
     return found
 
 
-def _typed_parent_accepts(cfg: Config, dotted: str) -> bool:
+def _typed_parent_accepts(cfg: Config, dotted: str,
+                          new_type: Optional[str] = None) -> bool:
     """Whether ``dotted`` names a keyword argument that the config dict
     above it (one with a ``type``) passes to its class: a setting left at
     its default in the file, e.g. ``test_evaluator.classwise`` of mmdet's
     ``CocoMetric``. Only named parameters count, not ``**kwargs``, and not
-    the ones builders pass themselves (``runner``, ``dataloader``...)."""
+    the ones builders pass themselves (``runner``, ``dataloader``...).
+
+    Args:
+        cfg (Config): The config as loaded.
+        dotted (str): The option's key.
+        new_type (str, optional): The ``type`` the same options give the
+            parent dict, which then decides instead of the file's.
+    """
     import inspect
     parent, _, name = dotted.rpartition('.')
     node = _node(cfg, parent)
-    if name in _INJECTED_ARGS or not isinstance(node, dict) or \
-            'type' not in node:
+    if name in _INJECTED_ARGS or not isinstance(node, dict):
         return False
-    for cls in _registered_classes(node['type']):
+    type_name = new_type if new_type is not None else node.get('type')
+    if type_name is None:
+        return False
+    for cls in _registered_classes(type_name):
         target = cls.__init__ if inspect.isclass(cls) else cls
         try:
             params = inspect.signature(target).parameters
@@ -170,14 +180,18 @@ def check_cfg_options(cfg: Config, options: Optional[dict]) -> None:
     Runner's own arguments (``randomness.seed`` etc.), or it is a named
     constructor argument of the registered ``type`` of the dict above it
     (``test_evaluator.classwise``, ``synthesizer.amp``), which configs
-    leave out when they keep its default.
+    leave out when they keep its default. When the options also change
+    that dict's ``type`` (``model.distill_losses.out.type=...``), the new
+    class decides which arguments it accepts.
 
     Raises:
         ConfigError: Naming the first unknown key.
     """
-    for key in options or {}:
+    options = options or {}
+    for key in options:
+        new_type = options.get(key.rpartition('.')[0] + '.type')
         if key.split('.')[0] in RUNNER_KEYS or _has_path(cfg, key) or \
-                _typed_parent_accepts(cfg, key):
+                _typed_parent_accepts(cfg, key, new_type):
             continue
         raise ConfigError(
             f'unknown --cfg-options key "{key}": it is not in the config '

@@ -56,6 +56,14 @@ def test_a_synthesizer_argument_left_at_its_default_is_accepted(tmp_path):
         check_cfg_options(cfg, {'synthesizer.channel_last': True})
 
 
+def test_a_type_changed_by_the_same_options_decides_its_arguments(cfg):
+    # MobileNetV2 has no `depth`; ResNet, named in the same options, has.
+    check_cfg_options(cfg, {'model.backbone.type': 'ResNet',
+                            'model.backbone.depth': 18})
+    with pytest.raises(ConfigError, match='"model.backbone.depth"'):
+        check_cfg_options(cfg, {'model.backbone.depth': 18})
+
+
 def test_a_type_that_is_not_a_registered_name_accepts_no_default(tmp_path):
     path = tmp_path / 'odd.py'
     path.write_text("a = dict(type=3)\nb = dict(type='nosuchscope.Thing')\n")
