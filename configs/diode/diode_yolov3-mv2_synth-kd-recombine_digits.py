@@ -35,4 +35,9 @@ synthesizer = dict(
         fp_sampling=dict(enable=False),
         max_per_class=64,
         score_thr=0.3,
-        iou_thr=0.5))
+        iou_thr=0.5,
+        # The bank's diversity options, off here; the -diverse and -feather
+        # configs switch them on.
+        refill=False,
+        recolour=False,
+        feather=0.0))

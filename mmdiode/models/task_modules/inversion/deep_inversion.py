@@ -76,7 +76,8 @@ RECOMBINE_DEFAULTS = dict(
     score_thr=0.3,
     iou_thr=0.5,
     refill=False,
-    recolour=False)
+    recolour=False,
+    feather=0.0)
 
 _STAGE_DEFAULTS = dict(min_lr=0.0, jitter=0, augment=True)
 _STAGE_KEYS = {
@@ -245,12 +246,14 @@ class DeepInversion:
             ``iou_thr`` (the :class:`ObjectBank`: crops kept per class, and
             when the teacher finds a target so that its crop is kept);
             ``refill`` (warm batches offer their found objects to the bank
-            too; read by the job and the hook) and ``recolour`` (crops
-            pasted with their RGB channels in a random order).
+            too; read by the job and the hook), ``recolour`` (crops
+            pasted with their RGB channels in a random order) and
+            ``feather`` (fraction of each side of a pasted crop over which
+            it blends into the noise; 0 pastes a hard rectangle).
             Defaults to ``dict(enable=False, cold_batches=2, stages=None,
             fp_sampling=dict(enable=False), max_per_class=64,
-            score_thr=0.3, iou_thr=0.5, refill=False, recolour=False)``
-            (off).
+            score_thr=0.3, iou_thr=0.5, refill=False, recolour=False,
+            feather=0.0)`` (off).
     """
 
     def __init__(self,
@@ -347,7 +350,7 @@ class DeepInversion:
                              f'(the batches that fill the bank), got {cold!r}')
         # Fails early on bad bank settings, enabled or not.
         ObjectBank(cfg['max_per_class'], cfg['score_thr'], cfg['iou_thr'],
-                   cfg['recolour'])
+                   cfg['recolour'], cfg['feather'])
         if not isinstance(cfg['refill'], bool):
             raise ValueError('recombine: refill must be True or False, got '
                              f"{cfg['refill']!r}")
@@ -376,7 +379,7 @@ class DeepInversion:
         """An empty :class:`ObjectBank` with the ``recombine`` settings."""
         cfg = self.recombine
         return ObjectBank(cfg['max_per_class'], cfg['score_thr'],
-                          cfg['iou_thr'], cfg['recolour'])
+                          cfg['iou_thr'], cfg['recolour'], cfg['feather'])
 
     def _checked_stage(self,
                        index: int,

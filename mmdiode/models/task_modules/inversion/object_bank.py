@@ -34,6 +34,13 @@ Decisions:
   colour; not fruit). Both are off by default: warm starts from a few
   hundred crops taught a student less than cold images did, and these are
   the measured attempts to widen them (docs/en/benchmarks.md).
+- **Feathered pastes, optional** (``feather``): a crop is a rectangle of
+  its earlier image, border and background included, and a short warm
+  schedule does not dissolve the border, so a student may learn "a patch"
+  rather than the class. With ``feather=f`` the crop's weight falls from 1
+  to 0 over the outer fraction ``f`` of each side (a raised-cosine ramp) and
+  the noise underneath shows through there; ``0`` pastes the hard
+  rectangle, as before.
 - **Saved with the run**: :meth:`ObjectBank.save` writes the crops (and how
   many batches filled them) atomically, so on-the-fly synthesis
   (``DeepInversionHook``) resumes with the bank it had, even after its
@@ -65,13 +72,17 @@ class ObjectBank:
         recolour (bool): Paste each crop with its RGB channels in a random
             order (drawn from the composition's generator). Defaults to
             False.
+        feather (float): Fraction of each side of a pasted crop over which
+            it blends into the noise underneath, in [0, 0.5]. Defaults to
+            0.0 (a hard rectangle).
     """
 
     def __init__(self,
                  max_per_class: int = 64,
                  score_thr: float = 0.3,
                  iou_thr: float = 0.5,
-                 recolour: bool = False) -> None:
+                 recolour: bool = False,
+                 feather: float = 0.0) -> None:
         if not isinstance(max_per_class, int) or max_per_class < 1:
             raise ValueError('recombine: max_per_class must be an int >= 1, '
                              f'got {max_per_class!r}')
@@ -86,6 +97,12 @@ class ObjectBank:
             raise ValueError('recombine: recolour must be True or False, got '
                              f'{recolour!r}')
         self.recolour = recolour
+        if isinstance(feather, bool) or \
+                not isinstance(feather, (int, float)) or \
+                not 0 <= feather <= 0.5:
+            raise ValueError('recombine: feather must be a number in '
+                             f'[0, 0.5], got {feather!r}')
+        self.feather = float(feather)
         self._crops: Dict[int, List[Tensor]] = {}
         #: Batches whose objects were offered to the bank (callers count).
         self.batches = 0
@@ -166,8 +183,13 @@ class ObjectBank:
                     size=(y1 - y0, x1 - x0),
                     mode='bilinear',
                     align_corners=False)
-                background[i, :, y0:y1, x0:x1] = space.to_model(patch).to(
-                    background)[0]
+                patch = space.to_model(patch).to(background)[0]
+                if self.feather > 0:
+                    alpha = feather_mask(y1 - y0, x1 - x0,
+                                         self.feather).to(background)
+                    under = background[i, :, y0:y1, x0:x1]
+                    patch = alpha * patch + (1 - alpha) * under
+                background[i, :, y0:y1, x0:x1] = patch
         return space.clamp_(background)
 
     def save(self, path: str) -> None:
@@ -227,6 +249,32 @@ class ObjectBank:
                           torch.as_tensor(lb), self.score_thr, self.iou_thr)
             for p, b, lb in zip(preds, boxes, labels)
         ]
+
+
+def feather_mask(h: int, w: int, feather: float) -> Tensor:
+    """Weights of a pasted crop: 1 inside, falling to 0 towards its sides.
+
+    Each side's outer ``feather`` fraction ramps with a raised cosine,
+    ``(1 - cos(pi * d / (feather * n))) / 2`` at distance ``d`` (pixel
+    centres) from a side of length ``n``; the mask is the product of the
+    row and column ramps.
+
+    Args:
+        h (int): Crop height in pixels.
+        w (int): Crop width in pixels.
+        feather (float): Ramp width as a fraction of each side, in
+            (0, 0.5].
+
+    Returns:
+        Tensor: (h, w) float weights in [0, 1].
+    """
+    def ramp(n: int) -> Tensor:
+        centre = torch.arange(n, dtype=torch.float32) + 0.5
+        dist = torch.minimum(centre, n - centre)
+        t = (dist / (feather * n)).clamp(max=1.0)
+        return 0.5 - 0.5 * torch.cos(torch.pi * t)
+
+    return ramp(h)[:, None] * ramp(w)[None, :]
 
 
 def _pixel_box(box: Sequence[float], w: int,

@@ -240,3 +240,53 @@ def test_recolour_pastes_crops_with_their_channels_reordered(
 def test_refill_and_recolour_are_booleans(teachers, key):
     with pytest.raises(ValueError, match=f'recombine: {key} must be True'):
         _engine(teachers['yolov3'], recombine=dict(WARM, **{key: 1}))
+
+
+def test_feather_mask_ramps_from_the_sides_to_one():
+    from mmdiode.models.task_modules.inversion.object_bank import feather_mask
+    mask = feather_mask(20, 10, 0.25)
+    assert mask.shape == (20, 10)
+    assert float(mask.min()) >= 0 and float(mask.max()) == 1.0
+    # Inside the ramps (5 rows, 2.5 columns from each side): the crop only.
+    assert torch.all(mask[5:15, 3:7] == 1.0)
+    # Towards a side the weight falls, symmetric on both sides.
+    assert mask[0, 5] < mask[2, 5] < mask[4, 5] < 1.0
+    assert torch.allclose(mask, mask.flip(0)) and \
+        torch.allclose(mask, mask.flip(1))
+    assert float(mask[0, 0]) < 0.01
+
+
+def test_a_feathered_paste_keeps_the_noise_at_the_crop_border(
+        teachers, monkeypatch):
+    """Centre of the box: the crop; its corner: mostly what was under it;
+    feather=0 pastes the hard rectangle."""
+    _always_found(monkeypatch)
+    boxes = [torch.tensor([[0., 0., 32., 32.]])]
+    labels = [torch.tensor([1])]
+
+    def paste(feather):
+        engine = _engine(teachers['yolov3'],
+                         recombine=dict(WARM, feather=feather))
+        space = engine.pixel_space
+        bank = engine.new_object_bank()
+        bank.add_found(teachers['yolov3'], _images(1, value=200),
+                       [torch.tensor([[0., 0., 32., 32.]])],
+                       [torch.tensor([1])])
+        background = space.to_model(torch.full((1, 3, 64, 64), 20.))
+        return space.to_rgb(bank.compose(background, boxes, labels, space,
+                                         torch.Generator().manual_seed(0)))
+
+    hard, soft = paste(0.0), paste(0.25)
+    assert torch.allclose(hard[0, :, :32, :32], torch.tensor(200.),
+                          atol=0.5)
+    assert torch.allclose(soft[0, :, 12:20, 12:20], torch.tensor(200.),
+                          atol=0.5)
+    assert float(soft[0, 0, 0, 0]) < 25  # nearly the background's 20
+    assert 20 < float(soft[0, 0, 16, 2]) < 200  # on the ramp
+    assert torch.equal(soft[0, :, 32:, :], hard[0, :, 32:, :])
+
+
+@pytest.mark.parametrize('feather', [-0.1, 0.6, True, 'a'])
+def test_feather_is_a_fraction_up_to_a_half(teachers, feather):
+    with pytest.raises(ValueError, match='recombine: feather must be'):
+        _engine(teachers['yolov3'], recombine=dict(WARM, feather=feather))
