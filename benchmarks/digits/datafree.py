@@ -396,12 +396,12 @@ class DatafreeBenchmark:
             train_dir = osp.join(row_dir, 'train')
             if not self._training_finished(pair, train_dir):
                 config = self._scheduled_config(pair, row, plan)
-                resume = ['--resume'] if self._last_checkpoint(
+                resume = ['--resume'] if last_checkpoint(
                     train_dir) is not None else []
                 self._run(pair, row, 'train', [
                     'tools/train.py', config, '--work-dir', train_dir
                 ] + resume)
-            checkpoint = self._last_checkpoint(train_dir)
+            checkpoint = last_checkpoint(train_dir)
             seconds = sum(v for k, v in self.step_seconds(pair, row).items()
                           if k != 'test')
         else:
@@ -445,7 +445,7 @@ class DatafreeBenchmark:
             lines.append(f'replay pool {pool}: {count_pool_images(pool)} '
                          'images synthesized so far')
         train_dir = osp.join(row_dir, 'train')
-        last = self._last_checkpoint(train_dir)
+        last = last_checkpoint(train_dir)
         if last is not None:
             lines.append(f'training from {last} (epoch '
                          f'{checkpoint_epoch(last)} of '
@@ -566,12 +566,8 @@ class DatafreeBenchmark:
             'tools/test.py', config, checkpoint, '--work-dir',
             osp.join(self.row_dir(pair, row), 'test')
         ])
-        out = osp.join(self.row_dir(pair, row), 'test.out')
-        with open(out, encoding='utf-8') as f:
-            lines = [ln for ln in f if ln.startswith('metrics_json=')]
-        if not lines:
-            raise RuntimeError(f'no metrics_json= line in {out}')
-        return json.loads(lines[-1][len('metrics_json='):])
+        return read_test_metrics(
+            osp.join(self.row_dir(pair, row), 'test.out'))
 
     def _save_seconds(self, pair: Pair, row: str, step: str,
                       seconds: float) -> None:
@@ -580,20 +576,34 @@ class DatafreeBenchmark:
                          osp.join(self.row_dir(pair, row), 'seconds.json'))
 
     def _training_finished(self, pair: Pair, work_dir: str) -> bool:
-        last = self._last_checkpoint(work_dir)
+        last = last_checkpoint(work_dir)
         return last is not None and checkpoint_epoch(
             last) >= self.profile.epochs[pair.name]
 
-    @staticmethod
-    def _last_checkpoint(work_dir: str) -> Optional[str]:
-        """The checkpoint mmengine's ``last_checkpoint`` file names, or None
-        when training saved none (or it was deleted)."""
-        path = osp.join(work_dir, 'last_checkpoint')
-        if not osp.isfile(path):
-            return None
-        with open(path, encoding='utf-8') as f:
-            checkpoint = f.read().strip()
-        return checkpoint if osp.isfile(checkpoint) else None
+
+def last_checkpoint(work_dir: str) -> Optional[str]:
+    """The checkpoint mmengine's ``last_checkpoint`` file in ``work_dir``
+    names, or None when training saved none (or it was deleted)."""
+    path = osp.join(work_dir, 'last_checkpoint')
+    if not osp.isfile(path):
+        return None
+    with open(path, encoding='utf-8') as f:
+        checkpoint = f.read().strip()
+    return checkpoint if osp.isfile(checkpoint) else None
+
+
+def read_test_metrics(log: str) -> Dict[str, float]:
+    """The metrics of the last ``metrics_json=`` line ``tools/test.py``
+    printed into ``log`` (``{'coco/bbox_mAP': ..., ...}``).
+
+    Raises:
+        RuntimeError: The log has no such line.
+    """
+    with open(log, encoding='utf-8') as f:
+        lines = [ln for ln in f if ln.startswith('metrics_json=')]
+    if not lines:
+        raise RuntimeError(f'no metrics_json= line in {log}')
+    return json.loads(lines[-1][len('metrics_json='):])
 
 
 def checkpoint_epoch(path: str) -> int:

@@ -72,14 +72,25 @@ def test_screens_resumes_and_skips_a_finished_training(tmp_path):
     assert val['ann_file'] in (work / 'val.out').read_text()
     assert val['ann_file'] not in (work / 'test.out').read_text()
 
-    # Stopped after epoch 1: the run continues from there.
+    # Stopped after epoch 1: the run continues from there, epoch 1 kept.
     os.remove(work / 'train' / 'epoch_2.pth')
-    (work / 'train' / 'last_checkpoint').write_text(
-        str(work / 'train' / 'epoch_1.pth'))
+    first = work / 'train' / 'epoch_1.pth'
+    (work / 'train' / 'last_checkpoint').write_text(str(first))
+    mtime = first.stat().st_mtime_ns
     r = _run(*args)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert 'training from ' + str(work / 'train' / 'epoch_1.pth') in r.stdout
+    assert 'training from ' + str(first) in r.stdout
     assert (work / 'train' / 'epoch_2.pth').is_file()
+    assert first.stat().st_mtime_ns == mtime
+    assert 'resumed epoch: 1' in (work / 'train.out').read_text()
+
+    # Another change in the same work dir is refused, nothing rewritten.
+    config_text = (work / 'config.py').read_text()
+    r = _run(*args[:-1], 'optim_wrapper.optimizer.lr=0.004')
+    assert r.returncode == 2
+    assert r.stderr.startswith(f'error: {work} holds a screen of other '
+                               'settings')
+    assert (work / 'config.py').read_text() == config_text
 
     # Finished: scored again, not retrained.
     size = (work / 'train.out').stat().st_size

@@ -17,16 +17,21 @@ split is reported beside it, never used to choose; both come from the same
 checkpoint so that one command gives the whole row of a screening table.
 The run resumes: training continues from its last checkpoint
 (``tools/train.py --resume``) and a finished training is not repeated, so a
-long screen (48 epochs) can span several sittings::
+long screen (48 epochs) can span several sittings; a work dir records
+what it screens (``screen_args.json``) and refuses another change, which
+would otherwise continue the first one's training under a new label. The
+validation annotations must name images under the test split's
+``data_prefix`` (only the annotation file is swapped)::
 
     python tools/analysis_tools/screen_recipe.py \\
         work_dirs/datafree/full/yolov3/scaling_300/scaling_300.py \\
         --work-dir work_dirs/screen/s300_48e --epochs 48 \\
         --checkpoint-interval 4 --val-ann-file annotations/val.json
 """
+import argparse
+import json
 import os
 import os.path as osp
-import re
 import subprocess
 import sys
 from typing import Dict, List, Optional
@@ -34,17 +39,25 @@ from typing import Dict, List, Optional
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
-from benchmarks.digits.datafree import set_epochs  # noqa: E402
+from benchmarks.digits import datafree  # noqa: E402
 from benchmarks.provenance import git_commit  # noqa: E402
 from mmdiode.utils.cli import (ArgumentParser, ConfigError,  # noqa: E402
                                DictAction, fail, load_config)
 from mmdiode.utils.fileio import dump_json_atomic  # noqa: E402
 
-METRICS = ('map', 'map50', 'map75', 'map_s', 'map_m', 'map_l')
-COPYPASTE = re.compile(r'bbox_mAP_copypaste: ((?:-?[0-9.]+ ?){6})')
+#: screen.json's names of the COCO numbers ``tools/test.py`` prints.
+METRICS = {
+    'map': 'coco/bbox_mAP',
+    'map50': 'coco/bbox_mAP_50',
+    'map75': 'coco/bbox_mAP_75',
+    'map_s': 'coco/bbox_mAP_s',
+    'map_m': 'coco/bbox_mAP_m',
+    'map_l': 'coco/bbox_mAP_l',
+}
 
 
-def parse_args(argv: Optional[List[str]] = None):
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """The command line (see the module docstring)."""
     parser = ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='the training config to screen')
     parser.add_argument('--work-dir', required=True,
@@ -57,16 +70,20 @@ def parse_args(argv: Optional[List[str]] = None):
                         'at the end)')
     parser.add_argument('--val-ann-file',
                         help='annotation file of the validation split, '
-                        'relative to the test dataset\'s data_root (default: '
-                        'score the test split only)')
+                        'relative to the test dataset\'s data_root, whose '
+                        'images lie under the test split\'s data_prefix '
+                        '(default: score the test split only)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='the change to screen, as in tools/train.py')
     return parser.parse_args(argv)
 
 
-def prepare_config(args) -> str:
+def prepare_config(args: argparse.Namespace) -> str:
     """Writes ``<work-dir>/config.py``: the config with the change and the
     schedule folded in, training into ``<work-dir>/train``.
+
+    Args:
+        args (argparse.Namespace): The command line.
 
     Returns:
         str: The path of the written config.
@@ -82,8 +99,9 @@ def prepare_config(args) -> str:
                 f'--epochs and --checkpoint-interval need an epoch-based '
                 f'train_cfg (max_epochs); {args.config} has none')
         try:
-            set_epochs(cfg, args.epochs or cfg.train_cfg.max_epochs,
-                       args.checkpoint_interval)
+            epochs = cfg.train_cfg.max_epochs if args.epochs is None \
+                else args.epochs
+            datafree.set_epochs(cfg, epochs, args.checkpoint_interval)
         except ValueError as e:
             raise ConfigError(str(e)) from e
     cfg.work_dir = osp.join(args.work_dir, 'train')
@@ -94,15 +112,34 @@ def prepare_config(args) -> str:
     return path
 
 
-def last_checkpoint(train_dir: str) -> Optional[str]:
-    """The checkpoint ``last_checkpoint`` names, if training has written
-    one."""
-    marker = osp.join(train_dir, 'last_checkpoint')
-    if not osp.isfile(marker):
-        return None
-    with open(marker) as f:
-        path = f.read().strip()
-    return path if osp.isfile(path) else None
+def check_same_screen(args: argparse.Namespace) -> dict:
+    """Refuses to continue a work dir screened with another change.
+
+    A run records what it screens (config, options, schedule) in
+    ``<work-dir>/screen_args.json``; a later run with other settings would
+    resume the first one's training under the new label.
+
+    Args:
+        args (argparse.Namespace): The command line.
+
+    Returns:
+        dict: This run's settings, as recorded.
+
+    Raises:
+        ConfigError: The work dir holds a screen of other settings.
+    """
+    settings = json.loads(json.dumps(dict(
+        config=osp.abspath(args.config), cfg_options=args.cfg_options or {},
+        epochs=args.epochs, checkpoint_interval=args.checkpoint_interval)))
+    path = osp.join(args.work_dir, 'screen_args.json')
+    if osp.isfile(path):
+        with open(path, encoding='utf-8') as f:
+            if json.load(f) != settings:
+                raise ConfigError(
+                    f'{args.work_dir} holds a screen of other settings '
+                    f'({path}); give another --work-dir, or delete it to '
+                    'start over')
+    return settings
 
 
 def run_tool(argv: List[str], log: str) -> None:
@@ -120,23 +157,39 @@ def run_tool(argv: List[str], log: str) -> None:
 
 
 def read_metrics(log: str) -> Dict[str, float]:
-    """The last ``bbox_mAP_copypaste`` line of a ``tools/test.py`` log.
+    """The COCO numbers of a ``tools/test.py`` log, by :data:`METRICS`.
 
     Raises:
-        ConfigError: The log has no such line.
+        ConfigError: The log has none (no ``metrics_json=`` line, or a test
+            evaluator other than a bbox ``CocoMetric``).
     """
-    with open(log) as f:
-        found = COPYPASTE.findall(f.read())
-    if not found:
-        raise ConfigError(f'no bbox_mAP_copypaste line in {log}: is the '
-                          'test evaluator a CocoMetric with metric="bbox"?')
-    return dict(zip(METRICS, map(float, found[-1].split())))
+    try:
+        metrics = datafree.read_test_metrics(log)
+    except RuntimeError as e:
+        raise ConfigError(str(e)) from e
+    missing = [key for key in METRICS.values() if key not in metrics]
+    if missing:
+        raise ConfigError(f'{log} has no {missing[0]}: is the test '
+                          'evaluator a CocoMetric with metric="bbox"?')
+    return {name: metrics[key] for name, key in METRICS.items()}
 
 
 def score(config: str, checkpoint: str, work_dir: str, split: str,
           options: List[str]) -> Dict[str, float]:
-    """Scores ``checkpoint`` with ``tools/test.py``; the log is
-    ``<work-dir>/<split>.out`` (rewritten)."""
+    """Scores ``checkpoint`` with ``tools/test.py``.
+
+    Args:
+        config (str): The screened config.
+        checkpoint (str): The checkpoint to score.
+        work_dir (str): The screen's folder; the log is
+            ``<work_dir>/<split>.out`` (rewritten), the Runner's files go
+            to ``<work_dir>/<split>/``.
+        split (str): ``val`` or ``test``, for the file names.
+        options (List[str]): ``--cfg-options`` of ``tools/test.py``.
+
+    Returns:
+        Dict[str, float]: The six COCO numbers, by :data:`METRICS`.
+    """
     log = osp.join(work_dir, f'{split}.out')
     if osp.exists(log):
         os.remove(log)
@@ -155,13 +208,25 @@ def val_options(config: str, ann_file: str) -> List[str]:
             f'test_evaluator.ann_file={osp.join(data_root, ann_file)}']
 
 
-def screen(args) -> dict:
+def screen(args: argparse.Namespace) -> dict:
+    """Trains (or resumes) the screened config and scores it.
+
+    Args:
+        args (argparse.Namespace): The command line.
+
+    Returns:
+        dict: What ``screen.json`` holds: commit, config, epochs,
+        cfg_options, checkpoint and per split the six COCO numbers.
+    """
+    settings = check_same_screen(args)
     config = prepare_config(args)
+    dump_json_atomic(settings, osp.join(args.work_dir, 'screen_args.json'),
+                     indent=1)
     train_dir = osp.join(args.work_dir, 'train')
-    checkpoint = last_checkpoint(train_dir)
+    checkpoint = datafree.last_checkpoint(train_dir)
     final = load_config(config).train_cfg.get('max_epochs')
     done = checkpoint is not None and final is not None and \
-        osp.basename(checkpoint) == f'epoch_{final}.pth'
+        datafree.checkpoint_epoch(checkpoint) >= final
     if done:
         print(f'training done: {checkpoint}')
     else:
@@ -170,7 +235,7 @@ def screen(args) -> dict:
         print(f'training {start}; log: {log}')
         run_tool([osp.join(ROOT, 'tools', 'train.py'), config, '--resume'],
                  osp.join(args.work_dir, 'train.out'))
-        checkpoint = last_checkpoint(train_dir)
+        checkpoint = datafree.last_checkpoint(train_dir)
         if checkpoint is None:
             raise ConfigError(f'training wrote no checkpoint in {train_dir}')
     result = dict(commit=git_commit(), config=args.config,
@@ -186,6 +251,7 @@ def screen(args) -> dict:
 
 
 def summary_line(result: dict) -> str:
+    """The last line printed: mAP and mAP@0.5 of each scored split."""
     parts = [f'{split}_{key}={result[split][key]:.3f}'
              for split in ('val', 'test') if split in result
              for key in ('map', 'map50')]

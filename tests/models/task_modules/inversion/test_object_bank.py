@@ -246,14 +246,18 @@ def test_feather_mask_ramps_from_the_sides_to_one():
     from mmdiode.models.task_modules.inversion.object_bank import feather_mask
     mask = feather_mask(20, 10, 0.25)
     assert mask.shape == (20, 10)
-    assert float(mask.min()) >= 0 and float(mask.max()) == 1.0
-    # Inside the ramps (5 rows, 2.5 columns from each side): the crop only.
-    assert torch.all(mask[5:15, 3:7] == 1.0)
-    # Towards a side the weight falls, symmetric on both sides.
-    assert mask[0, 5] < mask[2, 5] < mask[4, 5] < 1.0
-    assert torch.allclose(mask, mask.flip(0)) and \
-        torch.allclose(mask, mask.flip(1))
-    assert float(mask[0, 0]) < 0.01
+    # Ramps of 5 rows and 2.5 columns from each side: pixel centres at
+    # 0.5, 1.5, ... from the side weigh (1 - cos(pi * d / ramp)) / 2.
+    rows = torch.tensor([0.5, 1.5, 2.5, 3.5, 4.5]) / 5
+    cols = torch.tensor([0.5, 1.5]) / 2.5
+    row_ramp = torch.cat([(1 - torch.cos(torch.pi * rows)) / 2,
+                          torch.ones(10)])
+    row_ramp = torch.cat([row_ramp[:10], row_ramp[:10].flip(0)])
+    col_ramp = torch.cat([(1 - torch.cos(torch.pi * cols)) / 2,
+                          torch.ones(6)])
+    col_ramp = torch.cat([col_ramp[:5], col_ramp[:5].flip(0)])
+    assert torch.allclose(mask, row_ramp[:, None] * col_ramp[None, :])
+    assert torch.all(mask[5:15, 2:8] == 1.0)
 
 
 def test_a_feathered_paste_keeps_the_noise_at_the_crop_border(
@@ -276,14 +280,16 @@ def test_a_feathered_paste_keeps_the_noise_at_the_crop_border(
         return space.to_rgb(bank.compose(background, boxes, labels, space,
                                          torch.Generator().manual_seed(0)))
 
+    from mmdiode.models.task_modules.inversion.object_bank import feather_mask
     hard, soft = paste(0.0), paste(0.25)
     assert torch.allclose(hard[0, :, :32, :32], torch.tensor(200.),
                           atol=0.5)
-    assert torch.allclose(soft[0, :, 12:20, 12:20], torch.tensor(200.),
+    # Crop (200) and background (20) mixed by the mask, pixel by pixel.
+    expected = 20 + 180 * feather_mask(32, 32, 0.25)
+    assert torch.allclose(soft[0, :, :32, :32], expected.expand(3, -1, -1),
                           atol=0.5)
-    assert float(soft[0, 0, 0, 0]) < 25  # nearly the background's 20
-    assert 20 < float(soft[0, 0, 16, 2]) < 200  # on the ramp
     assert torch.equal(soft[0, :, 32:, :], hard[0, :, 32:, :])
+    assert torch.equal(soft[0, :, :32, 32:], hard[0, :, :32, 32:])
 
 
 @pytest.mark.parametrize('feather', [-0.1, 0.6, True, 'a'])
