@@ -4,7 +4,8 @@
 # student may learn "a patch" rather than a digit. Here each crop's weight
 # falls to 0 over the outer fifth of each side (a raised-cosine ramp) and the
 # fresh noise under it shows through there: the object's middle is pasted,
-# its rectangle's edge is not.
+# its rectangle's edge is not. Not a default: its student did no better than
+# the hard pastes' (docs/en/benchmarks.md, "Feathered pastes").
 #   python tools/synthesize.py \
 #       configs/diode/diode_yolov3-mv2_synth-kd-recombine-feather_digits.py \
 #       --out data/synth_yolov3_recombine_feather --num-images 600 --viz
