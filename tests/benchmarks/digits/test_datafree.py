@@ -56,6 +56,17 @@ def test_online_row_takes_its_own_pairs_synthesis_schedule(profile):
         assert cfg.custom_hooks[0].type == 'DeepInversionHook'
 
 
+def test_the_long_profile_doubles_the_schedule_not_the_online_images():
+    full, long = PROFILES['full'], PROFILES['long']
+    for name in PAIRS:
+        assert long.epochs[name] == 2 * full.epochs[name]
+        # Batches synthesized after the initial ones: iterations / interval.
+        assert long.epochs[name] / long.online[name]['interval'] == \
+            full.epochs[name] / full.online[name]['interval']
+        assert long.online[name]['initial_batches'] == \
+            full.online[name]['initial_batches']
+
+
 def test_set_epochs_moves_the_cosine_schedule():
     cfg = Config.fromfile('configs/detectors/yolov3-mv2-x0.5_24e_digits.py')
     set_epochs(cfg, 5)
