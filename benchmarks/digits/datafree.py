@@ -590,9 +590,7 @@ class DatafreeBenchmark:
                          osp.join(self.row_dir(pair, row), 'seconds.json'))
 
     def _training_finished(self, pair: Pair, work_dir: str) -> bool:
-        last = last_checkpoint(work_dir)
-        return last is not None and checkpoint_epoch(
-            last) >= self.profile.epochs[pair.name]
+        return training_finished(work_dir, self.profile.epochs[pair.name])
 
 
 def last_checkpoint(work_dir: str) -> Optional[str]:
@@ -604,6 +602,13 @@ def last_checkpoint(work_dir: str) -> Optional[str]:
     with open(path, encoding='utf-8') as f:
         checkpoint = f.read().strip()
     return checkpoint if osp.isfile(checkpoint) else None
+
+
+def training_finished(work_dir: str, epochs: int) -> bool:
+    """Whether the last checkpoint in ``work_dir`` is of epoch ``epochs``
+    or later."""
+    last = last_checkpoint(work_dir)
+    return last is not None and checkpoint_epoch(last) >= epochs
 
 
 def read_test_metrics(log: str) -> Dict[str, float]:

@@ -34,7 +34,9 @@ import os
 import os.path as osp
 import subprocess
 import sys
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
+
+from mmengine.config import Config
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
@@ -78,7 +80,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def prepare_config(args: argparse.Namespace) -> str:
+def prepare_config(args: argparse.Namespace) -> Tuple[str, Config]:
     """Writes ``<work-dir>/config.py``: the config with the change and the
     schedule folded in, training into ``<work-dir>/train``.
 
@@ -86,7 +88,7 @@ def prepare_config(args: argparse.Namespace) -> str:
         args (argparse.Namespace): The command line.
 
     Returns:
-        str: The path of the written config.
+        Tuple[str, Config]: The path of the written config, and the config.
 
     Raises:
         ConfigError: Unloadable config, unknown option key, an epoch count
@@ -109,7 +111,7 @@ def prepare_config(args: argparse.Namespace) -> str:
     os.makedirs(args.work_dir, exist_ok=True)
     cfg.dump(path + '.tmp.py')
     os.replace(path + '.tmp.py', path)
-    return path
+    return path, cfg
 
 
 def check_same_screen(args: argparse.Namespace) -> dict:
@@ -199,10 +201,9 @@ def score(config: str, checkpoint: str, work_dir: str, split: str,
     return read_metrics(log)
 
 
-def val_options(config: str, ann_file: str) -> List[str]:
+def val_options(cfg: Config, ann_file: str) -> List[str]:
     """``--cfg-options`` that point the test loader and evaluator at the
     validation split's annotations."""
-    cfg = load_config(config)
     data_root = cfg.test_dataloader.dataset.get('data_root', '') or ''
     return [f'test_dataloader.dataset.ann_file={ann_file}',
             f'test_evaluator.ann_file={osp.join(data_root, ann_file)}']
@@ -219,15 +220,13 @@ def screen(args: argparse.Namespace) -> dict:
         cfg_options, checkpoint and per split the six COCO numbers.
     """
     settings = check_same_screen(args)
-    config = prepare_config(args)
+    config, cfg = prepare_config(args)
     dump_json_atomic(settings, osp.join(args.work_dir, 'screen_args.json'),
                      indent=1)
     train_dir = osp.join(args.work_dir, 'train')
     checkpoint = datafree.last_checkpoint(train_dir)
-    final = load_config(config).train_cfg.get('max_epochs')
-    done = checkpoint is not None and final is not None and \
-        datafree.checkpoint_epoch(checkpoint) >= final
-    if done:
+    final = cfg.train_cfg.get('max_epochs')
+    if final is not None and datafree.training_finished(train_dir, final):
         print(f'training done: {checkpoint}')
     else:
         start = f'from {checkpoint}' if checkpoint else 'from the start'
@@ -243,7 +242,7 @@ def screen(args: argparse.Namespace) -> dict:
                   checkpoint=checkpoint)
     if args.val_ann_file:
         result['val'] = score(config, checkpoint, args.work_dir, 'val',
-                              val_options(config, args.val_ann_file))
+                              val_options(cfg, args.val_ann_file))
     result['test'] = score(config, checkpoint, args.work_dir, 'test', [])
     dump_json_atomic(result, osp.join(args.work_dir, 'screen.json'),
                      indent=1)
