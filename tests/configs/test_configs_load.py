@@ -52,6 +52,31 @@ def test_polish_config_extends_the_diode_recipe():
     assert last.bn_weight > base.synthesizer.bn_prior.weight
 
 
+def test_short_diode_schedule_only_shortens_the_recipe():
+    """The short schedule keeps the recipe's stages (sizes, learning rates,
+    jitter) and its false-positive sampling at the same fractions (20 % to
+    70 %, to the iteration) of the shorter schedule; nothing else changes."""
+    configs = osp.join(ROOT, 'configs', 'diode')
+    recipe = Config.fromfile(
+        osp.join(configs, 'diode_yolov3-mv2_synth-kd_digits.py')).to_dict()
+    short = Config.fromfile(
+        osp.join(configs, 'diode_yolov3-mv2_synth-kd-short_digits.py')
+    ).to_dict()
+    old, new = recipe.pop('synthesizer'), short.pop('synthesizer')
+    assert short == recipe
+    total = sum(stage['iterations'] for stage in new['stages'])
+    for old_stage, new_stage in zip(old.pop('stages'), new.pop('stages')):
+        assert new_stage.pop('iterations') < old_stage.pop('iterations')
+        assert new_stage == old_stage
+    old_fp, new_fp = old.pop('fp_sampling'), new.pop('fp_sampling')
+    assert new == old
+    assert abs(new_fp.pop('start') - 0.2 * total) < 1
+    assert abs(new_fp.pop('end') - 0.7 * total) < 1
+    assert new_fp.pop('interval') < old_fp.pop('interval')
+    del old_fp['start'], old_fp['end']
+    assert new_fp == old_fp
+
+
 def test_rtmdet_pair_configs_pair_their_heads():
     """The COCO RTMDet-l -> RTMDet-tiny configs: the output loss fits the
     two model-zoo heads, and the data-free one synthesizes with the recipe
