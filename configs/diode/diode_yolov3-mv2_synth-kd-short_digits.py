@@ -5,11 +5,12 @@
 # (configs/moi/moi_faster-rcnn-r18_synth-third_digits.py). On this teacher a
 # 128 px iteration costs about 2.2x a 64 px one, so 40 + 45 iterations cost a
 # third of 200 + 100. Of the splits of that budget, more of it at 128 px
-# keeps the teacher's detections and the BN prior best: the 128 px stage is
-# where both are settled, the 64 px one only lays the objects out. Fewer
-# iterations leave the BN prior less far from noise; a stronger BN prior
-# buys that back only with the teacher's detections (docs/en/benchmarks.md,
-# "Cheaper synthesis").
+# keeps the teacher's detections best: the 128 px stage is where they are
+# settled, the 64 px one only lays the objects out. Fewer iterations leave
+# the BN prior less far from noise; a stronger BN prior buys that back only
+# with the teacher's detections. Not the default: with the same synthesis
+# time, a student learns less from three times as many of these images
+# than from the full recipe's (docs/en/benchmarks.md, "Cheaper synthesis").
 #   python tools/synthesize.py \
 #       configs/diode/diode_yolov3-mv2_synth-kd-short_digits.py \
 #       --out data/synth_yolov3_short --num-images 600 --viz
