@@ -438,10 +438,7 @@ class SynthesisJob:
         if self.objects is None:
             self.objects = fill_object_bank(self.synthesizer, self.writer,
                                             batch)
-            self.logger.info(
-                f'warm start: {len(self.objects)} objects of classes '
-                f'{self.objects.classes()} from {self.objects.batches} '
-                'batches')
+            self.logger.info(f'warm start: {self.objects.describe()}')
         return self.objects
 
     def _offer_to_bank(self, batch: int) -> None:

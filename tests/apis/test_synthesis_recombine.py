@@ -101,3 +101,25 @@ def test_sharding_a_recombining_job_is_refused(config, tmp_path,
     monkeypatch.setattr(synthesis, 'get_dist_info', lambda: (0, 2))
     with pytest.raises(ConfigError, match='run it on one process'):
         _job(config, tmp_path, 'sharded')
+
+
+def test_an_amortised_warm_start_resumes_to_the_same_data_set(
+        config, tmp_path):
+    """With source='amortised' the cold batch and, with refill, every batch
+    teach the generator; a job resumed after batch 1 retrains it from
+    batches 0 and 1 on disk and writes the same data set."""
+    from mmdiode.models.task_modules.inversion import LayoutGenerator
+    config.synthesizer.recombine = dict(
+        WARM_START, refill=True, source='amortised',
+        amortised=dict(size=32, channels=4, steps=2, batch_size=2))
+    job = _job(config, tmp_path, 'full')
+    job.run()
+    assert isinstance(job.objects, LayoutGenerator)
+    assert job.objects.batches == 3 and job.objects.steps_taken == 6
+    with open(tmp_path / 'work_full' / 'losses_rank0.jsonl') as f:
+        assert [json.loads(line)['warm'] for line in f] == [False, True, True]
+    first = _job(config, tmp_path, 'resumed')
+    for batch in (0, 1):
+        first._synthesize_batch(batch, None)
+    _job(config, tmp_path, 'resumed').run()
+    assert _data_set(tmp_path, 'full') == _data_set(tmp_path, 'resumed')

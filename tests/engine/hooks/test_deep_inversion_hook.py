@@ -522,3 +522,35 @@ def test_recombine_starts_later_batches_from_the_saved_bank(
     else:
         assert hook.objects.batches == 1 and len(hook.objects) == crops
     assert runner.message_hub.get_scalar('train/synth/warm').current() == 1
+
+
+def test_an_amortised_warm_start_is_saved_and_resumed(tmp_path):
+    """With source='amortised' the hook's warm-start source is a generator,
+    saved beside the pool after each batch it learns from and loaded by a
+    resumed run."""
+    from mmdiode.engine.hooks.deep_inversion_hook import BANK_FILE
+    from mmdiode.models.task_modules.inversion import LayoutGenerator
+    recombine = dict(
+        enable=True,
+        cold_batches=1,
+        stages=[dict(size=SIZE, iterations=1, lr=0.05, jitter=2)],
+        refill=True,
+        source='amortised',
+        amortised=dict(size=16, channels=4, steps=2, batch_size=2))
+
+    def run(max_iters, resume=False):
+        cfg = _config(tmp_path, max_iters=max_iters, resume=resume)
+        cfg.custom_hooks[0].synthesizer = dict(SYNTHESIZER,
+                                               recombine=recombine)
+        cfg.experiment_name = f'amortised_{max_iters}'
+        runner = Runner.from_cfg(cfg)
+        runner.train()
+        return runner, _hook(runner)
+
+    runner, hook = run(max_iters=2)
+    assert isinstance(hook.objects, LayoutGenerator)
+    assert (tmp_path / 'pool' / BANK_FILE.format(rank=0)).is_file()
+    assert hook.objects.batches == 2 and hook.objects.steps_taken == 4
+    assert runner.message_hub.get_scalar('train/synth/warm').current() == 1
+    _, hook = run(max_iters=4, resume=True)
+    assert hook.objects.batches > 2 and hook.objects.steps_taken > 4

@@ -10,12 +10,14 @@ from .early_exit import EarlyExit
 from .fp_sampling import FalsePositiveSampler
 from .image_priors import l2_prior, tv_l1, tv_l2
 from .input_space import PixelSpace
+from .layout_generator import LayoutGenerator
 from .moi import MultiObjectImpressions
 from .object_bank import ObjectBank
 
 __all__ = [
     'BoxConsistentAugment', 'BNStatisticsPrior', 'DeepInversion', 'EarlyExit',
-    'FalsePositiveSampler', 'MultiObjectImpressions', 'ObjectBank',
+    'FalsePositiveSampler', 'LayoutGenerator', 'MultiObjectImpressions',
+    'ObjectBank',
     'PixelSpace',
     'SynthesisResult', 'l2_prior', 'tv_l1', 'tv_l2'
 ]

@@ -8,14 +8,17 @@ false-positive sampling follow the DIODE recipe. An optional early exit
 (``early_exit.py``) leaves a stage once the teacher finds the batch's
 targets and the BN prior has stopped falling. An optional warm start
 (``object_bank.py``) begins a batch from objects of earlier batches, pasted
-at its targets, and runs a shorter schedule.
+at its targets, or from the output of a generator fitted to earlier images
+(``layout_generator.py``, an amortised initialisation), and runs a shorter
+schedule.
 """
 import contextlib
 import math
 import warnings
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import (Callable, Dict, Iterator, List, Optional, Sequence, Tuple,
+                    Union)
 
 import torch
 import torch.nn.functional as F
@@ -31,10 +34,13 @@ from .early_exit import EARLY_EXIT_DEFAULTS, EarlyExit
 from .fp_sampling import FalsePositiveSampler
 from .image_priors import l2_prior, tv_l1, tv_l2
 from .input_space import PixelSpace
+from .layout_generator import AMORTISED_DEFAULTS, LayoutGenerator
 from .object_bank import ObjectBank
 
 #: (boxes (K, 4), labels (K,)); also accepts numpy arrays or a NamedTuple.
 LayoutLike = Tuple[Tensor, Tensor]
+#: Where a warm batch starts from (the ``recombine`` option's ``source``).
+WarmSource = Union[ObjectBank, LayoutGenerator]
 LossCallback = Callable[[int, int, Dict[str, Tensor]], None]
 
 #: Defaults of the dict arguments of :class:`DeepInversion` (DIODE recipe).
@@ -77,7 +83,12 @@ RECOMBINE_DEFAULTS = dict(
     iou_thr=0.5,
     refill=False,
     recolour=False,
-    feather=0.0)
+    feather=0.0,
+    source='bank',
+    amortised=dict())
+# Where a warm batch starts from: crops of earlier objects, or a generator
+# fitted to earlier images (layout_generator.py).
+_WARM_SOURCES = ('bank', 'amortised')
 
 _STAGE_DEFAULTS = dict(min_lr=0.0, jitter=0, augment=True)
 _STAGE_KEYS = {
@@ -164,10 +175,12 @@ class DeepInversion:
 
     With ``recombine`` enabled, a call given a non-empty
     :class:`ObjectBank` (``objects``) starts from fresh noise with a crop of
-    an earlier object of each target's class pasted at the target's box, and
-    runs the ``recombine`` schedule (``stages``, ``fp_sampling``) instead of
-    the configured one; without a bank (or with an empty one) it runs the
-    configured recipe from noise. Which batches fill the bank and which start
+    an earlier object of each target's class pasted at the target's box (with
+    ``source='amortised'``, a trained :class:`LayoutGenerator`: from its
+    image of the layouts), and runs the ``recombine`` schedule (``stages``,
+    ``fp_sampling``) instead of the configured one; without a bank (or with
+    an empty one) it runs the configured recipe from noise. Which batches
+    fill the bank and which start
     warm is the caller's choice (:class:`~mmdiode.apis.SynthesisJob`: the
     first ``cold_batches`` batches fill it, every later one starts warm).
 
@@ -249,11 +262,17 @@ class DeepInversion:
             too; read by the job and the hook), ``recolour`` (crops
             pasted with their RGB channels in a random order) and
             ``feather`` (fraction of each side of a pasted crop over which
-            it blends into the noise; 0 pastes a hard rectangle).
-            Defaults to ``dict(enable=False, cold_batches=2, stages=None,
+            it blends into the noise; 0 pastes a hard rectangle);
+            ``source``, where a warm batch starts from: ``'bank'`` (the
+            crops above) or ``'amortised'`` (the output of a
+            :class:`LayoutGenerator` fitted to the cold batches' images,
+            and with ``refill`` to every batch's; the bank's settings are
+            then unused) and ``amortised``, the generator's arguments
+            (merged into ``AMORTISED_DEFAULTS``). Defaults to
+            ``dict(enable=False, cold_batches=2, stages=None,
             fp_sampling=dict(enable=False), max_per_class=64,
             score_thr=0.3, iou_thr=0.5, refill=False, recolour=False,
-            feather=0.0)`` (off).
+            feather=0.0, source='bank', amortised=dict())`` (off).
     """
 
     def __init__(self,
@@ -348,9 +367,19 @@ class DeepInversion:
         if not isinstance(cold, int) or isinstance(cold, bool) or cold < 1:
             raise ValueError('recombine: cold_batches must be an int >= 1 '
                              f'(the batches that fill the bank), got {cold!r}')
-        # Fails early on bad bank settings, enabled or not.
+        # Fails early on bad bank or generator settings, enabled or not.
         ObjectBank(cfg['max_per_class'], cfg['score_thr'], cfg['iou_thr'],
                    cfg['recolour'], cfg['feather'])
+        if cfg['source'] not in _WARM_SOURCES:
+            raise ValueError(f'recombine: source must be one of '
+                             f"{_WARM_SOURCES}, got {cfg['source']!r}")
+        unknown = set(cfg['amortised']) - set(AMORTISED_DEFAULTS)
+        if unknown:
+            raise ValueError(
+                f'recombine.amortised: unknown keys {sorted(unknown)} '
+                f'(allowed: {sorted(AMORTISED_DEFAULTS)})')
+        cfg['amortised'] = {**AMORTISED_DEFAULTS, **cfg['amortised']}
+        LayoutGenerator(**cfg['amortised'])
         if not isinstance(cfg['refill'], bool):
             raise ValueError('recombine: refill must be True or False, got '
                              f"{cfg['refill']!r}")
@@ -375,9 +404,13 @@ class DeepInversion:
         })
         return cfg
 
-    def new_object_bank(self) -> ObjectBank:
-        """An empty :class:`ObjectBank` with the ``recombine`` settings."""
+    def new_object_bank(self) -> WarmSource:
+        """An empty warm-start source with the ``recombine`` settings: an
+        :class:`ObjectBank`, or with ``source='amortised'`` an untrained
+        :class:`LayoutGenerator`."""
         cfg = self.recombine
+        if cfg['source'] == 'amortised':
+            return LayoutGenerator(**cfg['amortised'])
         return ObjectBank(cfg['max_per_class'], cfg['score_thr'],
                           cfg['iou_thr'], cfg['recolour'], cfg['feather'])
 
@@ -430,7 +463,7 @@ class DeepInversion:
                    layouts: Sequence[LayoutLike],
                    generator: Optional[torch.Generator] = None,
                    callback: Optional[LossCallback] = None,
-                   objects: Optional[ObjectBank] = None) -> SynthesisResult:
+                   objects: Optional[WarmSource] = None) -> SynthesisResult:
         """Optimises one batch of images, one per layout.
 
         Args:
@@ -449,9 +482,10 @@ class DeepInversion:
                 early exit, a stage left early skips the rest of its
                 indices), ``losses`` maps term names to detached 0-dim
                 tensors (no device sync is forced).
-            objects (ObjectBank, optional): With ``recombine`` enabled and
-                at least one crop in it, the batch starts warm (see the
-                class docstring). Defaults to None (a cold batch).
+            objects (ObjectBank | LayoutGenerator, optional): With
+                ``recombine`` enabled and not empty (a crop in the bank, an
+                image learnt by the generator), the batch starts warm (see
+                the class docstring). Defaults to None (a cold batch).
 
         Returns:
             SynthesisResult: Images, final targets, validity and losses.
@@ -551,7 +585,7 @@ class _Run:
                  device: torch.device, use_amp: bool,
                  generator: Optional[torch.Generator],
                  callback: Optional[LossCallback],
-                 objects: Optional[ObjectBank] = None) -> None:
+                 objects: Optional[WarmSource] = None) -> None:
         self.engine = engine
         self.objects = objects
         # A warm batch runs the recombine schedule and FP sampling.

@@ -11,8 +11,7 @@ from mmdet.registry import TASK_UTILS
 from torch import Tensor, nn
 
 from .deep_inversion import (DeepInversion, LayoutLike, LossCallback,
-                             SynthesisResult)
-from .object_bank import ObjectBank
+                             SynthesisResult, WarmSource)
 
 
 @TASK_UTILS.register_module()
@@ -150,7 +149,7 @@ class MultiObjectImpressions(DeepInversion):
                    layouts: Sequence[LayoutLike],
                    generator: Optional[torch.Generator] = None,
                    callback: Optional[LossCallback] = None,
-                   objects: Optional[ObjectBank] = None) -> SynthesisResult:
+                   objects: Optional[WarmSource] = None) -> SynthesisResult:
         """Relabels the layouts (:meth:`relabel_layouts`), then synthesizes.
 
         See :meth:`DeepInversion.synthesize` for the arguments and result.

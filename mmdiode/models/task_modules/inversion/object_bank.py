@@ -115,6 +115,11 @@ class ObjectBank:
         """The labels that have at least one crop, sorted."""
         return sorted(k for k, v in self._crops.items() if v)
 
+    def describe(self) -> str:
+        """What the bank holds, for a log line."""
+        return (f'{len(self)} objects of classes {self.classes()} from '
+                f'{self.batches} batches')
+
     @torch.no_grad()
     def add_found(self, teacher: nn.Module, images: Tensor,
                   boxes: Sequence[Tensor], labels: Sequence[Tensor]) -> int:
