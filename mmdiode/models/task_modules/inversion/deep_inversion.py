@@ -180,9 +180,9 @@ class DeepInversion:
     image of the layouts), and runs the ``recombine`` schedule (``stages``,
     ``fp_sampling``) instead of the configured one; without a bank (or with
     an empty one) it runs the configured recipe from noise. Which batches
-    fill the bank and which start
-    warm is the caller's choice (:class:`~mmdiode.apis.SynthesisJob`: the
-    first ``cold_batches`` batches fill it, every later one starts warm).
+    fill the bank and which start warm is the caller's choice
+    (:class:`~mmdiode.apis.SynthesisJob`: the first ``cold_batches``
+    batches fill it, every later one starts warm).
 
     Dict arguments are merged into their defaults (the module constants
     ``BN_PRIOR_DEFAULTS`` etc.): keys not given keep the values shown.

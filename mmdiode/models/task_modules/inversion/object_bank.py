@@ -216,6 +216,11 @@ class ObjectBank:
             ValueError: The file was saved with other bank settings.
         """
         state = torch.load(path, map_location='cpu', weights_only=True)
+        if 'crops' not in state:
+            raise ValueError(
+                f'{path} holds no object bank (a generator of '
+                "recombine.source='amortised'?); delete it to refill the "
+                'bank, or restore that source')
         saved = tuple(state[k] for k in ('max_per_class', 'score_thr',
                                          'iou_thr'))
         if saved != (self.max_per_class, self.score_thr, self.iou_thr):

@@ -148,3 +148,14 @@ def test_labels_beyond_max_classes_say_what_to_raise(teachers):
     images, boxes, _ = _squares(n=1)
     with pytest.raises(ValueError, match='beyond max_classes=2'):
         gen.add_found(teachers['yolov3'], images, boxes, [torch.tensor([2])])
+
+
+def test_a_bank_file_and_a_generator_file_are_told_apart(teachers, tmp_path):
+    from mmdiode.models.task_modules.inversion import ObjectBank
+    gen = LayoutGenerator(size=16, channels=4)
+    gen.save(str(tmp_path / 'gen.pt'))
+    with pytest.raises(ValueError, match='holds no object bank'):
+        ObjectBank().load(str(tmp_path / 'gen.pt'))
+    ObjectBank().save(str(tmp_path / 'bank.pt'))
+    with pytest.raises(ValueError, match='an object bank'):
+        gen.load(str(tmp_path / 'bank.pt'))
