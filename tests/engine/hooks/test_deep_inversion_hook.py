@@ -477,6 +477,18 @@ def test_start_killed_before_recording_its_first_batch_continues(tmp_path):
     _restart_completes_initial_batches(cfg, 'datafree_unrecorded_restart')
 
 
+def _train_with_recombine(tmp_path, recombine: dict, max_iters: int,
+                          resume: bool = False):
+    """Trains the hook's test run with the synthesizer's ``recombine``
+    option; returns the runner and its hook."""
+    cfg = _config(tmp_path, max_iters=max_iters, resume=resume)
+    cfg.custom_hooks[0].synthesizer = dict(SYNTHESIZER, recombine=recombine)
+    cfg.experiment_name = f'recombine_{max_iters}'
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    return runner, _hook(runner)
+
+
 @pytest.mark.parametrize('refill', [False, True])
 def test_recombine_starts_later_batches_from_the_saved_bank(
         tmp_path, monkeypatch, refill):
@@ -499,13 +511,7 @@ def test_recombine_starts_later_batches_from_the_saved_bank(
         refill=refill)
 
     def run(max_iters, resume=False):
-        cfg = _config(tmp_path, max_iters=max_iters, resume=resume)
-        cfg.custom_hooks[0].synthesizer = dict(SYNTHESIZER,
-                                               recombine=recombine)
-        cfg.experiment_name = f'recombine_{max_iters}'
-        runner = Runner.from_cfg(cfg)
-        runner.train()
-        return runner, _hook(runner)
+        return _train_with_recombine(tmp_path, recombine, max_iters, resume)
 
     runner, hook = run(max_iters=2)
     bank_file = tmp_path / 'pool' / BANK_FILE.format(rank=0)
@@ -539,13 +545,7 @@ def test_an_amortised_warm_start_is_saved_and_resumed(tmp_path):
         amortised=dict(size=16, channels=4, steps=2, batch_size=2))
 
     def run(max_iters, resume=False):
-        cfg = _config(tmp_path, max_iters=max_iters, resume=resume)
-        cfg.custom_hooks[0].synthesizer = dict(SYNTHESIZER,
-                                               recombine=recombine)
-        cfg.experiment_name = f'amortised_{max_iters}'
-        runner = Runner.from_cfg(cfg)
-        runner.train()
-        return runner, _hook(runner)
+        return _train_with_recombine(tmp_path, recombine, max_iters, resume)
 
     runner, hook = run(max_iters=2)
     assert isinstance(hook.objects, LayoutGenerator)

@@ -48,6 +48,7 @@ from torch import Tensor, nn
 
 from mmdiode.utils.fileio import atomic_open
 from .input_space import PixelSpace
+from .object_bank import check_rgb_uint8
 
 #: Defaults of ``recombine['amortised']`` (the network and its training).
 AMORTISED_DEFAULTS = dict(
@@ -237,10 +238,7 @@ class LayoutGenerator:
         Returns:
             int: The number of images added.
         """
-        if images.dtype != torch.uint8 or images.dim() != 4 or \
-                images.shape[-1] != 3:
-            raise ValueError('images must be (N, H, W, 3) uint8, got '
-                             f'{images.dtype} {tuple(images.shape)}')
+        check_rgb_uint8(images)
         for lb in labels:
             if len(lb) and int(torch.as_tensor(lb).max()) >= \
                     self.settings['max_classes']:

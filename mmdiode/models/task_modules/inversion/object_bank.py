@@ -136,10 +136,7 @@ class ObjectBank:
         Returns:
             int: The number of crops added.
         """
-        if images.dtype != torch.uint8 or images.dim() != 4 or \
-                images.shape[-1] != 3:
-            raise ValueError('images must be (N, H, W, 3) uint8, got '
-                             f'{images.dtype} {tuple(images.shape)}')
+        check_rgb_uint8(images)
         chw = images.permute(0, 3, 1, 2)
         found = self._found_masks(teacher, chw, boxes, labels)
         added = 0
@@ -259,6 +256,15 @@ class ObjectBank:
                           torch.as_tensor(lb), self.score_thr, self.iou_thr)
             for p, b, lb in zip(preds, boxes, labels)
         ]
+
+
+def check_rgb_uint8(images: Tensor) -> None:
+    """Raises ``ValueError`` unless ``images`` is (N, H, W, 3) uint8 (the
+    written images a warm-start source is offered)."""
+    if images.dtype != torch.uint8 or images.dim() != 4 or \
+            images.shape[-1] != 3:
+        raise ValueError('images must be (N, H, W, 3) uint8, got '
+                         f'{images.dtype} {tuple(images.shape)}')
 
 
 def feather_mask(h: int, w: int, feather: float) -> Tensor:
