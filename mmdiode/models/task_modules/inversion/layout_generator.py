@@ -26,10 +26,11 @@ Decisions:
   network is fitted (L1 in [0, 1] intensity) to images the recipe made, so
   teaching it costs no teacher pass, only steps of a small network
   (``benchmark.py synth-quality`` counts them as synthesis time; the
-  per-batch ``seconds`` of a job's log, as for the bank, do not). With ``refill`` every warm batch's
-  refined images teach it too: it learns to output what a short schedule
-  makes of its own output, a first-order (Reptile-like) meta-update taken
-  in pixel space; the synthesis losses act through the refinement only.
+  per-batch ``seconds`` of a job's log, as for the bank, do not). With
+  ``refill`` every warm batch's refined images teach it too: it learns to
+  output what a short schedule makes of its own output, a first-order
+  (Reptile-like) meta-update taken in pixel space; the synthesis losses
+  act through the refinement only.
   The alternative, training it through the teacher like the images, costs
   a teacher pass per step, which is what it is meant to save.
 - **Every target, found or not.** Unlike the bank's crops, the images are
