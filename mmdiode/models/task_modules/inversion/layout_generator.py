@@ -50,7 +50,7 @@ from torch import Tensor, nn
 
 from mmdiode.utils.fileio import atomic_open
 from .input_space import PixelSpace
-from .object_bank import check_rgb_uint8
+from .object_bank import check_rgb_uint8, pixel_box
 
 #: Defaults of ``recombine['amortised']`` (the network and its training).
 AMORTISED_DEFAULTS = dict(
@@ -110,7 +110,8 @@ class _LayoutToImage(nn.Module):
 
 def rasterise_layouts(boxes: Sequence[Tensor], labels: Sequence[Tensor],
                       h: int, w: int) -> Tuple[Tensor, Tensor]:
-    """Per-pixel layout maps of a batch (later targets drawn over earlier).
+    """Per-pixel layout maps of a batch (later targets drawn over earlier;
+    each box covers the pixels the bank would crop, :func:`pixel_box`).
 
     Args:
         boxes (Sequence[Tensor]): Per image (K_i, 4) xyxy boxes in pixels.
@@ -131,10 +132,7 @@ def rasterise_layouts(boxes: Sequence[Tensor], labels: Sequence[Tensor],
     ys = torch.arange(h, dtype=torch.float32) + 0.5
     for i, (b, lb) in enumerate(zip(boxes, labels)):
         for box, label in zip(b.tolist(), lb.tolist()):
-            x0, y0 = max(int(box[0]), 0), max(int(box[1]), 0)
-            x1, y1 = min(int(round(box[2])), w), min(int(round(box[3])), h)
-            if x1 <= x0 or y1 <= y0:
-                continue
+            x0, y0, x1, y1 = pixel_box(box, w, h)
             u = (xs[x0:x1] - box[0]) / max(box[2] - box[0], 1e-6)
             v = (ys[y0:y1] - box[1]) / max(box[3] - box[1], 1e-6)
             label_map[i, y0:y1, x0:x1] = int(label)

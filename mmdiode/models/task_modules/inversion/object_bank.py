@@ -179,7 +179,7 @@ class ObjectBank:
                 crop = crops[pick]
                 if self.recolour:
                     crop = crop[torch.randperm(3, generator=generator)]
-                x0, y0, x1, y1 = _pixel_box(box, w, h)
+                x0, y0, x1, y1 = pixel_box(box, w, h)
                 patch = F.interpolate(
                     crop[None].float(),
                     size=(y1 - y0, x1 - x0),
@@ -293,8 +293,8 @@ def feather_mask(h: int, w: int, feather: float) -> Tensor:
     return ramp(h)[:, None] * ramp(w)[None, :]
 
 
-def _pixel_box(box: Sequence[float], w: int,
-               h: int) -> Tuple[int, int, int, int]:
+def pixel_box(box: Sequence[float], w: int,
+              h: int) -> Tuple[int, int, int, int]:
     """Integer pixel box (x0, y0, x1, y1) inside (w, h), at least 1x1."""
     x0 = min(max(int(box[0]), 0), w - 1)
     y0 = min(max(int(box[1]), 0), h - 1)
@@ -307,7 +307,7 @@ def _crop(img: Tensor, box: Tensor) -> Optional[Tensor]:
     """The (3, h, w) pixels of ``img`` (3, H, W) inside ``box``; None if
     the box covers less than 2x2 pixels."""
     h, w = img.shape[-2:]
-    x0, y0, x1, y1 = _pixel_box(box.tolist(), w, h)
+    x0, y0, x1, y1 = pixel_box(box.tolist(), w, h)
     if x1 - x0 < 2 or y1 - y0 < 2:
         return None
     return img[:, y0:y1, x0:x1]
