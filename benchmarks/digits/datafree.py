@@ -153,7 +153,9 @@ PAIRS = {
     Pair(
         name='faster_rcnn',
         teacher_config='configs/detectors/faster-rcnn-r18_8e_digits.py',
-        teacher_checkpoint='work_dirs/faster-rcnn_teacher/final.pth',
+        # Committed like the YOLOv3 teacher: the rows of every sitting and
+        # machine learn from one build (two CPU builds differ slightly).
+        teacher_checkpoint='checkpoints/digits_faster-rcnn_teacher_fp16.pth',
         teacher_work_dir='work_dirs/faster-rcnn_teacher',
         student_config='configs/detectors/faster-rcnn-r18-x0.5_8e_digits.py',
         synth_config='configs/moi/moi_faster-rcnn-r18_synth_digits.py',

@@ -15,7 +15,7 @@ _base_ = [
 
 teacher = dict(
     config='configs/detectors/faster-rcnn-r18_8e_digits.py',
-    checkpoint='work_dirs/faster-rcnn_teacher/final.pth')
+    checkpoint='checkpoints/digits_faster-rcnn_teacher_fp16.pth')
 
 img_size = 128
 # Layouts: 3x3 cells (9 digits per image) with boxes of 26-100 % of a

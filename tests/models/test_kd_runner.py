@@ -63,11 +63,10 @@ def test_digits_kd_config_builds_and_trains_a_step(path):
         assert cfg[key] == student_cfg[key], key
     assert cfg.model.det_loss_weight == 1.0
     assert dict(type='TeacherEvalHook') in cfg.custom_hooks
-    # The committed YOLOv3 teacher, or the Faster R-CNN one `make
-    # faster-rcnn-teacher` writes.
+    # The committed teachers.
     assert cfg.model.teacher.checkpoint in (
         'checkpoints/digits_yolov3_teacher_fp16.pth',
-        'work_dirs/faster-rcnn_teacher/final.pth')
+        'checkpoints/digits_faster-rcnn_teacher_fp16.pth')
 
     cfg.model.teacher.checkpoint = None
     model = MODELS.build(cfg.model).train()

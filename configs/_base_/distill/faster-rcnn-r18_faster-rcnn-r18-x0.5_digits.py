@@ -5,7 +5,8 @@
 # (configs/detectors/faster-rcnn-r18_8e_digits.py). Leaf configs add
 # `distill_losses`; their weights are the losses' reference values (mmdet's
 # Faster R-CNN losses are normalised per sample, as those values assume).
-# Train the teacher first: make faster-rcnn-teacher.
+# The teacher is the committed fp16 copy of `make faster-rcnn-teacher`'s
+# checkpoint; pass model.teacher.checkpoint=... for a retrained one.
 _base_ = ['../../detectors/faster-rcnn-r18-x0.5_8e_digits.py']
 
 model = dict(
@@ -16,9 +17,8 @@ model = dict(
     teacher=dict(
         # Absolute (from this file's folder): loads from any working dir.
         config='{{fileDirname}}/../../detectors/faster-rcnn-r18_8e_digits.py',
-        # Written by `make faster-rcnn-teacher`; relative to the working dir,
-        # like work_dirs.
-        checkpoint='work_dirs/faster-rcnn_teacher/final.pth'),
+        # Relative to the working dir (the repository root), like work_dirs.
+        checkpoint='checkpoints/digits_faster-rcnn_teacher_fp16.pth'),
     # Checked against the teacher checkpoint's dataset_meta classes.
     classes={{_base_.metainfo.classes}},
     # Ground truth is available: the student's detection loss at full weight.
