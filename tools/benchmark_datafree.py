@@ -59,8 +59,8 @@ def parse_args(argv=None):
                         help='results json; its rows that the work dir has '
                         'not finished (run elsewhere) are kept (default: '
                         'results/digits_datafree.json for the quick '
-                        'profile, results/digits_datafree_full.json for '
-                        'the full one)')
+                        'profile, results/digits_datafree_<profile>.json for '
+                        'the others)')
     parser.add_argument('--plot',
                         help='bar plot of mAP@0.5 per row (default: the '
                         'json\'s path with .png)')
