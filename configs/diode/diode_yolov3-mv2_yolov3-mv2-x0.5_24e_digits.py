@@ -35,10 +35,10 @@ _base_ = [
 # The student, the committed teacher and DIODE's loss (MSE between raw head
 # maps) of the output-MSE KD config; the student's detection loss, at full
 # weight there, learns from the pseudo-labels here. The output loss weighs
-# 16x the KD config's 50: pseudo-labels are the teacher's thresholded boxes
-# on images it is unsure of, its raw maps carry what the threshold drops,
-# so the student follows the maps more than on photos (default 50 in the
-# KD config; the weights screened are in docs/en/benchmarks.md).
+# more than the KD config's 50: pseudo-labels are the teacher's thresholded
+# boxes on images it is unsure of, its raw maps carry what the threshold
+# drops, so the student follows the maps more than on photos (the weights
+# screened are in docs/en/benchmarks.md).
 model = dict(
     distill_losses=dict(out=dict(loss_weight=800.0)),
     pseudo_label=dict(score_thr=0.15, replace_gt=True))
