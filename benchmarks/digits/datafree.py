@@ -226,7 +226,7 @@ PROFILES = {
         scaling=(100, 300),
         online=dict(
             yolov3=dict(interval=100, initial_batches=8),
-            faster_rcnn=dict(interval=100, initial_batches=4))),
+            faster_rcnn=dict(interval=33, initial_batches=12))),
     # Twice the students' own schedules, the schedule lever: 48 YOLOv3
     # epochs on the 300 images of `scaling_300` gained 0.049 test mAP@0.5
     # over 24 (docs/en/benchmarks.md), where 1000 images gained nothing over

@@ -43,14 +43,25 @@ train_dataloader = dict(dataset=_base_.datafree_train_dataset)
 # moi_faster-rcnn-r18_synth_digits.py; warm_start='data/...') gives more
 # variety at no training-time cost; a shorter synthesis schedule gives more
 # images per hour but weaker impressions.
+# TRIAL: the third schedule of moi_faster-rcnn-r18_synth-third_digits.py
+# (66 + 34 iterations, false positives every 17 from 20 to 70), three times
+# the batches in the same synthesis time.
+third_schedule_synthesizer = dict(
+    _base_.synthesizer,
+    stages=[
+        dict(stage, iterations=iterations) for stage, iterations in zip(
+            _base_.synthesizer.stages, (66, 34))
+    ],
+    fp_sampling=dict(
+        _base_.synthesizer.fp_sampling, start=20, end=70, interval=17))
 custom_hooks = [
     dict(
         _base_.deep_inversion_hook,
-        synthesizer=_base_.synthesizer,
+        synthesizer=third_schedule_synthesizer,
         pool_size=1024,
-        interval=100,
+        interval=33,
         batch_size=8,
-        initial_batches=4)
+        initial_batches=12)
     # Then the KD config's TeacherEvalHook (the teacher's score on the
     # agreement set, once: near 1).
 ] + _base_.custom_hooks
