@@ -158,7 +158,9 @@ PAIRS = {
         teacher_checkpoint='checkpoints/digits_faster-rcnn_teacher_fp16.pth',
         teacher_work_dir='work_dirs/faster-rcnn_teacher',
         student_config='configs/detectors/faster-rcnn-r18-x0.5_8e_digits.py',
-        synth_config='configs/moi/moi_faster-rcnn-r18_synth_digits.py',
+        # The on-the-fly row's synthesizer (the recipe on a third of its
+        # schedule), so offline and online rows differ in serving alone.
+        synth_config='configs/moi/moi_faster-rcnn-r18_synth-third_digits.py',
         kd_configs=kd_configs(
             'configs/moi/moi_faster-rcnn-r18_faster-rcnn-r18-x0.5_8e_digits.py'
         ),
@@ -206,33 +208,35 @@ PROFILES = {
         name='quick',
         epochs=dict(yolov3=6, faster_rcnn=3),
         # 200 images per offline set: ~16 min of YOLOv3 synthesis on 2
-        # cores (~50 s per 16), ~1 h for Faster R-CNN (MOI); 500 would make
-        # the five offline rows of a pair take hours. 160-image sets already
-        # distilled a YOLOv3 student as good as the online row's 448.
+        # cores (~50 s per 16), ~20 min for Faster R-CNN (MOI, third
+        # schedule); 500 would make the five offline rows of a pair take
+        # hours. 160-image sets already distilled a YOLOv3 student as good
+        # as the online row's 448.
         synth_images=dict(yolov3=200, faster_rcnn=200),
         online=dict(
             yolov3=dict(interval=50, initial_batches=6),
-            faster_rcnn=dict(interval=100, initial_batches=6))),
+            faster_rcnn=dict(interval=33, initial_batches=18))),
     # The students' own schedules.
     'full':
     Profile(
         name='full',
         epochs=dict(yolov3=24, faster_rcnn=8),
         # YOLOv3: 1000 images (~80 min of synthesis on 2 cores), a scaling
-        # curve over 10x as many images. Faster R-CNN: 300 (~2 h of MOI
-        # synthesis at ~160 images/h; 1000 would take over 6 h), about the
-        # online row's 280, so offline and online compare at one count.
-        synth_images=dict(yolov3=1000, faster_rcnn=300),
+        # curve over 10x as many images. Faster R-CNN: 750 (~75 min of MOI
+        # synthesis on its third schedule), about the online row's ~800, so
+        # offline and online compare at one count; its scaling rows apply
+        # too.
+        synth_images=dict(yolov3=1000, faster_rcnn=750),
         scaling=(100, 300),
         online=dict(
             yolov3=dict(interval=100, initial_batches=8),
-            faster_rcnn=dict(interval=100, initial_batches=4))),
+            faster_rcnn=dict(interval=33, initial_batches=12))),
     # Twice the students' own schedules, the schedule lever: 48 YOLOv3
     # epochs on the 300 images of `scaling_300` gained 0.049 test mAP@0.5
     # over 24 (docs/en/benchmarks.md), where 1000 images gained nothing over
-    # 300. The online rows synthesize every 200 iterations instead of 100,
-    # so they see as many images as the full profile's: only the schedule
-    # changes. Offline sets of 300 images, the full profile's scaling point.
+    # 300. The online rows synthesize half as often as the full profile's,
+    # so they see as many images: only the schedule changes. Offline sets of
+    # 300 images, the full profile's scaling point.
     'long':
     Profile(
         name='long',
@@ -240,7 +244,7 @@ PROFILES = {
         synth_images=dict(yolov3=300, faster_rcnn=300),
         online=dict(
             yolov3=dict(interval=200, initial_batches=8),
-            faster_rcnn=dict(interval=200, initial_batches=4))),
+            faster_rcnn=dict(interval=66, initial_batches=12))),
 }
 
 REAL_TRAIN_IMAGES = 3000
