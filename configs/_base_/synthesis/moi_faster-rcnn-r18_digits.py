@@ -2,8 +2,9 @@
 # scaled to 128 px digits on 2 CPU cores: the image prior, task loss,
 # augmentations and stages of the digits DIODE recipe
 # (diode_yolov3-mv2_digits.py), no BN prior. The one copy of the synthesizer
-# of the offline sets (configs/moi/moi_faster-rcnn-r18_synth_digits.py) and
-# of the on-the-fly DeepInversionHook
+# of the offline sets (configs/moi/moi_faster-rcnn-r18_synth_digits.py) and,
+# on a third of its schedule (`synthesizer_third` below), of the on-the-fly
+# DeepInversionHook
 # (configs/moi/moi_faster-rcnn-r18_faster-rcnn-r18-x0.5_8e_digits.py).
 _base_ = './diode_yolov3-mv2_digits.py'
 
