@@ -1,4 +1,5 @@
 """The data-free benchmark's row plans, schedules and result files."""
+import dataclasses
 import json
 import os.path as osp
 
@@ -308,9 +309,8 @@ def test_a_scaling_set_as_large_as_the_offline_set_is_no_row(tmp_path):
     """With a 300-image offline set, scaling_300 would be kd_synth_offline
     again; the full profile's 750-image Faster R-CNN set has both points."""
     full = PROFILES['full']
-    small = type(full)(name='full', epochs=full.epochs,
-                       synth_images=dict(full.synth_images, faster_rcnn=300),
-                       scaling=full.scaling)
+    small = dataclasses.replace(
+        full, synth_images=dict(full.synth_images, faster_rcnn=300))
     frcnn = PAIRS['faster_rcnn']
     bench = DatafreeBenchmark(small, str(tmp_path))
     assert bench.plan(frcnn, 'kd_synth_offline').images == 300
