@@ -17,7 +17,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch
 from mmdet.registry import HOOKS, TASK_UTILS
-from mmengine.dist import barrier, get_dist_info
+from mmengine.dist import all_reduce, barrier, get_dist_info
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.runner import BaseLoop
@@ -53,7 +53,11 @@ class DeepInversionHook(Hook):
     (``runner.model.teacher``, unwrapped from DDP), the teacher's classes
     are recorded in the pool, and an empty pool is filled: with this rank's
     share of ``warm_start`` if given, else with ``initial_batches``
-    synthesized batches, so training starts on synthesized images.
+    synthesized batches, so training starts on synthesized images. After a
+    warm start of ``n`` images (all ranks') the layout counter starts at
+    ``n``: ``tools/synthesize.py`` writes the layouts ``0..n-1`` of its
+    sampler, the train set's by default, and they would otherwise be made
+    again.
 
     ``after_train_iter``: every ``interval`` iterations, ``batches_per_round``
     batches of ``batch_size`` images per rank. A global counter numbers the
@@ -397,8 +401,14 @@ class DeepInversionHook(Hook):
         if empty and self.warm_start is not None:
             num = self._warm_start()
             self.initial_done = self.initial_batches
+            # tools/synthesize.py numbers a set's layouts 0..n-1 as the
+            # train set does (the same sampler and seed by default): new
+            # layouts follow the imported set's instead of making them again.
+            self.counter = max(self.counter, self._imported_images(num))
+            self._save_progress()
             runner.logger.info(f'DeepInversionHook: imported {num} images '
-                               f'from {self.warm_start} into the pool')
+                               f'from {self.warm_start} into the pool; new '
+                               f'layouts start at {self.counter}')
         elif empty or self.initial_done < self.initial_batches:
             # Minutes on a CPU before the first training step: say how far.
             if not empty and self.initial_done == 0:
@@ -446,6 +456,13 @@ class DeepInversionHook(Hook):
                 'synthesized set with images (tools/synthesize.py) or drop '
                 'warm_start to synthesize initial batches')
         return num
+
+    def _imported_images(self, num: int) -> int:
+        """Images the ranks imported together, ``num`` of them this
+        rank's."""
+        total = torch.tensor(num, dtype=torch.int64)
+        all_reduce(total, op='sum')
+        return int(total)
 
     # ------------------------------------------------------------------
     # Synthesis

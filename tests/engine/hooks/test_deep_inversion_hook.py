@@ -16,8 +16,9 @@ from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.runner import Runner
 
-from mmdiode.datasets import ReplayPool
+from mmdiode.datasets import ReplayPool, SyntheticCocoWriter
 from mmdiode.engine.hooks.deep_inversion_hook import CHECKPOINT_KEY
+from mmdiode.models.task_modules import BoxLayoutSampler
 from mmdiode.testing import run_dist_tool, tiny_yolov3
 from mmdiode.utils import load_checkpoint_file
 from mmdiode.utils.cli import ConfigError
@@ -189,6 +190,45 @@ def test_resume_continues_pool_and_counter(loop):
         np.testing.assert_allclose(entry.bboxes,
                                    dataset.layout(index).bboxes,
                                    atol=1e-4)
+
+
+def _synthesized_set(root, num_images: int) -> str:
+    """A set as tools/synthesize.py writes it with the train set's layout
+    sampler and seed (layouts 0..num_images-1); noise for pixels."""
+    sampler = BoxLayoutSampler(CLASSES,
+                               img_size=SIZE,
+                               min_size=0.3,
+                               max_size=0.8,
+                               seed=1)
+    writer = SyntheticCocoWriter(str(root), CLASSES, num_images, num_images)
+    images = torch.randint(0, 256, (num_images, 3, SIZE, SIZE),
+                           dtype=torch.uint8)
+    layouts = [sampler.sample(i) for i in range(num_images)]
+    writer.write_batch(0, images, layouts)
+    writer.merge()
+    return str(root)
+
+
+def test_warm_start_is_followed_by_new_layouts(tmp_path):
+    warm = _synthesized_set(tmp_path / 'synth', num_images=3)
+    cfg = _config(tmp_path, max_iters=2)
+    cfg.custom_hooks[0].warm_start = warm
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    hook = _hook(runner)
+    dataset = runner.train_dataloader.dataset
+    entries = hook.pool.entries()
+    # The 3 imported images (layouts 0-2, no initial batch), then the round
+    # at iteration 2 on layouts 3 and 4, not on the imported ones again.
+    assert [osp.dirname(e.file) for e in entries[:3]] == [
+        osp.join(warm, 'images')] * 3
+    assert len(entries) == 3 + BATCH and hook.counter == 3 + BATCH
+    for entry, index in zip(entries, range(3 + BATCH)):
+        np.testing.assert_allclose(entry.bboxes,
+                                   dataset.layout(index).bboxes,
+                                   atol=1e-4)
+    with open(osp.join(dataset.pool_dir, 'hook_state_rank0.json')) as f:
+        assert json.load(f)['counter'] == 3 + BATCH
 
 
 def test_each_rank_synthesizes_its_share_under_torchrun(tmp_path):
