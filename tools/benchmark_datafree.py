@@ -140,7 +140,10 @@ def main(argv=None) -> int:
     os.makedirs(osp.dirname(args.out) or '.', exist_ok=True)
     for index, (pair, row) in enumerate(jobs, 1):
         print(f'=== row {index}/{len(jobs)}: {pair.name}/{row}', flush=True)
-        bench.run_row(pair, row, force=args.force)
+        try:
+            bench.run_row(pair, row, force=args.force)
+        except ConfigError as e:  # a row run before the one it needs
+            return fail(e)
         results = collect(bench, list(PAIRS.values()), commit, previous)
         dump_json_atomic(results, args.out)
         plot_datafree_results(results, args.plot)

@@ -11,6 +11,8 @@ row                       images the student learns from
 ``kd_real``               real train split, labels ignored (pseudo-labels)
 ``kd_synth_offline``      a set written beforehand by ``tools/synthesize.py``
 ``kd_synth_online``       synthesized during training (DeepInversionHook)
+``kd_synth_online_warm``  ``kd_synth_online`` with the pool seeded by the
+                          ``kd_synth_offline`` row's set (run that first)
 ``kd_proxy``              photo crops without digits (out of distribution)
 ``kd_noise``              uniform noise
 ``ablate_no_bn``          offline set synthesized without the BN prior
@@ -60,12 +62,21 @@ from typing import Callable, Dict, List, Optional, Sequence
 from mmengine.config import Config
 
 from mmdiode.datasets.replay_pool import ReplayPool
+from mmdiode.utils.cli import ConfigError
 from mmdiode.utils.fileio import dump_json_atomic
 
 ROWS = ('teacher', 'supervised', 'kd_real', 'kd_synth_offline',
-        'kd_synth_online', 'kd_proxy', 'kd_noise', 'ablate_no_bn',
-        'ablate_no_aug', 'ablate_no_fp', 'ablate_no_tiling', 'scaling_100',
-        'scaling_300')
+        'kd_synth_online', 'kd_synth_online_warm', 'kd_proxy', 'kd_noise',
+        'ablate_no_bn', 'ablate_no_aug', 'ablate_no_fp', 'ablate_no_tiling',
+        'scaling_100', 'scaling_300')
+
+#: The row whose offline set seeds ``kd_synth_online_warm``'s pool.
+#: Decision: the row reuses that row's set (and counts its synthesis time
+#: and images) rather than synthesizing one of its own, so that it answers
+#: one question: what the online images add to an offline set a user
+#: already has. Its pool holds both (the online config's pool size plus the
+#: set's images), so no image is evicted.
+WARM_START_ROW = 'kd_synth_offline'
 
 #: Rows of the scaling curve: the student distilled, at the same schedule,
 #: on a set of N images synthesized as the ``kd_synth_offline`` row's (same
@@ -318,12 +329,17 @@ class ProgressFilter:
 
 @dataclass
 class RowPlan:
-    """The commands of one row, in order, and how to score the result."""
+    """The commands of one row, in order, and how to score the result.
+
+    ``images`` None: the online pool's count. ``seeded_by``: the row whose
+    offline set the row starts from (its synthesis time counts).
+    """
     synth_cmd: Optional[List[str]]
     train_config: Optional[str]
     train_options: Dict[str, object]
     test_config: str
     images: Optional[int]
+    seeded_by: Optional[str] = None
 
 
 class DatafreeBenchmark:
@@ -370,6 +386,10 @@ class DatafreeBenchmark:
     def row_dir(self, pair: Pair, row: str) -> str:
         return osp.join(self.root, pair.name, row)
 
+    def offline_set(self, pair: Pair) -> str:
+        """The folder of the offline set that seeds the warm online row."""
+        return osp.join(self.row_dir(pair, WARM_START_ROW), 'data')
+
     def result(self, pair: Pair, row: str) -> Optional[dict]:
         """A finished row's ``row.json`` contents, or None."""
         path = osp.join(self.row_dir(pair, row), 'row.json')
@@ -407,8 +427,10 @@ class DatafreeBenchmark:
         elif osp.isdir(row_dir):
             for line in self.describe_progress(pair, row):
                 self.log(f'[{pair.name}/{row}] resuming: {line}')
-        os.makedirs(row_dir, exist_ok=True)
         plan = self.plan(pair, row)
+        if plan.seeded_by is not None:
+            self._check_offline_set(pair, row, plan.seeded_by)
+        os.makedirs(row_dir, exist_ok=True)
         if plan.synth_cmd is not None:
             self._run(pair, row, 'synthesize', plan.synth_cmd)
         checkpoint = pair.teacher_checkpoint
@@ -424,11 +446,14 @@ class DatafreeBenchmark:
             checkpoint = last_checkpoint(train_dir)
             seconds = sum(v for k, v in self.step_seconds(pair, row).items()
                           if k != 'test')
+            if plan.seeded_by is not None:  # the images it starts from
+                seconds += self.step_seconds(pair, plan.seeded_by).get(
+                    'synthesize', 0.0)
         else:
             seconds = teacher_training_seconds(pair.teacher_work_dir)
         metrics = self._test(pair, row, plan.test_config, checkpoint)
         images = plan.images
-        if images is None:  # online: what the hook synthesized
+        if images is None:  # online: the pool's images (a warm start's too)
             images = count_pool_images(osp.join(row_dir, 'pool'))
         result = dict(
             map=metrics['coco/bbox_mAP'],
@@ -489,20 +514,30 @@ class DatafreeBenchmark:
             source = row[3:]
             return RowPlan(None, kd[source], {}, kd[source],
                            REAL_TRAIN_IMAGES)
-        if row in ('kd_noise', 'kd_synth_online'):
-            source = row[3:] if row == 'kd_noise' else 'online'
+        if row in ('kd_noise', 'kd_synth_online', 'kd_synth_online_warm'):
+            source = 'noise' if row == 'kd_noise' else 'online'
             box_set = train_set_key(kd[source], 'BoxSamplerDataset')
             pool = {f'{box_set}.pool_dir': osp.join(row_dir, 'pool')}
         if row == 'kd_noise':
             return RowPlan(None, kd['noise'], pool, kd['noise'],
                            REAL_TRAIN_IMAGES)
-        if row == 'kd_synth_online':
+        if row in ('kd_synth_online', 'kd_synth_online_warm'):
             # custom_hooks.0 is the DeepInversionHook of the online configs.
             options = dict(pool, **{
                 f'custom_hooks.0.{k}': v
                 for k, v in self.profile.online.get(pair.name, {}).items()
             })
-            return RowPlan(None, kd['online'], options, kd['online'], None)
+            if row == 'kd_synth_online':
+                return RowPlan(None, kd['online'], options, kd['online'],
+                               None)
+            options.update({
+                'custom_hooks.0.warm_start': self.offline_set(pair),
+                'custom_hooks.0.pool_size':
+                hook_pool_size(kd['online']) +
+                self.profile.synth_images[pair.name]
+            })
+            return RowPlan(None, kd['online'], options, kd['online'], None,
+                           seeded_by=WARM_START_ROW)
         # Offline sets: kd_synth_offline, the ablations and the scaling
         # rows, each synthesized into its own row dir.
         n = SCALING.get(row, self.profile.synth_images[pair.name])
@@ -539,6 +574,14 @@ class DatafreeBenchmark:
         path = osp.join(self.row_dir(pair, row), f'{row}.py')
         cfg.dump(path)
         return path
+
+    def _check_offline_set(self, pair: Pair, row: str, source: str) -> None:
+        """Raises ConfigError unless ``source``'s offline set is complete."""
+        data = self.offline_set(pair)
+        if not osp.isfile(osp.join(data, 'annotations.json')):
+            raise ConfigError(
+                f'{pair.name}/{row} starts from the {source} row\'s set '
+                f'{data}, which is not complete: run --rows {source} first')
 
     def _run(self, pair: Pair, row: str, step: str, args: List[str]) -> float:
         """Runs one tool; its output is appended to ``<step>.out`` (every
@@ -713,6 +756,12 @@ def train_set_key(config: str, dataset_type: str) -> str:
         dataset = dataset.dataset
         key += '.dataset'
     return key
+
+
+def hook_pool_size(config: str) -> int:
+    """``pool_size`` of an online config's DeepInversionHook
+    (``custom_hooks.0``)."""
+    return Config.fromfile(config).custom_hooks[0].pool_size
 
 
 def count_pool_images(pool_dir: str) -> int:

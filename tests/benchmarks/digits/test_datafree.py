@@ -10,6 +10,7 @@ from benchmarks.digits.datafree import (ABLATIONS, PAIRS, PROFILES, ROWS,
                                         DatafreeBenchmark, collect, set_epochs,
                                         teacher_training_seconds,
                                         train_set_key)
+from mmdiode.utils.cli import ConfigError
 from mmdiode.visualization.results import plot_datafree_results, results_table
 
 
@@ -55,6 +56,48 @@ def test_online_row_takes_its_own_pairs_synthesis_schedule(profile):
                 if k.startswith('custom_hooks.0.')} == schedule
         cfg = Config.fromfile(pair.kd_configs['online'])
         assert cfg.custom_hooks[0].type == 'DeepInversionHook'
+
+
+def test_warm_online_row_starts_from_the_offline_rows_set(
+        tmp_path, monkeypatch):
+    """kd_synth_online_warm is the online row with the pool seeded by the
+    kd_synth_offline row's set, kept whole; it waits for that set, and its
+    seconds count the set's synthesis."""
+    monkeypatch.setenv('FAKE_LOG', str(tmp_path / 'calls.jsonl'))
+    monkeypatch.setenv('FAKE_EPOCHS', '1')
+    fake = tmp_path / 'fake_python'
+    fake.write_text(FAKE_TOOLS)
+    fake.chmod(0o755)
+    profile = PROFILES['full']
+    bench = DatafreeBenchmark(profile, str(tmp_path / 'work'),
+                              python=str(fake), commit='abc')
+    pair = PAIRS['faster_rcnn']
+    online = bench.plan(pair, 'kd_synth_online').train_options
+    warm = bench.plan(pair, 'kd_synth_online_warm').train_options
+    data = osp.join(bench.row_dir(pair, 'kd_synth_offline'), 'data')
+    hook = Config.fromfile(pair.kd_configs['online']).custom_hooks[0]
+    pool_key, = [k for k in online if k.endswith('.pool_dir')]
+    assert warm[pool_key] == osp.join(
+        bench.row_dir(pair, 'kd_synth_online_warm'), 'pool')
+    assert warm == dict(
+        online, **{
+            pool_key: warm[pool_key],
+            'custom_hooks.0.warm_start': data,
+            'custom_hooks.0.pool_size':
+            hook.pool_size + profile.synth_images['faster_rcnn'],
+        })
+    with pytest.raises(ConfigError, match='run --rows kd_synth_offline'):
+        bench.run_row(pair, 'kd_synth_online_warm')
+    import os
+    os.makedirs(data)
+    open(osp.join(data, 'annotations.json'), 'w').close()
+    with open(osp.join(osp.dirname(data), 'seconds.json'), 'w') as f:
+        json.dump(dict(synthesize=600.0, train=50.0), f)
+    result = bench.run_row(pair, 'kd_synth_online_warm')
+    # The set's 600 s of synthesis, not its training, plus this row's.
+    spent = bench.step_seconds(pair, 'kd_synth_online_warm')
+    assert result['seconds'] == pytest.approx(600.0 + spent['train'],
+                                              abs=0.1)
 
 
 def test_the_long_profile_doubles_the_schedule_not_the_online_images():
