@@ -386,9 +386,10 @@ class DatafreeBenchmark:
     def row_dir(self, pair: Pair, row: str) -> str:
         return osp.join(self.root, pair.name, row)
 
-    def offline_set(self, pair: Pair) -> str:
-        """The folder of the offline set that seeds the warm online row."""
-        return osp.join(self.row_dir(pair, WARM_START_ROW), 'data')
+    def offline_set(self, pair: Pair, row: str) -> str:
+        """The folder of an offline row's set (``kd_synth_offline``'s
+        seeds the warm online row)."""
+        return osp.join(self.row_dir(pair, row), 'data')
 
     def result(self, pair: Pair, row: str) -> Optional[dict]:
         """A finished row's ``row.json`` contents, or None."""
@@ -527,24 +528,24 @@ class DatafreeBenchmark:
                 f'custom_hooks.0.{k}': v
                 for k, v in self.profile.online.get(pair.name, {}).items()
             })
-            if row == 'kd_synth_online':
-                return RowPlan(None, kd['online'], options, kd['online'],
-                               None)
-            options.update({
-                'custom_hooks.0.warm_start': self.offline_set(pair),
-                'custom_hooks.0.pool_size':
-                hook_pool_size(kd['online']) +
-                self.profile.synth_images[pair.name]
-            })
+            seeded_by = WARM_START_ROW if row.endswith('_warm') else None
+            if seeded_by is not None:
+                options.update({
+                    'custom_hooks.0.warm_start':
+                    self.offline_set(pair, seeded_by),
+                    'custom_hooks.0.pool_size':
+                    hook_pool_size(kd['online']) +
+                    self.profile.synth_images[pair.name]
+                })
             return RowPlan(None, kd['online'], options, kd['online'], None,
-                           seeded_by=WARM_START_ROW)
+                           seeded_by)
         # Offline sets: kd_synth_offline, the ablations and the scaling
         # rows, each synthesized into its own row dir.
         n = SCALING.get(row, self.profile.synth_images[pair.name])
         if REAL_TRAIN_IMAGES % n:
             raise ValueError(f'a set of {n} images does not divide '
                              f'{REAL_TRAIN_IMAGES}')
-        data_dir = osp.join(row_dir, 'data')
+        data_dir = self.offline_set(pair, row)
         synth_cmd = [
             'tools/synthesize.py', pair.synth_config, '--teacher-ckpt',
             pair.teacher_checkpoint, '--out', data_dir, '--num-images',
@@ -577,7 +578,7 @@ class DatafreeBenchmark:
 
     def _check_offline_set(self, pair: Pair, row: str, source: str) -> None:
         """Raises ConfigError unless ``source``'s offline set is complete."""
-        data = self.offline_set(pair)
+        data = self.offline_set(pair, source)
         if not osp.isfile(osp.join(data, 'annotations.json')):
             raise ConfigError(
                 f'{pair.name}/{row} starts from the {source} row\'s set '
