@@ -39,12 +39,16 @@ def test_config_loads(path):
         assert ('pool_dir' in box_set) != ('DeepInversionHook' in hooks)
 
 
-def test_polish_config_extends_the_diode_recipe():
+@pytest.mark.parametrize('recipe,polished', [
+    ('diode_yolov3-mv2_synth_digits.py',
+     'diode_yolov3-mv2_synth-polish_digits.py'),
+    ('diode_yolov3-mv2_synth-kd_digits.py',
+     'diode_yolov3-mv2_synth-kd-polish_digits.py'),
+])
+def test_polish_config_extends_its_recipe(recipe, polished):
     configs = osp.join(ROOT, 'configs', 'diode')
-    base = Config.fromfile(
-        osp.join(configs, 'diode_yolov3-mv2_synth_digits.py'))
-    polish = Config.fromfile(
-        osp.join(configs, 'diode_yolov3-mv2_synth-polish_digits.py'))
+    base = Config.fromfile(osp.join(configs, recipe))
+    polish = Config.fromfile(osp.join(configs, polished))
     base_stages = base.synthesizer.stages
     assert polish.synthesizer.stages[:len(base_stages)] == base_stages
     last = polish.synthesizer.stages[-1]
