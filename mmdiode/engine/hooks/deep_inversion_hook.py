@@ -68,8 +68,10 @@ class DeepInversionHook(Hook):
     Images whose pixels were not finite are dropped.
 
     The teacher runs in eval mode without gradients on its parameters; the
-    synthesizer removes its BatchNorm hooks after each batch; the student
-    is not touched.
+    synthesizer removes its BatchNorm hooks after each batch. The student
+    is not touched, except by the synthesizer's ``competition`` term (off
+    by default), which runs it in eval mode with frozen parameters during
+    a batch (``competition.py``).
 
     Logged to ``runner.message_hub`` (printed by mmengine's ``LoggerHook``
     as ``synth/...``): ``synth/pool_size``, ``synth/images_per_s``,
@@ -246,6 +248,8 @@ class DeepInversionHook(Hook):
                                classes=self._classes(runner))
         self.synthesizer = TASK_UTILS.build(
             dict(self.synthesizer_cfg, teacher=teacher))
+        # The competition term (off by default) needs the student.
+        self.synthesizer.attach_student(self._student_of(runner.model))
         self._check_size()
         self.objects = self._object_bank()
         self.dataset.layout(0)  # the layout settings, checked now
@@ -291,6 +295,12 @@ class DeepInversionHook(Hook):
                 f'teacher (a .teacher module, e.g. KDDetector), got '
                 f'{type(model).__name__}')
         return teacher
+
+    @staticmethod
+    def _student_of(model: nn.Module) -> nn.Module:
+        if is_model_wrapper(model):
+            model = model.module
+        return getattr(model, 'student', model)
 
     def _train_set(self, runner) -> BoxSamplerDataset:
         dataset = runner.train_dataloader.dataset

@@ -594,3 +594,36 @@ def test_an_amortised_warm_start_is_saved_and_resumed(tmp_path):
     assert runner.message_hub.get_scalar('train/synth/warm').current() == 1
     _, hook = run(max_iters=4, resume=True)
     assert hook.objects.batches > 2 and hook.objects.steps_taken > 4
+
+
+def test_competition_term_competes_with_the_trained_student(tmp_path):
+    """With the synthesizer's competition term the hook gives it the KD
+    model's student: the term is logged, and a synthesized batch leaves the
+    student (its mode, gradients, BatchNorm statistics) as it was."""
+    cfg = _config(tmp_path, max_iters=2)
+    cfg.custom_hooks[0].synthesizer = dict(
+        SYNTHESIZER,
+        competition=dict(weight=1.0,
+                         loss=dict(type='YOLOv3OutputKDLoss',
+                                   box_weight=0.0)))
+    cfg.experiment_name = 'competition'
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    hook, model = _hook(runner), runner.model
+    assert hook.synthesizer.competition.student is model.student
+    compete = runner.message_hub.get_scalar('train/synth/loss_compete')
+    assert compete.current() > 0
+    model.train()
+    model.zero_grad()
+    outs = model.student._forward(torch.randn(2, 3, SIZE, SIZE))
+    outs[0][0].sum().backward()
+    before = {k: v.clone() for k, v in model.student.state_dict().items()}
+    grads = {n: p.grad.clone() for n, p in model.student.named_parameters()
+             if p.grad is not None}
+    hook._synthesize_batch(runner)
+    assert model.student.training
+    after = model.student.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    for name, param in model.student.named_parameters():
+        if name in grads:
+            assert torch.equal(param.grad, grads[name]), name

@@ -1,10 +1,13 @@
 """Image synthesis by inverting a frozen mmdet teacher (DIODE, MOI).
 
 Importing this package registers ``DeepInversion`` and
-``MultiObjectImpressions`` in ``mmdet.registry.TASK_UTILS``.
+``MultiObjectImpressions`` in ``mmdet.registry.TASK_UTILS``;
+``StudentCompetition`` (Adaptive DeepInversion's term) is configured
+through their ``competition`` argument.
 """
 from .augment import BoxConsistentAugment
 from .bn_prior import BNStatisticsPrior
+from .competition import StudentCompetition
 from .deep_inversion import DeepInversion, SynthesisResult
 from .early_exit import EarlyExit
 from .fp_sampling import FalsePositiveSampler
@@ -17,7 +20,6 @@ from .object_bank import ObjectBank
 __all__ = [
     'BoxConsistentAugment', 'BNStatisticsPrior', 'DeepInversion', 'EarlyExit',
     'FalsePositiveSampler', 'LayoutGenerator', 'MultiObjectImpressions',
-    'ObjectBank',
-    'PixelSpace',
-    'SynthesisResult', 'l2_prior', 'tv_l1', 'tv_l2'
+    'ObjectBank', 'PixelSpace', 'StudentCompetition', 'SynthesisResult',
+    'l2_prior', 'tv_l1', 'tv_l2'
 ]

@@ -10,7 +10,9 @@ targets and the BN prior has stopped falling. An optional warm start
 (``object_bank.py``) begins a batch from objects of earlier batches, pasted
 at its targets, or from the output of a generator fitted to earlier images
 (``layout_generator.py``, an amortised initialisation), and runs a shorter
-schedule.
+schedule. An optional competition term (``competition.py``, Adaptive
+DeepInversion) rewards disagreement between the teacher and the student
+being trained, where synthesis runs beside the training.
 """
 import contextlib
 import math
@@ -30,6 +32,7 @@ from torch import Tensor, nn
 from mmdiode.utils.defaults import init_defaults
 from .augment import BoxConsistentAugment
 from .bn_prior import BNStatisticsPrior
+from .competition import StudentCompetition
 from .early_exit import EARLY_EXIT_DEFAULTS, EarlyExit
 from .fp_sampling import FalsePositiveSampler
 from .image_priors import l2_prior, tv_l1, tv_l2
@@ -70,6 +73,10 @@ _FUSED_ADAM_DEVICES = ('cpu', 'cuda')
 #: Defaults of the ``fp_sampling`` argument (DIODE's): those of
 #: :class:`FalsePositiveSampler`.
 FP_SAMPLING_DEFAULTS = init_defaults(FalsePositiveSampler)
+
+#: Defaults of the ``competition`` argument (off): those of
+#: :class:`StudentCompetition`.
+COMPETITION_DEFAULTS = init_defaults(StudentCompetition)
 
 #: Defaults of the ``recombine`` argument (off): batches that start from
 #: objects of earlier ones (``object_bank.py``), with their own schedule.
@@ -145,6 +152,7 @@ class DeepInversion:
         loss = task.weight * sum_t term_weights[t] * teacher.loss(...)[t]
              + bn.weight * BN statistics prior
              + tv_l1 * TV_L1 + tv_l2 * TV_L2 + l2 * L2
+             - competition.weight * D(teacher, student)
 
     The task terms are every entry of the teacher's ``loss()`` dict whose key
     contains ``'loss'`` (as mmengine's ``parse_losses``), towards the
@@ -273,6 +281,12 @@ class DeepInversion:
             fp_sampling=dict(enable=False), max_per_class=64,
             score_thr=0.3, iou_thr=0.5, refill=False, recolour=False,
             feather=0.0, source='bank', amortised=dict())`` (off).
+        competition (dict): :class:`StudentCompetition` arguments:
+            ``weight`` of Adaptive DeepInversion's term that rewards the
+            divergence ``loss`` (a distillation loss config) between the
+            teacher and a student given by :meth:`attach_student` (the
+            on-the-fly hook's; a call without one raises). Defaults to
+            ``dict(weight=0.0, loss=None)`` (off).
     """
 
     def __init__(self,
@@ -289,7 +303,8 @@ class DeepInversion:
                  max_restarts: int = 3,
                  init: str = 'noise',
                  early_exit: dict = EARLY_EXIT_DEFAULTS,
-                 recombine: dict = RECOMBINE_DEFAULTS) -> None:
+                 recombine: dict = RECOMBINE_DEFAULTS,
+                 competition: dict = COMPETITION_DEFAULTS) -> None:
         if not hasattr(teacher, 'loss') or not hasattr(teacher, 'predict'):
             raise TypeError('teacher must be a built mmdet detector with '
                             f'loss() and predict(), got {type(teacher)}')
@@ -335,6 +350,11 @@ class DeepInversion:
         self.fp_sampler = FalsePositiveSampler(**fp_cfg)
         self.early_exit = self._checked_early_exit(early_exit)
         self.recombine = self._checked_recombine(recombine)
+        self.competition = StudentCompetition(
+            **{
+                **COMPETITION_DEFAULTS,
+                **competition
+            })
         self.amp = amp
         self.channels_last = channels_last
         self.max_restarts = max_restarts
@@ -449,6 +469,17 @@ class DeepInversion:
     # ------------------------------------------------------------------
     # Public API
 
+    def attach_student(self, student: nn.Module) -> None:
+        """Gives the ``competition`` term the student being trained (a
+        no-op when the term is off).
+
+        Args:
+            student (nn.Module): The student detector; it runs in eval mode
+                with frozen parameters during each :meth:`synthesize` call.
+        """
+        if self.competition.enabled:
+            self.competition.attach(student, self.teacher)
+
     @property
     def uses_bn_prior(self) -> bool:
         """Whether any stage weighs the BN prior (its layers must record)."""
@@ -495,6 +526,7 @@ class DeepInversion:
             raise ValueError('synthesize(objects=...) needs recombine='
                              'dict(enable=True, stages=[...]) in the '
                              'synthesizer config')
+        self.competition.check_ready()
         warm = objects is not None and len(objects) > 0
         device = next(self.teacher.parameters()).device
         use_amp = self.amp and device.type == 'cuda'
@@ -505,6 +537,7 @@ class DeepInversion:
             if generator is not None:
                 stack.enter_context(self._global_rng_from(generator, device))
             stack.enter_context(self._frozen_teacher())
+            stack.enter_context(self.competition.frozen_student())
             bn = (
                 stack.enter_context(
                     BNStatisticsPrior(self.teacher, **self.bn_cfg))
@@ -745,7 +778,9 @@ class _Run:
             sample.gt_instances = InstanceData(bboxes=b, labels=lb)
         if self.bn is not None:
             self.bn.reset()
-        with self.autocast(), loss_mode(self.teacher):
+        competition = self.engine.competition
+        with self.autocast(), loss_mode(self.teacher), \
+                competition.recording(self.teacher) as teacher_outs:
             task_terms = self.teacher.loss(inputs, samples)
         losses = {}
         task = 0.0
@@ -767,6 +802,11 @@ class _Run:
         for name, fn, weight, scale in self.image_priors:
             losses[name] = fn(x if scale is None else x * scale)
             total = total + weight * losses[name]
+        if competition.enabled:
+            with self.autocast():
+                losses['loss_compete'] = competition.disagreement(
+                    self.teacher, inputs, samples, teacher_outs)
+            total = total - competition.weight * losses['loss_compete']
         losses['loss'] = total
         return losses
 
