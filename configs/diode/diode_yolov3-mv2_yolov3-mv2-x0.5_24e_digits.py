@@ -56,10 +56,20 @@ train_dataloader = dict(dataset=_base_.datafree_train_dataset)
 # A data set made offline (tools/synthesize.py with
 # diode_yolov3-mv2_synth-kd_digits.py) can seed the pool instead of the
 # initial batches: warm_start='data/...'.
+# Adaptive DeepInversion's competition term (docs/en/synthesis.md), off
+# (weight 0): with a weight, each synthesis step also rewards the KL
+# divergence of the teacher's and the student's scores, so that new images
+# go where the student has not caught up. Its divergence is a bounded one,
+# the KL of sigmoid scores without the box term, not the training's MSE of
+# raw maps, whose maximum is an arbitrary difference of background logits.
 custom_hooks = [
     dict(
         _base_.deep_inversion_hook,
-        synthesizer=_base_.synthesizer,
+        synthesizer=dict(
+            _base_.synthesizer,
+            competition=dict(
+                weight=0.0,
+                loss=dict(type='YOLOv3OutputKDLoss', box_weight=0.0))),
         pool_size=2048,
         interval=100,
         batch_size=16,

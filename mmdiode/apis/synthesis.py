@@ -333,6 +333,8 @@ class SynthesisJob:
         self.synthesizer = TASK_UTILS.build(
             dict(cfg.synthesizer, teacher=self.teacher))
         self._check_sizes()
+        # A competition term needs a student, which only the hook has.
+        self.synthesizer.competition.check_ready()
         self.writer = SyntheticCocoWriter(
             out_dir, self.classes, self.job['num_images'],
             self.job['batch_size'], seed=self.job['seed'],

@@ -478,6 +478,12 @@ CASES = {
             c, 'train_dataloader.dataset.layout_sampler.min_size=0.9',
             'train_dataloader.dataset.layout_sampler.max_size=0.4'),
         'need 0 < min_size <= max_size <= 1'),
+    'synth-competition-without-student': Case(
+        'synthesize', lambda c: [c.file(
+            'synth_adi.py', f"_base_ = ['{c.fx.synth_cfg}']\n"
+            "synthesizer = dict(competition=dict(weight=1.0, loss=dict("
+            "type='YOLOv3OutputKDLoss')))\n")] + synth(c)[1:],
+        'only DeepInversionHook'),
     'synth-zero-images': Case(
         'synthesize', lambda c: synth(c, '--num-images', '0'),
         '--num-images must be >= 1'),
