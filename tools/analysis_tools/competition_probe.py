@@ -28,7 +28,7 @@ import copy
 import os.path as osp
 import sys
 import time
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
@@ -53,6 +53,8 @@ def parse_args(argv=None):
                         'train set (default: 100000, past those a run '
                         'synthesizes)')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--device', help='cpu or cuda (default: cuda when '
+                        'available)')
     parser.add_argument('--loss', help='the divergence (a Python dict '
                         'literal), when the config has none, e.g. '
                         '"{\'type\': \'YOLOv3OutputKDLoss\', '
@@ -68,7 +70,7 @@ def parse_args(argv=None):
     return args
 
 
-def hook_synthesizer(cfg, loss: str = None) -> dict:
+def hook_synthesizer(cfg, loss: Optional[str] = None) -> dict:
     """The ``DeepInversionHook``'s synthesizer config, with a divergence."""
     hooks = [h for h in cfg.get('custom_hooks', [])
              if h.get('type') == 'DeepInversionHook']
@@ -124,8 +126,10 @@ def probe(args) -> List[Dict]:
     cfg = load_config(args.config, args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     synth_cfg = hook_synthesizer(cfg, args.loss)
+    device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     model = MODELS.build(cfg.model)
     load_checkpoint(model, args.checkpoint, map_location='cpu')
+    model.to(device)  # the teacher with it (KDDetector._apply)
     student, teacher = model.student, model.teacher
     student.train()  # as the hook finds it
     layouts = train_layouts(cfg, args.first_layout, args.num_images)
@@ -146,13 +150,18 @@ def probe(args) -> List[Dict]:
         result = engine.synthesize(
             layouts, torch.Generator().manual_seed(args.seed))
         seconds = time.perf_counter() - start
-        x = engine.pixel_space.to_model(result.images.permute(0, 3, 1, 2))
+        # Images whose pixels were not finite are dropped, as the hook does.
+        valid = result.valid.nonzero().flatten().tolist()
+        x = engine.pixel_space.to_model(
+            result.images[valid].permute(0, 3, 1, 2).to(device))
+        boxes = [result.boxes[i].to(device) for i in valid]
+        labels = [result.labels[i].to(device) for i in valid]
         h, w = engine.final_size
         samples = [
             DetDataSample(metainfo=dict(
                 img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w),
                 batch_input_shape=(h, w), scale_factor=(1.0, 1.0)))
-            for _ in layouts
+            for _ in valid
         ]
         competition = scorer.competition
         with torch.no_grad(), competition.frozen_student(), \
@@ -160,9 +169,9 @@ def probe(args) -> List[Dict]:
             teacher._forward(x, samples)
             divergence = float(
                 competition.disagreement(teacher, x, samples, teacher_outs))
-            found = found_rule.targets_found(teacher, x, samples,
-                                             result.boxes, result.labels)
-        row = dict(weight=weight, found=round(found, 4),
+            found = found_rule.targets_found(teacher, x, samples, boxes,
+                                             labels)
+        row = dict(weight=weight, images=len(valid), found=round(found, 4),
                    divergence=round(divergence, 4),
                    seconds=round(seconds, 1),
                    losses={k: [round(v[0], 4), round(v[1], 4)]

@@ -248,8 +248,8 @@ class DeepInversionHook(Hook):
                                classes=self._classes(runner))
         self.synthesizer = TASK_UTILS.build(
             dict(self.synthesizer_cfg, teacher=teacher))
-        # The competition term (off by default) needs the student.
-        self.synthesizer.attach_student(self._student_of(runner.model))
+        if self.synthesizer.competition.enabled:
+            self.synthesizer.attach_student(self._student_of(runner.model))
         self._check_size()
         self.objects = self._object_bank()
         self.dataset.layout(0)  # the layout settings, checked now
@@ -298,9 +298,16 @@ class DeepInversionHook(Hook):
 
     @staticmethod
     def _student_of(model: nn.Module) -> nn.Module:
+        """The distillation model's student, for the competition term."""
         if is_model_wrapper(model):
             model = model.module
-        return getattr(model, 'student', model)
+        student = getattr(model, 'student', None)
+        if not isinstance(student, nn.Module):
+            raise TypeError(
+                'the synthesizer\'s competition term needs a distillation '
+                'model with a .student module (e.g. KDDetector), got '
+                f'{type(model).__name__}; or set competition.weight=0')
+        return student
 
     def _train_set(self, runner) -> BoxSamplerDataset:
         dataset = runner.train_dataloader.dataset

@@ -11,17 +11,25 @@ has none and refuses the option.
 
 Decisions:
 
-- The disagreement is a registered distillation loss (any
+- The disagreement is a registered distillation loss (a
   :class:`~mmdiode.models.distill_base.BaseDistillLoss`), configured
   separately from the training's own: the losses declare what they record,
-  so the term is detector-agnostic, and a bounded divergence (e.g.
-  ``YOLOv3OutputKDLoss`` without its box term: KL of sigmoid scores) can
-  drive the images where the training uses another one (raw-map MSE,
+  so the term needs no detector-specific code, and a bounded divergence
+  (e.g. ``YOLOv3OutputKDLoss`` without its box term: KL of sigmoid scores)
+  can drive the images where the training uses another one (raw-map MSE,
   whose maximum is an arbitrary difference of background logits).
 - The teacher's recorded outputs come from the forward of its own
   ``loss()`` that each synthesis step runs anyway (no second teacher
-  forward); the gradient reaches the pixels through both networks, as in
-  the original method.
+  forward). For losses that compare what both networks' modules output
+  (the dense-head output losses ``OutputMSELoss`` and
+  ``YOLOv3OutputKDLoss``) the gradient reaches the pixels through both
+  networks, as in the original method. Losses that run part of the teacher
+  themselves (``teacher_forward``: the RoI-head and dense-head KD losses of
+  two-stage pairs) see that part without gradient, as in training, so
+  their term moves the pixels through the student (and the recorded
+  teacher modules) only; and a teacher whose ``loss()`` computes other
+  outputs than its plain forward (DETR-style denoising queries) records
+  those.
 - The student runs in eval mode with frozen parameters while a batch is
   synthesized (its BatchNorm running statistics and gradients are those of
   training alone), restored afterwards.
@@ -37,7 +45,8 @@ from torch import Tensor, nn
 from mmdiode.models.distill_base import BaseDistillLoss, DistillContext
 from mmdiode.models.utils.recorder import check_recording_names, record
 from mmdiode.models.utils.teacher_input import (PixelNormalisation,
-                                                map_to_teacher_inputs)
+                                                map_to_teacher_inputs,
+                                                teacher_data_samples)
 
 
 class StudentCompetition:
@@ -91,9 +100,14 @@ class StudentCompetition:
             teacher (nn.Module): The synthesizer's teacher.
 
         Raises:
-            ValueError: The divergence cannot compare this pair (its
-                ``check_pair``) or names modules the models lack.
+            ConfigError: The divergence cannot compare this pair (its
+                ``check_pair``).
+            ValueError: The term is off (no divergence to attach), or the
+                divergence names modules the models lack.
         """
+        if self.divergence is None:
+            raise ValueError('competition: no loss to compete with; set '
+                             'competition.loss (and a weight > 0)')
         self.divergence.check_pair(student, teacher)
         check_recording_names(student, self.divergence.student_modules,
                               'student')
@@ -114,7 +128,15 @@ class StudentCompetition:
     @contextlib.contextmanager
     def recording(self, teacher: nn.Module) -> Iterator[Dict]:
         """Records the teacher modules the divergence reads during the
-        block (the step's ``teacher.loss()``); nothing when off."""
+        block (the step's ``teacher.loss()``); nothing when off.
+
+        Args:
+            teacher (nn.Module): The synthesizer's teacher.
+
+        Yields:
+            dict: Recording name -> output, filled in as the block runs
+            (empty when the term is off).
+        """
         if not self.enabled:
             yield {}
             return
@@ -123,7 +145,12 @@ class StudentCompetition:
 
     @contextlib.contextmanager
     def frozen_student(self) -> Iterator[None]:
-        """Eval mode and no parameter gradients for the block (a batch)."""
+        """The student in eval mode without parameter gradients for the
+        block (a synthesized batch), restored after it; nothing when off.
+
+        Yields:
+            None
+        """
         if not self.enabled:
             yield
             return
@@ -159,9 +186,12 @@ class StudentCompetition:
         student_inputs = map_to_teacher_inputs(teacher_inputs, samples,
                                                teacher_space,
                                                self._student_space)
+        # The student's batch geometry (its own padding divisor).
+        student_samples = teacher_data_samples(
+            samples, student_inputs, self._student_space.pad_size_divisor)
         with record(self.student,
                     self.divergence.student_modules) as student_outs:
-            self.student._forward(student_inputs, samples)
+            self.student._forward(student_inputs, student_samples)
         ctx = DistillContext(
             student_outs=student_outs,
             teacher_outs=teacher_outs,

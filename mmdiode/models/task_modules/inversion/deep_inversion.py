@@ -350,11 +350,12 @@ class DeepInversion:
         self.fp_sampler = FalsePositiveSampler(**fp_cfg)
         self.early_exit = self._checked_early_exit(early_exit)
         self.recombine = self._checked_recombine(recombine)
-        self.competition = StudentCompetition(
-            **{
-                **COMPETITION_DEFAULTS,
-                **competition
-            })
+        competition = {**COMPETITION_DEFAULTS, **competition}
+        _no_extra_keys('competition', {
+            k: v
+            for k, v in competition.items() if k not in COMPETITION_DEFAULTS
+        })
+        self.competition = StudentCompetition(**competition)
         self.amp = amp
         self.channels_last = channels_last
         self.max_restarts = max_restarts

@@ -7,6 +7,8 @@ from kd_helpers import TEACHER_PREPROCESSOR
 
 from mmdiode.models.task_modules.inversion import (DeepInversion,
                                                    StudentCompetition)
+from mmdiode.testing import make_data_samples
+from mmdiode.utils.cli import ConfigError
 
 KL = dict(type='YOLOv3OutputKDLoss', box_weight=0.0)
 ONE_STAGE = [dict(size=64, iterations=1, lr=0.1)]
@@ -97,5 +99,39 @@ def test_off_by_default_and_without_a_student_it_says_why(teacher):
 def test_a_pair_the_divergence_cannot_compare_is_refused(teacher):
     engine = _engine(teacher)
     other = build_teacher('retinanet')
-    with pytest.raises(Exception, match='YOLOv3OutputKDLoss'):
+    with pytest.raises(ConfigError, match='YOLOv3OutputKDLoss'):
         engine.attach_student(other)
+    with pytest.raises(ValueError, match=r"unknown keys \['wieght'\]"):
+        DeepInversion(teacher, competition=dict(wieght=1.0))
+
+
+def _detached(outs):
+    if isinstance(outs, torch.Tensor):
+        return outs.detach()
+    if isinstance(outs, (list, tuple)):
+        return type(outs)(_detached(o) for o in outs)
+    return {k: _detached(v) for k, v in outs.items()}
+
+
+def test_the_gradient_reaches_the_pixels_through_both_networks(teacher):
+    """The divergence's pixel gradient changes when the teacher's
+    recorded outputs are cut from the graph: the teacher's path counts."""
+    engine = _engine(teacher)
+    engine.attach_student(_student())
+    competition = engine.competition
+    samples = make_data_samples([torch.zeros(0, 4)] * 2,
+                                [torch.zeros(0, dtype=torch.long)] * 2, 64)
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    grads = []
+    for cut in (False, True):
+        pixels = x.clone().requires_grad_(True)
+        with competition.frozen_student(), \
+                competition.recording(teacher) as outs:
+            teacher._forward(pixels, samples)
+        if cut:
+            outs = _detached(outs)
+        divergence = competition.disagreement(teacher, pixels, samples, outs)
+        divergence.backward()
+        grads.append(pixels.grad)
+    assert grads[1].abs().sum() > 0  # the student's path alone
+    assert not torch.allclose(grads[0], grads[1])
