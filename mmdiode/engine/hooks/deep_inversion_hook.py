@@ -285,29 +285,32 @@ class DeepInversionHook(Hook):
     # Set-up
 
     @staticmethod
-    def _teacher_of(model: nn.Module) -> nn.Module:
+    def _part_of(model: nn.Module, attr: str, missing: str) -> nn.Module:
+        """The distillation model's ``attr`` module (its teacher, its
+        student), unwrapped from DDP; ``missing`` (formatted with the
+        model's class name) is the error without one."""
         if is_model_wrapper(model):
             model = model.module
-        teacher = getattr(model, 'teacher', None)
-        if not isinstance(teacher, nn.Module):
-            raise TypeError(
-                'DeepInversionHook needs a distillation model with a frozen '
-                f'teacher (a .teacher module, e.g. KDDetector), got '
-                f'{type(model).__name__}')
-        return teacher
+        part = getattr(model, attr, None)
+        if not isinstance(part, nn.Module):
+            raise TypeError(missing.format(type(model).__name__))
+        return part
 
-    @staticmethod
-    def _student_of(model: nn.Module) -> nn.Module:
+    @classmethod
+    def _teacher_of(cls, model: nn.Module) -> nn.Module:
+        return cls._part_of(
+            model, 'teacher',
+            'DeepInversionHook needs a distillation model with a frozen '
+            'teacher (a .teacher module, e.g. KDDetector), got {}')
+
+    @classmethod
+    def _student_of(cls, model: nn.Module) -> nn.Module:
         """The distillation model's student, for the competition term."""
-        if is_model_wrapper(model):
-            model = model.module
-        student = getattr(model, 'student', None)
-        if not isinstance(student, nn.Module):
-            raise TypeError(
-                'the synthesizer\'s competition term needs a distillation '
-                'model with a .student module (e.g. KDDetector), got '
-                f'{type(model).__name__}; or set competition.weight=0')
-        return student
+        return cls._part_of(
+            model, 'student',
+            'the synthesizer\'s competition term needs a distillation model '
+            'with a .student module (e.g. KDDetector), got {}; or set '
+            'competition.weight=0')
 
     def _train_set(self, runner) -> BoxSamplerDataset:
         dataset = runner.train_dataloader.dataset
