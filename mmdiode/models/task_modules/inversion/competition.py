@@ -86,6 +86,7 @@ class StudentCompetition:
                     'is not a BaseDistillLoss')
         self.student: Optional[nn.Module] = None
         self._student_space: Optional[PixelNormalisation] = None
+        self._teacher_space: Optional[PixelNormalisation] = None
 
     @property
     def enabled(self) -> bool:
@@ -115,6 +116,7 @@ class StudentCompetition:
                               'teacher')
         self.student = student
         self._student_space = PixelNormalisation.of(student.data_preprocessor)
+        self._teacher_space = PixelNormalisation.of(teacher.data_preprocessor)
 
     def check_ready(self) -> None:
         """Raises ``ValueError`` when the term is on without a student."""
@@ -181,10 +183,10 @@ class StudentCompetition:
         Returns:
             Tensor: 0-dim, the sum of the divergence's terms.
         """
-        teacher_space = PixelNormalisation.of(teacher.data_preprocessor)
-        # The mapping between two normalisations works either way round.
+        # The mapping between two normalisations works either way round
+        # (both read once, in attach(): not per synthesis step).
         student_inputs = map_to_teacher_inputs(teacher_inputs, samples,
-                                               teacher_space,
+                                               self._teacher_space,
                                                self._student_space)
         # The student's batch geometry (its own padding divisor).
         student_samples = teacher_data_samples(
