@@ -59,9 +59,13 @@ train_dataloader = dict(dataset=_base_.datafree_train_dataset)
 # Adaptive DeepInversion's competition term (docs/en/synthesis.md), off
 # (weight 0): with a weight, each synthesis step also rewards the KL
 # divergence of the teacher's and the student's scores, so that new images
-# go where the student has not caught up. Its divergence is a bounded one,
-# the KL of sigmoid scores without the box term, not the training's MSE of
-# raw maps, whose maximum is an arbitrary difference of background logits.
+# go where the student has not caught up. Off because the screen of a
+# weight against none gave the worse student at a higher synthesis cost
+# (docs/en/benchmarks.md, "Does competing with the student teach it
+# more?"); the option stays for other pairs. Its divergence is a bounded
+# one, the KL of sigmoid scores without the box term, not the training's
+# MSE of raw maps, whose maximum is an arbitrary difference of background
+# logits.
 custom_hooks = [
     dict(
         _base_.deep_inversion_hook,
