@@ -13,6 +13,8 @@ row                       images the student learns from
 ``kd_synth_online``       synthesized during training (DeepInversionHook)
 ``kd_synth_online_warm``  ``kd_synth_online`` with the pool seeded by the
                           ``kd_synth_offline`` row's set (run that first)
+``kd_synth_online_bn``    ``kd_synth_online`` with DIODE's BN prior, for a
+                          pair whose online recipe has none (MOI)
 ``kd_proxy``              photo crops without digits (out of distribution)
 ``kd_noise``              uniform noise
 ``ablate_no_bn``          offline set synthesized without the BN prior
@@ -30,7 +32,8 @@ data-free config: output KD plus the teacher's pseudo-labels, which replace
 any label) and the same number of iterations: only the images differ.
 ``supervised`` trains the same student for as many iterations with the real
 labels. A row that does not apply (``ablate_no_bn`` for Multi-Object
-Impressions, which uses no BN prior) is skipped.
+Impressions, which uses no BN prior; ``kd_synth_online_bn`` for a pair
+whose online recipe is DIODE already) is skipped.
 
 Each row runs the repository's own tools in a subprocess (the commands a
 user would type) and stores ``row.json`` in its work dir, so an interrupted
@@ -66,9 +69,9 @@ from mmdiode.utils.cli import ConfigError
 from mmdiode.utils.fileio import dump_json_atomic
 
 ROWS = ('teacher', 'supervised', 'kd_real', 'kd_synth_offline',
-        'kd_synth_online', 'kd_synth_online_warm', 'kd_proxy', 'kd_noise',
-        'ablate_no_bn', 'ablate_no_aug', 'ablate_no_fp', 'ablate_no_tiling',
-        'scaling_100', 'scaling_300')
+        'kd_synth_online', 'kd_synth_online_warm', 'kd_synth_online_bn',
+        'kd_proxy', 'kd_noise', 'ablate_no_bn', 'ablate_no_aug',
+        'ablate_no_fp', 'ablate_no_tiling', 'scaling_100', 'scaling_300')
 
 #: The row whose offline set seeds ``kd_synth_online_warm``'s pool.
 #: Decision: the row reuses that row's set (and counts its synthesis time
@@ -87,6 +90,16 @@ WARM_START_ROW = 'kd_synth_offline'
 #: took. The extra cost is the smaller sets' synthesis (100 + 300 images).
 SCALING = {'scaling_100': 100, 'scaling_300': 300}
 
+#: Rows whose images come from a ``BoxSamplerDataset`` (its replay pool in
+#: the row dir), with the pair's ``kd_configs`` key of their config: noise
+#: (an empty pool) or the images a ``DeepInversionHook`` synthesizes.
+ONLINE_SOURCES = {
+    'kd_noise': 'noise',
+    'kd_synth_online': 'online',
+    'kd_synth_online_warm': 'online',
+    'kd_synth_online_bn': 'online_bn',
+}
+
 #: Synthesis overrides (``--cfg-options``) of the ablation rows. ``None``:
 #: the row does not apply to the pair's synthesizer.
 ABLATIONS = {
@@ -95,8 +108,8 @@ ABLATIONS = {
         'synthesizer.augment.flip_prob=0.0',
         'synthesizer.augment.brightness=0.0',
         'synthesizer.augment.contrast=0.0',
-        'synthesizer.augment.erase_prob=0.0',
-        'synthesizer.stages.0.jitter=0', 'synthesizer.stages.1.jitter=0'
+        'synthesizer.augment.erase_prob=0.0', 'synthesizer.stages.0.jitter=0',
+        'synthesizer.stages.1.jitter=0'
     ],
     'ablate_no_fp': ['synthesizer.fp_sampling.enable=False'],
     # DIODE's one-box sampler: one object of 20-80 % of the image.
@@ -122,7 +135,10 @@ class Pair:
         synth_config (str): ``tools/synthesize.py`` config of the offline
             rows.
         kd_configs (dict): Distillation config per image source: ``real``,
-            ``synth`` (an offline set), ``online``, ``proxy``, ``noise``.
+            ``synth`` (an offline set), ``online``, ``proxy``, ``noise``,
+            and, for a pair whose ``online`` recipe has no BN prior,
+            ``online_bn`` (the same with DIODE's; the
+            ``kd_synth_online_bn`` row).
         skip (tuple[str]): Rows that do not apply to this pair.
     """
     name: str
@@ -172,9 +188,14 @@ PAIRS = {
         # The on-the-fly row's synthesizer (the recipe on a third of its
         # schedule), so offline and online rows differ in serving alone.
         synth_config='configs/moi/moi_faster-rcnn-r18_synth-third_digits.py',
-        kd_configs=kd_configs(
-            'configs/moi/moi_faster-rcnn-r18_faster-rcnn-r18-x0.5_8e_digits.py'
-        ),
+        kd_configs=dict(
+            kd_configs(
+                'configs/moi/'
+                'moi_faster-rcnn-r18_faster-rcnn-r18-x0.5_8e_digits.py'),
+            # The teacher's BN layers learnt the digits' statistics, which
+            # MOI leaves unused: the online row with DIODE's BN prior.
+            online_bn='configs/diode/'
+            'diode_faster-rcnn-r18_faster-rcnn-r18-x0.5_8e_digits.py'),
         # Multi-Object Impressions uses no BN statistics at all.
         skip=('ablate_no_bn', )),
 }
@@ -224,9 +245,8 @@ PROFILES = {
         # hours. 160-image sets already distilled a YOLOv3 student as good
         # as the online row's 448.
         synth_images=dict(yolov3=200, faster_rcnn=200),
-        online=dict(
-            yolov3=dict(interval=50, initial_batches=6),
-            faster_rcnn=dict(interval=33, initial_batches=18))),
+        online=dict(yolov3=dict(interval=50, initial_batches=6),
+                    faster_rcnn=dict(interval=33, initial_batches=18))),
     # The students' own schedules.
     'full':
     Profile(
@@ -239,9 +259,8 @@ PROFILES = {
         # too.
         synth_images=dict(yolov3=1000, faster_rcnn=750),
         scaling=(100, 300),
-        online=dict(
-            yolov3=dict(interval=100, initial_batches=8),
-            faster_rcnn=dict(interval=33, initial_batches=12))),
+        online=dict(yolov3=dict(interval=100, initial_batches=8),
+                    faster_rcnn=dict(interval=33, initial_batches=12))),
     # Twice the students' own schedules, the schedule lever: 48 YOLOv3
     # epochs on the 300 images of `scaling_300` gained 0.049 test mAP@0.5
     # over 24 (docs/en/benchmarks.md), where 1000 images gained nothing over
@@ -249,13 +268,11 @@ PROFILES = {
     # so they see as many images: only the schedule changes. Offline sets of
     # 300 images, the full profile's scaling point.
     'long':
-    Profile(
-        name='long',
-        epochs=dict(yolov3=48, faster_rcnn=16),
-        synth_images=dict(yolov3=300, faster_rcnn=300),
-        online=dict(
-            yolov3=dict(interval=200, initial_batches=8),
-            faster_rcnn=dict(interval=66, initial_batches=12))),
+    Profile(name='long',
+            epochs=dict(yolov3=48, faster_rcnn=16),
+            synth_images=dict(yolov3=300, faster_rcnn=300),
+            online=dict(yolov3=dict(interval=200, initial_batches=8),
+                        faster_rcnn=dict(interval=66, initial_batches=12))),
 }
 
 REAL_TRAIN_IMAGES = 3000
@@ -377,6 +394,8 @@ class DatafreeBenchmark:
         """Whether the row is run for the pair in this profile."""
         if row in pair.skip:
             return False
+        if row == 'kd_synth_online_bn':
+            return 'online_bn' in pair.kd_configs
         if row not in SCALING:
             return True
         # A set as large as kd_synth_offline's would be that row again.
@@ -439,11 +458,11 @@ class DatafreeBenchmark:
             train_dir = osp.join(row_dir, 'train')
             if not self._training_finished(pair, train_dir):
                 config = self._scheduled_config(pair, row, plan)
-                resume = ['--resume'] if last_checkpoint(
-                    train_dir) is not None else []
-                self._run(pair, row, 'train', [
-                    'tools/train.py', config, '--work-dir', train_dir
-                ] + resume)
+                resume = ['--resume'
+                          ] if last_checkpoint(train_dir) is not None else []
+                self._run(pair, row, 'train',
+                          ['tools/train.py', config, '--work-dir', train_dir] +
+                          resume)
             checkpoint = last_checkpoint(train_dir)
             seconds = sum(v for k, v in self.step_seconds(pair, row).items()
                           if k != 'test')
@@ -509,36 +528,13 @@ class DatafreeBenchmark:
             return RowPlan(None, None, {}, pair.teacher_config,
                            REAL_TRAIN_IMAGES)
         if row == 'supervised':
-            return RowPlan(None, pair.student_config, {},
-                           pair.student_config, REAL_TRAIN_IMAGES)
+            return RowPlan(None, pair.student_config, {}, pair.student_config,
+                           REAL_TRAIN_IMAGES)
         if row in ('kd_real', 'kd_proxy'):
             source = row[3:]
-            return RowPlan(None, kd[source], {}, kd[source],
-                           REAL_TRAIN_IMAGES)
-        if row in ('kd_noise', 'kd_synth_online', 'kd_synth_online_warm'):
-            source = 'noise' if row == 'kd_noise' else 'online'
-            box_set = train_set_key(kd[source], 'BoxSamplerDataset')
-            pool = {f'{box_set}.pool_dir': osp.join(row_dir, 'pool')}
-        if row == 'kd_noise':
-            return RowPlan(None, kd['noise'], pool, kd['noise'],
-                           REAL_TRAIN_IMAGES)
-        if row in ('kd_synth_online', 'kd_synth_online_warm'):
-            # custom_hooks.0 is the DeepInversionHook of the online configs.
-            options = dict(pool, **{
-                f'custom_hooks.0.{k}': v
-                for k, v in self.profile.online.get(pair.name, {}).items()
-            })
-            seeded_by = WARM_START_ROW if row.endswith('_warm') else None
-            if seeded_by is not None:
-                options.update({
-                    'custom_hooks.0.warm_start':
-                    self.offline_set(pair, seeded_by),
-                    'custom_hooks.0.pool_size':
-                    hook_pool_size(kd['online']) +
-                    self.profile.synth_images[pair.name]
-                })
-            return RowPlan(None, kd['online'], options, kd['online'], None,
-                           seeded_by)
+            return RowPlan(None, kd[source], {}, kd[source], REAL_TRAIN_IMAGES)
+        if row in ONLINE_SOURCES:
+            return self._pool_plan(pair, row)
         # Offline sets: kd_synth_offline, the ablations and the scaling
         # rows, each synthesized into its own row dir.
         n = SCALING.get(row, self.profile.synth_images[pair.name])
@@ -560,6 +556,36 @@ class DatafreeBenchmark:
             f'{repeat}.times': REAL_TRAIN_IMAGES // n
         }
         return RowPlan(synth_cmd, kd['synth'], options, kd['synth'], n)
+
+    def _pool_plan(self, pair: Pair, row: str) -> RowPlan:
+        """The plan of a row whose images come from a replay pool in its
+        row dir (:data:`ONLINE_SOURCES`): noise, or the on-the-fly rows
+        with the profile's synthesis schedule."""
+        source = ONLINE_SOURCES[row]
+        kd = pair.kd_configs
+        box_set = train_set_key(kd[source], 'BoxSamplerDataset')
+        pool = {
+            f'{box_set}.pool_dir': osp.join(self.row_dir(pair, row), 'pool')
+        }
+        if source == 'noise':
+            return RowPlan(None, kd[source], pool, kd[source],
+                           REAL_TRAIN_IMAGES)
+        # custom_hooks.0 is the DeepInversionHook of the online configs.
+        options = dict(
+            pool, **{
+                f'custom_hooks.0.{k}': v
+                for k, v in self.profile.online.get(pair.name, {}).items()
+            })
+        seeded_by = WARM_START_ROW if row.endswith('_warm') else None
+        if seeded_by is not None:
+            options.update({
+                'custom_hooks.0.warm_start':
+                self.offline_set(pair, seeded_by),
+                'custom_hooks.0.pool_size':
+                hook_pool_size(kd[source]) +
+                self.profile.synth_images[pair.name]
+            })
+        return RowPlan(None, kd[source], options, kd[source], None, seeded_by)
 
     # ------------------------------------------------------------------
 
@@ -603,8 +629,7 @@ class DatafreeBenchmark:
                                     stderr=subprocess.STDOUT,
                                     text=True,
                                     bufsize=1,
-                                    env=dict(os.environ,
-                                             PYTHONUNBUFFERED='1'))
+                                    env=dict(os.environ, PYTHONUNBUFFERED='1'))
             progress = ProgressFilter()
             for line in proc.stdout:
                 f.write(line)
@@ -630,8 +655,7 @@ class DatafreeBenchmark:
             'tools/test.py', config, checkpoint, '--work-dir',
             osp.join(self.row_dir(pair, row), 'test')
         ])
-        return read_test_metrics(
-            osp.join(self.row_dir(pair, row), 'test.out'))
+        return read_test_metrics(osp.join(self.row_dir(pair, row), 'test.out'))
 
     def _save_seconds(self, pair: Pair, row: str, step: str,
                       seconds: float) -> None:
@@ -681,7 +705,8 @@ def checkpoint_epoch(path: str) -> int:
     return int(match.group(1)) if match else 0
 
 
-def synthesis_minutes(synth_work_dir: str, num_images: int,
+def synthesis_minutes(synth_work_dir: str,
+                      num_images: int,
                       batch_size: int = 16) -> Optional[float]:
     """CPU minutes that the first ``num_images`` images of an offline set
     cost: the summed times of the batches holding them (retries included),
@@ -694,9 +719,8 @@ def synthesis_minutes(synth_work_dir: str, num_images: int,
         batch_size (int): The set's batch size. Defaults to 16.
     """
     logs = sorted(
-        osp.join(synth_work_dir, name)
-        for name in (os.listdir(synth_work_dir)
-                     if osp.isdir(synth_work_dir) else [])
+        osp.join(synth_work_dir, name) for name in (
+            os.listdir(synth_work_dir) if osp.isdir(synth_work_dir) else [])
         if re.fullmatch(r'losses_rank\d+\.jsonl', name))
     if not logs:
         return None
@@ -729,11 +753,12 @@ def scaling_points(bench: 'DatafreeBenchmark', pair: Pair) -> List[dict]:
             continue
         minutes = synthesis_minutes(
             osp.join(bench.row_dir(pair, row), 'synth'), result['images'])
-        points.append(dict(images=result['images'],
-                           synth_minutes=None if minutes is None else
-                           round(minutes, 1),
-                           map=result['map'], map50=result['map50'],
-                           commit=result.get('commit')))
+        points.append(
+            dict(images=result['images'],
+                 synth_minutes=None if minutes is None else round(minutes, 1),
+                 map=result['map'],
+                 map50=result['map50'],
+                 commit=result.get('commit')))
     return sorted(points, key=lambda p: p['images'])
 
 
@@ -778,8 +803,7 @@ def teacher_training_seconds(work_dir: str) -> Optional[float]:
     timestamps of its mmengine log (None when no log is found)."""
     logs = sorted(
         osp.join(root, name) for root, _, names in os.walk(work_dir)
-        for name in names
-        if re.fullmatch(r'\d{8}_\d{6}\.log', name))
+        for name in names if re.fullmatch(r'\d{8}_\d{6}\.log', name))
     # File logs stamp 'YYYY/MM/DD hh:mm:ss', console logs 'MM/DD hh:mm:ss'.
     stamp = re.compile(r'^(\d{4}/)?(\d\d/\d\d \d\d:\d\d:\d\d) - mmengine')
     for log in logs:

@@ -58,6 +58,39 @@ def test_online_row_takes_its_own_pairs_synthesis_schedule(profile):
         assert cfg.custom_hooks[0].type == 'DeepInversionHook'
 
 
+def test_bn_prior_online_row_is_the_online_row_with_diodes_synthesizer(
+        tmp_path):
+    """kd_synth_online_bn applies to the pair whose online recipe (MOI) has
+    no BN prior: the same schedule and pool handling as kd_synth_online,
+    its own pool, and a synthesizer that differs in the BN prior and the
+    label sampling alone."""
+    bench = DatafreeBenchmark(PROFILES['full'], str(tmp_path))
+    assert not bench.applies(PAIRS['yolov3'], 'kd_synth_online_bn')
+    pair = PAIRS['faster_rcnn']
+    assert bench.applies(pair, 'kd_synth_online_bn')
+    online = bench.plan(pair, 'kd_synth_online')
+    bn = bench.plan(pair, 'kd_synth_online_bn')
+    assert bn.train_config == bn.test_config == pair.kd_configs['online_bn']
+    pool_key = train_set_key(bn.train_config, 'BoxSamplerDataset') + \
+        '.pool_dir'
+    assert bn.train_options.pop(pool_key) == osp.join(
+        bench.row_dir(pair, 'kd_synth_online_bn'), 'pool')
+    online.train_options.pop(pool_key)
+    assert bn.train_options == online.train_options
+    hooks = [
+        Config.fromfile(config).custom_hooks[0]
+        for config in (online.train_config, bn.train_config)
+    ]
+    moi, diode = (hook.pop('synthesizer') for hook in hooks)
+    assert hooks[0] == hooks[1]
+    assert (moi.type, diode.type) == ('MultiObjectImpressions',
+                                      'DeepInversion')
+    assert diode.bn_prior.weight > 0
+    for key in ('image_prior', 'task_loss', 'augment', 'stages',
+                'fp_sampling'):
+        assert diode[key] == moi[key], key
+
+
 def test_warm_online_row_starts_from_the_offline_rows_set(
         tmp_path, monkeypatch):
     """kd_synth_online_warm is the online row with the pool seeded by the
