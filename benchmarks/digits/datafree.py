@@ -108,8 +108,8 @@ ABLATIONS = {
         'synthesizer.augment.flip_prob=0.0',
         'synthesizer.augment.brightness=0.0',
         'synthesizer.augment.contrast=0.0',
-        'synthesizer.augment.erase_prob=0.0', 'synthesizer.stages.0.jitter=0',
-        'synthesizer.stages.1.jitter=0'
+        'synthesizer.augment.erase_prob=0.0',
+        'synthesizer.stages.0.jitter=0', 'synthesizer.stages.1.jitter=0'
     ],
     'ablate_no_fp': ['synthesizer.fp_sampling.enable=False'],
     # DIODE's one-box sampler: one object of 20-80 % of the image.
@@ -245,8 +245,9 @@ PROFILES = {
         # hours. 160-image sets already distilled a YOLOv3 student as good
         # as the online row's 448.
         synth_images=dict(yolov3=200, faster_rcnn=200),
-        online=dict(yolov3=dict(interval=50, initial_batches=6),
-                    faster_rcnn=dict(interval=33, initial_batches=18))),
+        online=dict(
+            yolov3=dict(interval=50, initial_batches=6),
+            faster_rcnn=dict(interval=33, initial_batches=18))),
     # The students' own schedules.
     'full':
     Profile(
@@ -259,8 +260,9 @@ PROFILES = {
         # too.
         synth_images=dict(yolov3=1000, faster_rcnn=750),
         scaling=(100, 300),
-        online=dict(yolov3=dict(interval=100, initial_batches=8),
-                    faster_rcnn=dict(interval=33, initial_batches=12))),
+        online=dict(
+            yolov3=dict(interval=100, initial_batches=8),
+            faster_rcnn=dict(interval=33, initial_batches=12))),
     # Twice the students' own schedules, the schedule lever: 48 YOLOv3
     # epochs on the 300 images of `scaling_300` gained 0.049 test mAP@0.5
     # over 24 (docs/en/benchmarks.md), where 1000 images gained nothing over
@@ -268,11 +270,13 @@ PROFILES = {
     # so they see as many images: only the schedule changes. Offline sets of
     # 300 images, the full profile's scaling point.
     'long':
-    Profile(name='long',
-            epochs=dict(yolov3=48, faster_rcnn=16),
-            synth_images=dict(yolov3=300, faster_rcnn=300),
-            online=dict(yolov3=dict(interval=200, initial_batches=8),
-                        faster_rcnn=dict(interval=66, initial_batches=12))),
+    Profile(
+        name='long',
+        epochs=dict(yolov3=48, faster_rcnn=16),
+        synth_images=dict(yolov3=300, faster_rcnn=300),
+        online=dict(
+            yolov3=dict(interval=200, initial_batches=8),
+            faster_rcnn=dict(interval=66, initial_batches=12))),
 }
 
 REAL_TRAIN_IMAGES = 3000
@@ -458,11 +462,11 @@ class DatafreeBenchmark:
             train_dir = osp.join(row_dir, 'train')
             if not self._training_finished(pair, train_dir):
                 config = self._scheduled_config(pair, row, plan)
-                resume = ['--resume'
-                          ] if last_checkpoint(train_dir) is not None else []
-                self._run(pair, row, 'train',
-                          ['tools/train.py', config, '--work-dir', train_dir] +
-                          resume)
+                resume = ['--resume'] if last_checkpoint(
+                    train_dir) is not None else []
+                self._run(pair, row, 'train', [
+                    'tools/train.py', config, '--work-dir', train_dir
+                ] + resume)
             checkpoint = last_checkpoint(train_dir)
             seconds = sum(v for k, v in self.step_seconds(pair, row).items()
                           if k != 'test')
@@ -528,11 +532,12 @@ class DatafreeBenchmark:
             return RowPlan(None, None, {}, pair.teacher_config,
                            REAL_TRAIN_IMAGES)
         if row == 'supervised':
-            return RowPlan(None, pair.student_config, {}, pair.student_config,
-                           REAL_TRAIN_IMAGES)
+            return RowPlan(None, pair.student_config, {},
+                           pair.student_config, REAL_TRAIN_IMAGES)
         if row in ('kd_real', 'kd_proxy'):
             source = row[3:]
-            return RowPlan(None, kd[source], {}, kd[source], REAL_TRAIN_IMAGES)
+            return RowPlan(None, kd[source], {}, kd[source],
+                           REAL_TRAIN_IMAGES)
         if row in ONLINE_SOURCES:
             return self._pool_plan(pair, row)
         # Offline sets: kd_synth_offline, the ablations and the scaling
@@ -564,18 +569,16 @@ class DatafreeBenchmark:
         source = ONLINE_SOURCES[row]
         kd = pair.kd_configs
         box_set = train_set_key(kd[source], 'BoxSamplerDataset')
-        pool = {
-            f'{box_set}.pool_dir': osp.join(self.row_dir(pair, row), 'pool')
-        }
+        pool_dir = osp.join(self.row_dir(pair, row), 'pool')
+        pool = {f'{box_set}.pool_dir': pool_dir}
         if source == 'noise':
             return RowPlan(None, kd[source], pool, kd[source],
                            REAL_TRAIN_IMAGES)
         # custom_hooks.0 is the DeepInversionHook of the online configs.
-        options = dict(
-            pool, **{
-                f'custom_hooks.0.{k}': v
-                for k, v in self.profile.online.get(pair.name, {}).items()
-            })
+        options = dict(pool, **{
+            f'custom_hooks.0.{k}': v
+            for k, v in self.profile.online.get(pair.name, {}).items()
+        })
         seeded_by = WARM_START_ROW if row.endswith('_warm') else None
         if seeded_by is not None:
             options.update({
@@ -585,7 +588,8 @@ class DatafreeBenchmark:
                 hook_pool_size(kd[source]) +
                 self.profile.synth_images[pair.name]
             })
-        return RowPlan(None, kd[source], options, kd[source], None, seeded_by)
+        return RowPlan(None, kd[source], options, kd[source], None,
+                       seeded_by)
 
     # ------------------------------------------------------------------
 
@@ -629,7 +633,8 @@ class DatafreeBenchmark:
                                     stderr=subprocess.STDOUT,
                                     text=True,
                                     bufsize=1,
-                                    env=dict(os.environ, PYTHONUNBUFFERED='1'))
+                                    env=dict(os.environ,
+                                             PYTHONUNBUFFERED='1'))
             progress = ProgressFilter()
             for line in proc.stdout:
                 f.write(line)
@@ -655,7 +660,8 @@ class DatafreeBenchmark:
             'tools/test.py', config, checkpoint, '--work-dir',
             osp.join(self.row_dir(pair, row), 'test')
         ])
-        return read_test_metrics(osp.join(self.row_dir(pair, row), 'test.out'))
+        return read_test_metrics(
+            osp.join(self.row_dir(pair, row), 'test.out'))
 
     def _save_seconds(self, pair: Pair, row: str, step: str,
                       seconds: float) -> None:
@@ -705,8 +711,7 @@ def checkpoint_epoch(path: str) -> int:
     return int(match.group(1)) if match else 0
 
 
-def synthesis_minutes(synth_work_dir: str,
-                      num_images: int,
+def synthesis_minutes(synth_work_dir: str, num_images: int,
                       batch_size: int = 16) -> Optional[float]:
     """CPU minutes that the first ``num_images`` images of an offline set
     cost: the summed times of the batches holding them (retries included),
@@ -719,8 +724,9 @@ def synthesis_minutes(synth_work_dir: str,
         batch_size (int): The set's batch size. Defaults to 16.
     """
     logs = sorted(
-        osp.join(synth_work_dir, name) for name in (
-            os.listdir(synth_work_dir) if osp.isdir(synth_work_dir) else [])
+        osp.join(synth_work_dir, name)
+        for name in (os.listdir(synth_work_dir)
+                     if osp.isdir(synth_work_dir) else [])
         if re.fullmatch(r'losses_rank\d+\.jsonl', name))
     if not logs:
         return None
@@ -753,12 +759,11 @@ def scaling_points(bench: 'DatafreeBenchmark', pair: Pair) -> List[dict]:
             continue
         minutes = synthesis_minutes(
             osp.join(bench.row_dir(pair, row), 'synth'), result['images'])
-        points.append(
-            dict(images=result['images'],
-                 synth_minutes=None if minutes is None else round(minutes, 1),
-                 map=result['map'],
-                 map50=result['map50'],
-                 commit=result.get('commit')))
+        points.append(dict(images=result['images'],
+                           synth_minutes=None if minutes is None else
+                           round(minutes, 1),
+                           map=result['map'], map50=result['map50'],
+                           commit=result.get('commit')))
     return sorted(points, key=lambda p: p['images'])
 
 
@@ -803,7 +808,8 @@ def teacher_training_seconds(work_dir: str) -> Optional[float]:
     timestamps of its mmengine log (None when no log is found)."""
     logs = sorted(
         osp.join(root, name) for root, _, names in os.walk(work_dir)
-        for name in names if re.fullmatch(r'\d{8}_\d{6}\.log', name))
+        for name in names
+        if re.fullmatch(r'\d{8}_\d{6}\.log', name))
     # File logs stamp 'YYYY/MM/DD hh:mm:ss', console logs 'MM/DD hh:mm:ss'.
     stamp = re.compile(r'^(\d{4}/)?(\d\d/\d\d \d\d:\d\d:\d\d) - mmengine')
     for log in logs:
