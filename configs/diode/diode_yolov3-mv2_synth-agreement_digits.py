@@ -18,7 +18,3 @@ synthesis = dict(
     # The distillation configs' pseudo-label threshold: the boxes the
     # student is trained to produce.
     teacher_labels=dict(score_thr=0.15))
-
-# Validation wants every class as often as the others: the balanced cycle,
-# where the training layouts draw classes independently.
-layout_sampler = dict(class_balanced=True)
