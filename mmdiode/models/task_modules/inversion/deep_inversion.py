@@ -12,7 +12,9 @@ at its targets, or from the output of a generator fitted to earlier images
 (``layout_generator.py``, an amortised initialisation), and runs a shorter
 schedule. An optional competition term (``competition.py``, Adaptive
 DeepInversion) rewards disagreement between the teacher and the student
-being trained, where synthesis runs beside the training.
+being trained, where synthesis runs beside the training. An optional label
+sampler (``class_co_occurrence.py``) replaces the layouts' classes before a
+batch starts, e.g. with classes the teacher's classifier finds similar.
 """
 import contextlib
 import math
@@ -287,6 +289,12 @@ class DeepInversion:
             teacher and a student given by :meth:`attach_student` (the
             on-the-fly hook's; a call without one raises). Defaults to
             ``dict(weight=0.0, loss=None)`` (off).
+        label_sampler (dict, optional): Config of a ``TASK_UTILS`` object
+            built with ``teacher=`` whose ``relabel(layouts, generator)``
+            returns the layouts with new labels (boxes kept), called at the
+            start of every :meth:`synthesize` with its generator, e.g.
+            ``dict(type='ClassCoOccurrence', temperature=1.0)``. Defaults
+            to None (the layouts' own labels).
     """
 
     def __init__(self,
@@ -304,7 +312,8 @@ class DeepInversion:
                  init: str = 'noise',
                  early_exit: dict = EARLY_EXIT_DEFAULTS,
                  recombine: dict = RECOMBINE_DEFAULTS,
-                 competition: dict = COMPETITION_DEFAULTS) -> None:
+                 competition: dict = COMPETITION_DEFAULTS,
+                 label_sampler: Optional[dict] = None) -> None:
         if not hasattr(teacher, 'loss') or not hasattr(teacher, 'predict'):
             raise TypeError('teacher must be a built mmdet detector with '
                             f'loss() and predict(), got {type(teacher)}')
@@ -356,6 +365,9 @@ class DeepInversion:
             for k, v in competition.items() if k not in COMPETITION_DEFAULTS
         })
         self.competition = StudentCompetition(**competition)
+        self.label_sampler = (
+            TASK_UTILS.build(label_sampler, default_args=dict(teacher=teacher))
+            if label_sampler is not None else None)
         self.amp = amp
         self.channels_last = channels_last
         self.max_restarts = max_restarts
@@ -501,7 +513,8 @@ class DeepInversion:
         Args:
             layouts (Sequence[tuple[Tensor, Tensor]]): Per image the target
                 boxes, float (K, 4) xyxy in pixels of the final size, and
-                their int64 labels (K,).
+                their int64 labels (K,) (replaced first by the
+                ``label_sampler``'s, if one is configured).
             generator (torch.Generator, optional): CPU generator for every
                 random choice (initial noise, augmentations, restarts; it
                 also seeds torch's global generator for the teacher's own
@@ -522,6 +535,8 @@ class DeepInversion:
         Returns:
             SynthesisResult: Images, final targets, validity and losses.
         """
+        if self.label_sampler is not None:
+            layouts = self.label_sampler.relabel(layouts, generator)
         boxes, labels = self._checked_layouts(layouts)
         if objects is not None and not self.recombine['enable']:
             raise ValueError('synthesize(objects=...) needs recombine='

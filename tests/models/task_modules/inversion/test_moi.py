@@ -1,11 +1,12 @@
 """MultiObjectImpressions: no data statistics, classes from the classifier."""
 import pytest
 import torch
-from conftest import build_teacher, gn_teacher
+from conftest import build_teacher, gn_teacher, set_classifier
 from kd_helpers import FP_SAMPLING_ONCE
 from mmdet.registry import TASK_UTILS
 
-from mmdiode.models.task_modules.inversion import (DeepInversion,
+from mmdiode.models.task_modules.inversion import (ClassCoOccurrence,
+                                                   DeepInversion,
                                                    MultiObjectImpressions)
 
 STAGES = [
@@ -20,36 +21,22 @@ def _layouts(n=2, k=3):
     return [(boxes, torch.zeros(k, dtype=torch.long)) for _ in range(n)]
 
 
-def _set_classifier(teacher):
-    """Classes 0 and 1 share a direction, class 2 points the other way."""
-    weight = teacher.roi_head.bbox_head.fc_cls.weight
-    assert weight.shape[0] == 4  # 3 classes + background
-    with torch.no_grad():
-        weight.zero_()
-        weight[0, 0] = weight[1, 0] = 1.0
-        weight[1, 1] = 0.1
-        weight[2, 0] = -1.0
-        weight[3, 5] = 1.0  # background row: must be ignored
-
-
-def test_relabelling_follows_classifier_similarity():
+def test_labels_come_from_class_co_occurrence():
     teacher = build_teacher('faster_rcnn')
-    _set_classifier(teacher)
-    moi = MultiObjectImpressions(teacher, temperature=0.05, stages=STAGES)
-    assert moi.class_probs.shape == (3, 3)
-    torch.testing.assert_close(moi.class_probs.sum(1), torch.ones(3))
-    # Class 2 is dissimilar to 0 and 1: never drawn with them.
-    assert moi.class_probs[0, 2] < 1e-6 and moi.class_probs[2, 2] > 0.99
-    generator = torch.Generator().manual_seed(0)
-    layouts = moi.relabel_layouts(_layouts(n=60, k=3), generator)
-    firsts = []
-    for (boxes, labels), (old_boxes, _) in zip(layouts, _layouts(60, 3)):
-        assert torch.equal(boxes, old_boxes) and labels.dtype == torch.long
-        first = int(labels[0])
-        firsts.append(first)
+    set_classifier(teacher)
+    moi = MultiObjectImpressions(
+        teacher,
+        temperature=0.05,
+        stages=STAGES,
+        fp_sampling=dict(enable=False))
+    sampler = moi.label_sampler
+    assert isinstance(sampler, ClassCoOccurrence)
+    assert sampler.temperature == 0.05
+    assert sampler.classifier_weight == 'roi_head.bbox_head.fc_cls.weight'
+    result = moi.synthesize(_layouts(n=8), torch.Generator().manual_seed(0))
+    for labels in result.labels:
         rest = set(labels[1:].tolist())
-        assert rest <= ({2} if first == 2 else {0, 1})
-    assert set(firsts) == {0, 1, 2}  # the first class is uniform
+        assert rest <= ({2} if int(labels[0]) == 2 else {0, 1})
 
 
 def test_synthesis_uses_no_bn_statistics_and_the_full_two_stage_loss():
@@ -95,3 +82,6 @@ def test_bad_arguments():
         MultiObjectImpressions(teacher, classifier_weight='roi_head.fc')
     with pytest.raises(ValueError, match='temperature'):
         MultiObjectImpressions(teacher, temperature=0.0)
+    with pytest.raises(ValueError, match='instead of label_sampler'):
+        MultiObjectImpressions(
+            teacher, label_sampler=dict(type='ClassCoOccurrence'))
