@@ -67,3 +67,11 @@ def set_classifier(teacher):
         weight[1, 1] = 0.1
         weight[2, 0] = -1.0
         weight[3, 5] = 1.0  # background row: must be ignored
+
+
+def three_boxes(n: int = 2, k: int = 3):
+    """``n`` layouts of 64 px images with the same first ``k`` of three
+    boxes, all of class 0 (for label samplers to replace)."""
+    boxes = torch.tensor([[4., 4., 20., 20.], [30., 30., 60., 60.],
+                          [4., 40., 24., 62.]])[:k]
+    return [(boxes, torch.zeros(k, dtype=torch.long)) for _ in range(n)]

@@ -1,19 +1,13 @@
 """ClassCoOccurrence: labels from the teacher's classifier similarities."""
 import pytest
 import torch
-from conftest import build_teacher, set_classifier
+from conftest import build_teacher, set_classifier, three_boxes
 from mmdet.registry import TASK_UTILS
 
 from mmdiode.models.task_modules.inversion import (ClassCoOccurrence,
                                                    DeepInversion)
 
 STAGES = [dict(size=64, iterations=2, lr=0.1, jitter=4)]
-
-
-def _layouts(n=2, k=3):
-    boxes = torch.tensor([[4., 4., 20., 20.], [30., 30., 60., 60.],
-                          [4., 40., 24., 62.]])[:k]
-    return [(boxes, torch.zeros(k, dtype=torch.long)) for _ in range(n)]
 
 
 def test_relabelling_follows_classifier_similarity():
@@ -26,9 +20,9 @@ def test_relabelling_follows_classifier_similarity():
     # Class 2 is dissimilar to 0 and 1: never drawn with them.
     assert sampler.probs[0, 2] < 1e-6 and sampler.probs[2, 2] > 0.99
     generator = torch.Generator().manual_seed(0)
-    layouts = sampler.relabel(_layouts(n=60, k=3), generator)
+    layouts = sampler.relabel(three_boxes(n=60, k=3), generator)
     firsts = []
-    for (boxes, labels), (old_boxes, _) in zip(layouts, _layouts(60, 3)):
+    for (boxes, labels), (old_boxes, _) in zip(layouts, three_boxes(60, 3)):
         assert torch.equal(boxes, old_boxes) and labels.dtype == torch.long
         first = int(labels[0])
         firsts.append(first)
@@ -53,7 +47,7 @@ def test_deep_inversion_relabels_every_batch_with_its_generator():
         fp_sampling=dict(enable=False),
         label_sampler=dict(type='ClassCoOccurrence', temperature=0.05))
     assert engine.uses_bn_prior  # DIODE's prior stays on
-    layouts = _layouts(n=4, k=3)
+    layouts = three_boxes(n=4, k=3)
     result = engine.synthesize(layouts, torch.Generator().manual_seed(3))
     expected = engine.label_sampler.relabel(layouts,
                                             torch.Generator().manual_seed(3))

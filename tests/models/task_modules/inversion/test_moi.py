@@ -1,7 +1,7 @@
 """MultiObjectImpressions: no data statistics, classes from the classifier."""
 import pytest
 import torch
-from conftest import build_teacher, gn_teacher, set_classifier
+from conftest import build_teacher, gn_teacher, set_classifier, three_boxes
 from kd_helpers import FP_SAMPLING_ONCE
 from mmdet.registry import TASK_UTILS
 
@@ -13,12 +13,6 @@ STAGES = [
     dict(size=32, iterations=2, lr=0.1, jitter=4),
     dict(size=64, iterations=2, lr=0.01, jitter=8)
 ]
-
-
-def _layouts(n=2, k=3):
-    boxes = torch.tensor([[4., 4., 20., 20.], [30., 30., 60., 60.],
-                          [4., 40., 24., 62.]])[:k]
-    return [(boxes, torch.zeros(k, dtype=torch.long)) for _ in range(n)]
 
 
 def test_labels_come_from_class_co_occurrence():
@@ -33,7 +27,7 @@ def test_labels_come_from_class_co_occurrence():
     assert isinstance(sampler, ClassCoOccurrence)
     assert sampler.temperature == 0.05
     assert sampler.classifier_weight == 'roi_head.bbox_head.fc_cls.weight'
-    result = moi.synthesize(_layouts(n=8), torch.Generator().manual_seed(0))
+    result = moi.synthesize(three_boxes(n=8), torch.Generator().manual_seed(0))
     for labels in result.labels:
         rest = set(labels[1:].tolist())
         assert rest <= ({2} if int(labels[0]) == 2 else {0, 1})
@@ -48,7 +42,7 @@ def test_synthesis_uses_no_bn_statistics_and_the_full_two_stage_loss():
             stages=STAGES,
             fp_sampling=FP_SAMPLING_ONCE))
     assert isinstance(moi, DeepInversion) and moi.bn_weight == 0
-    result = moi.synthesize(_layouts(), torch.Generator().manual_seed(0))
+    result = moi.synthesize(three_boxes(), torch.Generator().manual_seed(0))
     history = result.loss_history
     assert 'loss_bn' not in history
     assert {
@@ -66,7 +60,7 @@ def test_works_on_a_teacher_without_batchnorm():
         DeepInversion(teacher)
     moi = MultiObjectImpressions(
         teacher, stages=STAGES, fp_sampling=dict(enable=False))
-    result = moi.synthesize(_layouts(), torch.Generator().manual_seed(1))
+    result = moi.synthesize(three_boxes(), torch.Generator().manual_seed(1))
     assert result.valid.all()
 
 
