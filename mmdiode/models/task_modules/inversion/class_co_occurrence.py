@@ -12,9 +12,11 @@ It is MOI's label choice and an option of :class:`DeepInversion`
 (``label_sampler``), so DIODE's BN-prior recipe can use it too. Decisions:
 
 - the prototypes are the first ``num_classes`` rows of the named weight,
-  ``num_classes`` read from the closest module above it (Faster R-CNN's
-  background row of ``fc_cls`` is dropped); a weight whose classes cannot
-  be told is an error, not a guess;
+  ``num_classes`` read from the closest module above it: the weight must
+  have ``num_classes`` rows or one more (Faster R-CNN's ``fc_cls``, whose
+  background row is dropped); any other weight is an error, not a guess
+  (YOLOv3's prediction convs mix boxes, objectness and classes; an anchor
+  head's conv holds one block of classes per anchor);
 - the first object of an image gets a uniformly drawn class, so the class
   frequencies over many images stay balanced; the others come from the
   similarity row of the first, with replacement (repeats of one class are
@@ -43,8 +45,9 @@ class ClassCoOccurrence:
         teacher (nn.Module): Built mmdet detector holding the classifier.
         classifier_weight (str): Dotted name of the teacher's classification
             weight, a (C or C + 1, ...) parameter whose first C rows belong
-            to the C classes. Defaults to 'roi_head.bbox_head.fc_cls.weight'
-            (Faster R-CNN and the other ``StandardRoIHead`` detectors).
+            to the C classes (C the ``num_classes`` of its head). Defaults
+            to 'roi_head.bbox_head.fc_cls.weight' (Faster R-CNN and the
+            other ``StandardRoIHead`` detectors).
         temperature (float): Softmax temperature over cosine similarities;
             lower favours the most similar classes more. Defaults to 0.1
             (a class 0.3 less similar is about e^3 = 20 times less likely).
@@ -132,12 +135,13 @@ def class_prototypes(teacher: nn.Module, name: str) -> Tensor:
         raise ValueError(f'classifier_weight {name!r} must be at least '
                          f'2-D (classes, ...), got {tuple(weight.shape)}')
     num_classes = _owner_num_classes(teacher, name)
-    if num_classes is None or num_classes > len(weight):
+    rows = len(weight)
+    if num_classes is None or rows not in (num_classes, num_classes + 1):
         raise ValueError(
-            f'Cannot tell the classes of {name!r} ({len(weight)} rows): no '
-            f'module on its path has a num_classes attribute <= '
-            f'{len(weight)}; name the weight of a per-class classifier, '
-            "e.g. 'roi_head.bbox_head.fc_cls.weight'")
+            f'Cannot tell the classes of {name!r} ({rows} rows, '
+            f'num_classes {num_classes} on its path): name the weight of a '
+            'per-class classifier, with num_classes rows or one more for a '
+            "background class, e.g. 'roi_head.bbox_head.fc_cls.weight'")
     # Rows past num_classes (e.g. Faster R-CNN's background) are dropped.
     return weight.detach()[:num_classes].flatten(1).float().cpu()
 

@@ -66,7 +66,16 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match='at least 2-D'):
         ClassCoOccurrence(
             teacher, classifier_weight='roi_head.bbox_head.fc_cls.bias')
+    yolov3 = build_teacher('yolov3')
     with pytest.raises(ValueError, match='Cannot tell the classes'):
         ClassCoOccurrence(
-            build_teacher('yolov3'),
-            classifier_weight='backbone.conv1.conv.weight')
+            yolov3, classifier_weight='backbone.conv1.conv.weight')
+    # Boxes, objectness and classes in one conv: no per-class rows.
+    with pytest.raises(ValueError, match='Cannot tell the classes'):
+        ClassCoOccurrence(
+            yolov3, classifier_weight='bbox_head.convs_pred.0.weight')
+    # One block of classes per anchor: which rows are a class's is unclear.
+    with pytest.raises(ValueError, match='Cannot tell the classes'):
+        ClassCoOccurrence(
+            build_teacher('retinanet'),
+            classifier_weight='bbox_head.retina_cls.weight')
