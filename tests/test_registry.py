@@ -25,6 +25,7 @@ EXPECTED = [
     ('DATASETS', 'BoxSamplerDataset'),
     ('TASK_UTILS', 'DeepInversion'),
     ('TASK_UTILS', 'MultiObjectImpressions'),
+    ('TASK_UTILS', 'ClassCoOccurrence'),
     ('TASK_UTILS', 'BoxLayoutSampler'),
 ]
 
