@@ -17,10 +17,10 @@ It is MOI's label choice and an option of :class:`DeepInversion`
   background row is dropped); any other weight is an error, not a guess
   (YOLOv3's prediction convs mix boxes, objectness and classes; an anchor
   head's conv holds one block of classes per anchor);
-- the first object of an image gets a uniformly drawn class, so the class
-  frequencies over many images stay balanced; the others come from the
-  similarity row of the first, with replacement (repeats of one class are
-  likely, as in real images);
+- the first object of an image gets a uniformly drawn class, so every
+  class leads as many images; the others come from the similarity row of
+  the first, with replacement (repeats of one class are likely, as in real
+  images);
 - every draw uses the caller's generator, before any other draw of the
   synthesis, so a seeded run gives the same labels and images.
 """
