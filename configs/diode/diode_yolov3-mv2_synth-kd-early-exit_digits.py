@@ -9,8 +9,9 @@
 _base_ = './diode_yolov3-mv2_synth-kd_digits.py'
 
 # Only the last stage (index 1) may end early: its 100 iterations at 128 px,
-# on 4x the pixels of the 64 px stage's 200, are two thirds of a batch's
-# cost, so that is where leaving early saves. A check runs the teacher's
+# on 4x the pixels of the 64 px stage's 200, are about half of a batch's
+# cost, and the half where the teacher's detections settle, so that is where
+# leaving early saves. A check runs the teacher's
 # predict() once, about the cost of one iteration's forward pass, every
 # check_interval (10) iterations after the first min_iterations (20) of the
 # stage.

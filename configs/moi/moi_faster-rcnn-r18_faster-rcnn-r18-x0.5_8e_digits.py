@@ -42,10 +42,11 @@ train_dataloader = dict(dataset=_base_.datafree_train_dataset)
 # per synthesis hour, and at equal synthesis time a better student than the
 # full schedule's fewer images. The student's 8 epochs are 3000 iterations; a
 # batch every 33 iterations gives 90 batches plus 12 initial ones, ~800
-# images, which the student sees about 30 times each. Seeding the pool with
-# an offline data set (tools/synthesize.py with
-# moi_faster-rcnn-r18_synth-third_digits.py; warm_start='data/...') gives
-# more variety at no training-time cost.
+# images, which the student sees about 30 times each. The pool can be seeded
+# with an offline data set (tools/synthesize.py with
+# moi_faster-rcnn-r18_synth-third_digits.py; warm_start='data/...') at no
+# training-time cost; past about 850 images more of them no longer paid
+# (configs/moi/README.md).
 synthesizer = _base_.synthesizer_third
 custom_hooks = [
     dict(
