@@ -34,4 +34,7 @@ synthesizer = dict(
             lr=1e-3,
             # The last 16 batches' images.
             buffer_size=256,
-            seed=0)))
+            seed=0,
+            # The network's image alone: a smooth start (the -noise config
+            # adds the cold start's noise to it).
+            noise=0.0)))

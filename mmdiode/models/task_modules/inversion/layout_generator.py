@@ -62,7 +62,8 @@ AMORTISED_DEFAULTS = dict(
     batch_size=16,
     lr=1e-3,
     buffer_size=256,
-    seed=0)
+    seed=0,
+    noise=0.0)
 
 # Layout channels besides the class embedding: inside a target, u, v.
 _LAYOUT_CHANNELS = 3
@@ -160,6 +161,12 @@ class LayoutGenerator:
             to 256.
         seed (int): Seed of its weights, minibatches and training noise.
             Defaults to 0.
+        noise (float): Weight of the cold batch's noise (model space, std
+            1) added to the network's image: 0 starts from the network's
+            image alone, which fitting with an L1 loss makes smooth; above
+            0 the start keeps the cold start's texture, so that the short
+            schedule grows a background rather than polishing a flat one.
+            Defaults to 0.0.
     """
 
     def __init__(self,
@@ -171,7 +178,8 @@ class LayoutGenerator:
                  batch_size: int = 16,
                  lr: float = 1e-3,
                  buffer_size: int = 256,
-                 seed: int = 0) -> None:
+                 seed: int = 0,
+                 noise: float = 0.0) -> None:
         for key, value, least in (('size', size, 4),
                                   ('channels', channels, 1),
                                   ('embed_dim', embed_dim, 1),
@@ -187,10 +195,15 @@ class LayoutGenerator:
                 not lr > 0:
             raise ValueError('recombine.amortised: lr must be a number > 0, '
                              f'got {lr!r}')
+        if not isinstance(noise, (int, float)) or isinstance(noise, bool) \
+                or not noise >= 0:
+            raise ValueError('recombine.amortised: noise must be a number '
+                             f'>= 0, got {noise!r}')
         self.settings = dict(
             size=size, channels=channels, embed_dim=embed_dim,
             max_classes=max_classes, steps=steps, batch_size=batch_size,
-            lr=float(lr), buffer_size=buffer_size, seed=int(seed))
+            lr=float(lr), buffer_size=buffer_size, seed=int(seed),
+            noise=float(noise))
         self.rng = torch.Generator().manual_seed(int(seed))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(seed))
@@ -268,7 +281,8 @@ class LayoutGenerator:
     def compose(self, background: Tensor, boxes: Sequence[Tensor],
                 labels: Sequence[Tensor], space: PixelSpace,
                 generator: Optional[torch.Generator] = None) -> Tensor:
-        """The network's images for a batch's layouts, from its noise.
+        """The network's images for a batch's layouts, from its noise
+        (plus ``noise`` times that noise).
 
         Args:
             background (Tensor): (N, 3, h, w) model-space noise (what a
@@ -300,7 +314,10 @@ class LayoutGenerator:
         if (h, w) != (size, size):
             rgb = F.interpolate(rgb, size=(h, w), mode='bilinear',
                                 align_corners=False)
-        return space.clamp_(space.to_model(rgb * 255.0).to(background))
+        start = space.to_model(rgb * 255.0).to(background)
+        if self.settings['noise'] > 0:
+            start = start + self.settings['noise'] * background.detach()
+        return space.clamp_(start)
 
     def save(self, path: str) -> None:
         """Writes the network, its optimizer, buffer and counters to

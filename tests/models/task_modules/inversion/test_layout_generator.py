@@ -72,6 +72,25 @@ def test_it_learns_the_images_it_is_offered(teachers):
         float(out[:, :, :8, :8].mean()) + 100
 
 
+def test_noise_adds_the_cold_start_to_the_networks_image(teachers):
+    """With noise=w the start is the network's image plus w times the
+    background noise, clamped to the input space; with 0 the network's
+    image alone."""
+    images, boxes, labels = _squares(n=2)
+    space = PixelSpace()
+    background = torch.randn(2, 3, 64, 64,
+                             generator=torch.Generator().manual_seed(0))
+    starts = []
+    for noise in (0.0, 0.5):
+        gen = LayoutGenerator(size=32, channels=8, steps=3, batch_size=2,
+                              noise=noise)
+        gen.add_found(teachers['yolov3'], images, boxes, labels)
+        starts.append(gen.compose(background.clone(), boxes, labels, space))
+    expected = space.clamp_(starts[0] + 0.5 * background)
+    assert torch.allclose(starts[1], expected, atol=1e-5)
+    assert not torch.allclose(starts[1], starts[0])
+
+
 def test_same_offers_same_generator_and_saved_state_resumes(
         teachers, tmp_path):
     teacher = teachers['yolov3']
@@ -137,6 +156,7 @@ def test_moi_starts_from_the_generator_too(teachers):
     (dict(amortised=dict(depth=3)), r"amortised: unknown keys \['depth'\]"),
     (dict(amortised=dict(size=2)), 'size must be an int >= 4'),
     (dict(amortised=dict(lr=0)), 'lr must be a number > 0'),
+    (dict(amortised=dict(noise=-1)), 'noise must be a number >= 0'),
 ])
 def test_bad_settings_name_the_key(teachers, recombine, match):
     with pytest.raises(ValueError, match=match):
