@@ -35,6 +35,8 @@ synthesizer = dict(
             # The last 16 batches' images.
             buffer_size=256,
             seed=0,
-            # The network's image alone: a smooth start (the -noise config
-            # adds the cold start's noise to it).
-            noise=0.0)))
+            # The network's image alone: a smooth start (the weights of the
+            # cold start's noise added to it outside and inside the
+            # targets).
+            noise=0.0,
+            object_noise=0.0)))

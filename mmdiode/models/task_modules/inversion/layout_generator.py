@@ -63,7 +63,8 @@ AMORTISED_DEFAULTS = dict(
     lr=1e-3,
     buffer_size=256,
     seed=0,
-    noise=0.0)
+    noise=0.0,
+    object_noise=0.0)
 
 # Layout channels besides the class embedding: inside a target, u, v.
 _LAYOUT_CHANNELS = 3
@@ -162,11 +163,13 @@ class LayoutGenerator:
         seed (int): Seed of its weights, minibatches and training noise.
             Defaults to 0.
         noise (float): Weight of the cold batch's noise (model space, std
-            1) added to the network's image: 0 starts from the network's
-            image alone, which fitting with an L1 loss makes smooth; above
-            0 the start keeps the cold start's texture, so that the short
-            schedule grows a background rather than polishing a flat one.
-            Defaults to 0.0.
+            1) added to the network's image outside the targets: 0 starts
+            from the network's image alone, which fitting with an L1 loss
+            makes smooth; above 0 the start keeps the cold start's texture,
+            so that the short schedule grows a cluttered background rather
+            than polishing a flat one. Defaults to 0.0.
+        object_noise (float): The same inside the targets (the objects the
+            network draws). Defaults to 0.0.
     """
 
     def __init__(self,
@@ -179,7 +182,8 @@ class LayoutGenerator:
                  lr: float = 1e-3,
                  buffer_size: int = 256,
                  seed: int = 0,
-                 noise: float = 0.0) -> None:
+                 noise: float = 0.0,
+                 object_noise: float = 0.0) -> None:
         for key, value, least in (('size', size, 4),
                                   ('channels', channels, 1),
                                   ('embed_dim', embed_dim, 1),
@@ -195,15 +199,16 @@ class LayoutGenerator:
                 not lr > 0:
             raise ValueError('recombine.amortised: lr must be a number > 0, '
                              f'got {lr!r}')
-        if not isinstance(noise, (int, float)) or isinstance(noise, bool) \
-                or not noise >= 0:
-            raise ValueError('recombine.amortised: noise must be a number '
-                             f'>= 0, got {noise!r}')
+        for key, value in (('noise', noise), ('object_noise', object_noise)):
+            if not isinstance(value, (int, float)) or \
+                    isinstance(value, bool) or not value >= 0:
+                raise ValueError(f'recombine.amortised: {key} must be a '
+                                 f'number >= 0, got {value!r}')
         self.settings = dict(
             size=size, channels=channels, embed_dim=embed_dim,
             max_classes=max_classes, steps=steps, batch_size=batch_size,
             lr=float(lr), buffer_size=buffer_size, seed=int(seed),
-            noise=float(noise))
+            noise=float(noise), object_noise=float(object_noise))
         self.rng = torch.Generator().manual_seed(int(seed))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(seed))
@@ -282,7 +287,8 @@ class LayoutGenerator:
                 labels: Sequence[Tensor], space: PixelSpace,
                 generator: Optional[torch.Generator] = None) -> Tensor:
         """The network's images for a batch's layouts, from its noise
-        (plus ``noise`` times that noise).
+        (plus ``noise`` times that noise outside the targets and
+        ``object_noise`` times it inside).
 
         Args:
             background (Tensor): (N, 3, h, w) model-space noise (what a
@@ -315,9 +321,15 @@ class LayoutGenerator:
             rgb = F.interpolate(rgb, size=(h, w), mode='bilinear',
                                 align_corners=False)
         start = space.to_model(rgb * 255.0).to(background)
-        if self.settings['noise'] > 0:
-            start = start + self.settings['noise'] * background.detach()
-        return space.clamp_(start)
+        return space.clamp_(start + self._noise_weights(layout, h, w).to(
+            background) * background.detach())
+
+    def _noise_weights(self, layout: Tensor, h: int, w: int) -> Tensor:
+        """(N, 1, h, w) weight of the start noise per pixel: ``noise``
+        outside the targets, ``object_noise`` inside."""
+        inside = F.interpolate(layout[:, :1], size=(h, w), mode='nearest')
+        return (self.settings['object_noise'] * inside +
+                self.settings['noise'] * (1 - inside))
 
     def save(self, path: str) -> None:
         """Writes the network, its optimizer, buffer and counters to

@@ -73,22 +73,28 @@ def test_it_learns_the_images_it_is_offered(teachers):
 
 
 def test_noise_adds_the_cold_start_to_the_networks_image(teachers):
-    """With noise=w the start is the network's image plus w times the
-    background noise, clamped to the input space; with 0 the network's
-    image alone."""
+    """The start is the network's image plus noise times the background
+    noise outside the targets and object_noise times it inside, clamped to
+    the input space; with both 0 the network's image alone."""
     images, boxes, labels = _squares(n=2)
     space = PixelSpace()
     background = torch.randn(2, 3, 64, 64,
                              generator=torch.Generator().manual_seed(0))
     starts = []
-    for noise in (0.0, 0.5):
+    for noise, object_noise in ((0.0, 0.0), (0.5, 0.0), (0.5, 0.25)):
         gen = LayoutGenerator(size=32, channels=8, steps=3, batch_size=2,
-                              noise=noise)
+                              noise=noise, object_noise=object_noise)
         gen.add_found(teachers['yolov3'], images, boxes, labels)
         starts.append(gen.compose(background.clone(), boxes, labels, space))
-    expected = space.clamp_(starts[0] + 0.5 * background)
-    assert torch.allclose(starts[1], expected, atol=1e-5)
-    assert not torch.allclose(starts[1], starts[0])
+    inside = torch.zeros(1, 1, 64, 64)
+    inside[..., 16:48, 16:48] = 1
+    for start, weight in ((starts[1], 0.5 * (1 - inside)),
+                          (starts[2], 0.5 * (1 - inside) + 0.25 * inside)):
+        expected = space.clamp_(starts[0] + weight * background)
+        assert torch.allclose(start, expected, atol=1e-5)
+    # Inside the box only object_noise changes the start.
+    assert torch.equal(starts[1][..., 16:48, 16:48],
+                       starts[0][..., 16:48, 16:48])
 
 
 def test_same_offers_same_generator_and_saved_state_resumes(
@@ -157,6 +163,8 @@ def test_moi_starts_from_the_generator_too(teachers):
     (dict(amortised=dict(size=2)), 'size must be an int >= 4'),
     (dict(amortised=dict(lr=0)), 'lr must be a number > 0'),
     (dict(amortised=dict(noise=-1)), 'noise must be a number >= 0'),
+    (dict(amortised=dict(object_noise=True)),
+     'object_noise must be a number >= 0'),
 ])
 def test_bad_settings_name_the_key(teachers, recombine, match):
     with pytest.raises(ValueError, match=match):
