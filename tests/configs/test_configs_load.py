@@ -56,6 +56,21 @@ def test_polish_config_extends_its_recipe(recipe, polished):
     assert last.bn_weight > base.synthesizer.bn_prior.weight
 
 
+def test_amortised_noise_config_only_adds_noise_to_the_start():
+    """The -noise config is the amortised recipe with the two noise
+    weights of its start raised; nothing else changes."""
+    configs = osp.join(ROOT, 'configs', 'diode')
+    plain, noisy = (Config.fromfile(
+        osp.join(configs, f'diode_yolov3-mv2_synth-kd-amortised{s}_digits.py')
+    ).to_dict() for s in ('', '-noise'))
+    weights = [
+        cfg['synthesizer']['recombine']['amortised'].pop(key)
+        for cfg in (plain, noisy) for key in ('noise', 'object_noise')
+    ]
+    assert weights[:2] == [0.0, 0.0] and min(weights[2:]) > 0
+    assert noisy == plain
+
+
 def test_short_diode_schedule_only_shortens_the_recipe():
     """The short schedule keeps the recipe's stages (sizes, learning rates,
     jitter) and its false-positive sampling at the same fractions (20 % to
