@@ -195,15 +195,14 @@ class LayoutGenerator:
                     value < least:
                 raise ValueError(f'recombine.amortised: {key} must be an int '
                                  f'>= {least}, got {value!r}')
-        if not isinstance(lr, (int, float)) or isinstance(lr, bool) or \
-                not lr > 0:
-            raise ValueError('recombine.amortised: lr must be a number > 0, '
-                             f'got {lr!r}')
-        for key, value in (('noise', noise), ('object_noise', object_noise)):
+        # lr must be > 0, the noise weights >= 0.
+        for key, value, bound in (('lr', lr, '>'), ('noise', noise, '>='),
+                                  ('object_noise', object_noise, '>=')):
             if not isinstance(value, (int, float)) or \
-                    isinstance(value, bool) or not value >= 0:
+                    isinstance(value, bool) or \
+                    not (value > 0 if bound == '>' else value >= 0):
                 raise ValueError(f'recombine.amortised: {key} must be a '
-                                 f'number >= 0, got {value!r}')
+                                 f'number {bound} 0, got {value!r}')
         self.settings = dict(
             size=size, channels=channels, embed_dim=embed_dim,
             max_classes=max_classes, steps=steps, batch_size=batch_size,
